@@ -1,0 +1,33 @@
+# One command per job. A fresh machine needs only Python 3.11 and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install test lint demo bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first: a plain `torch` requirement would pull a multi-GB CUDA build (see README, Install).
+install: $(PY)
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev]"
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+demo: install
+	$(VENV)/bin/smolcrew doctor
+	$(VENV)/bin/smolcrew run "What is 17*23+5? Use the language specialist if needed."
+
+bench: install
+	$(PY) bench/startup.py
+	$(PY) bench/llm.py
+	$(PY) bench/routing.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

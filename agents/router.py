@@ -1,0 +1,323 @@
+"""Semantic pre-router: which specialist(s) a request needs, in which order, with scores.
+
+How it decides, cheapest first:
+1. The request is split into steps at sequencing words ("then", "after that", a new sentence...), never
+   inside quotes. Each step is routed alone; neighbours that go to the same specialist merge.
+2. A step's score per specialist is the mean cosine similarity (local MiniLM embeddings) of its three
+   nearest example requests of that specialist, plus small priors from what the step mentions: an image,
+   audio, video or document file, or quoted text to work on.
+3. When the best specialist does not lead the runner-up by `margin`, the LLM picks between the top
+   candidates, its output constrained to their names (a JSON schema), if an LLM chooser was given.
+Nothing here runs a tool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["RoutePlan", "RouteStep", "Router", "split_steps"]
+
+Embedder = Callable[[list[str]], np.ndarray]
+"""Texts in, L2-normalised vectors out (one row per text)."""
+Chooser = Callable[[str, Sequence[str]], str]
+"""(request, candidate names best first) -> the chosen name."""
+
+_EXTENSIONS: dict[str, dict[str, float]] = {
+    r"jpe?g|png|gif|bmp|webp|tiff?|heic": {"vision": 0.05, "generation": 0.03},
+    r"wav|mp3|flac|ogg|m4a|aac|opus": {"audio": 0.10},
+    r"mp4|mov|avi|mkv|webm": {"vision": 0.08},
+    r"pdf|docx?|pptx?|csv|xlsx?|tsv|parquet|md|html?|txt|json": {"research": 0.06},
+}
+_FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
+_QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
+_SEQUENCE_WORDS = (
+    r"and then|then|after that|afterwards|after this|once (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|"
+    r"once done|when (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|next|finally|followed by|"
+    r"and finally|lastly|secondly"
+)
+# Verbs that start a new piece of work: "transcribe x and translate it", "caption it, read it aloud".
+_ACTION_VERBS = (
+    r"translate|summari[sz]e|transcribe|read|narrate|voice|record|speak|say|generate|create|make|draw|paint|"
+    r"render|design|illustrate|caption|describe|detect|count|classify|identify|label|tell|answer|explain|"
+    r"write|turn|convert|check|search|find|look|compare|analy[sz]e|extract|pull|ocr|list|save|email|send|"
+    r"use|put|add|remove|denoise|clean|animate|rewrite|correct|fix|proofread"
+)
+_SPLIT = re.compile(
+    r"(?P<strong>(?i:(?:[,;]\s*|\s+)(?:" + _SEQUENCE_WORDS + r")\b[,:]?\s*))"
+    r"|(?P<sentence>(?<=[.!?;])['\"”]?\s+(?=[A-Z]))"
+    r"|(?P<verb>(?i:,?\s+and\s+(?=(?:" + _ACTION_VERBS + r")\b)|,\s+(?=(?:" + _ACTION_VERBS + r")\b)))"
+)
+_QUOTES = re.compile(r"\"[^\"]*\"|“[^”]*”|(?<!\w)'[^']+'(?!\w)")
+_DIRECTIVE = re.compile(
+    r"\s*\b(?:please\s+)?(?:use|ask|call|try|consult|with)\s+(?:the\s+)?(\w+)\s+(?:specialist|agent|expert)\b"
+    r"[^.!?;\n]*[.!?;]?",
+    re.IGNORECASE,
+)
+"""A routing directive ("Use the language specialist if needed."): honoured by the router, then removed
+from the task so the specialist does not puzzle over it."""
+_FIRST = re.compile(r"^\s*(?:first(?:ly)?|to start|start by)\b[,:]?\s*", re.IGNORECASE)
+_LEADING_VERBS: dict[str, str] = {
+    **dict.fromkeys(("draw", "paint", "render", "illustrate", "sketch", "animate"), "generation"),
+    **dict.fromkeys(("transcribe", "narrate", "dictate", "denoise"), "audio"),
+    **dict.fromkeys(
+        ("write", "translate", "summarize", "summarise", "explain", "paraphrase", "rewrite", "proofread", "draft"),
+        "language",
+    ),
+    **dict.fromkeys(("caption", "ocr"), "vision"),
+}
+"""A step that opens with one of these verbs leans to that specialist (a small prior, not a rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    start: int
+    end: int
+    strong: bool
+    """True when a sequencing word ("then", "after that") opened it; False for a new sentence or "and <verb>"."""
+
+
+def _segments(request: str) -> list[_Segment]:
+    """Where the request's steps start and end. Quoted text is never split."""
+    hidden = _QUOTES.sub(lambda match: "\x00" * len(match.group(0)), request)
+    segments: list[_Segment] = []
+    start, strong = 0, True
+    for match in _SPLIT.finditer(hidden):
+        segments.append(_Segment(start, match.start(), strong))
+        start, strong = match.end(), match.lastgroup == "strong"
+    segments.append(_Segment(start, len(request), strong))
+    kept = [segment for segment in segments if len(request[segment.start : segment.end].split()) >= 2]
+    return kept or [_Segment(0, len(request), True)]
+
+
+def _text(request: str, start: int, end: int) -> str:
+    return _FIRST.sub("", request[start:end]).strip(" ,.;")
+
+
+def split_steps(request: str) -> list[str]:
+    """Split a request at its sequencing words and sentences, leaving quoted text whole."""
+    return [_text(request, segment.start, segment.end) for segment in _segments(request)]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStep:
+    specialist: str
+    task: str
+    """The part of the request this specialist should do."""
+    scores: dict[str, float]
+    """Every specialist's score for this step, highest first."""
+    decided_by: Literal["embeddings", "llm"]
+    confident: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    request: str
+    steps: tuple[RouteStep, ...]
+    tools: dict[str, list[str]] = field(default_factory=dict)
+    """The tools each planned specialist carries."""
+
+    @property
+    def specialists(self) -> list[str]:
+        return [step.specialist for step in self.steps]
+
+    @property
+    def confident(self) -> bool:
+        return all(step.confident for step in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "specialists": self.specialists,
+            "confident": self.confident,
+            "steps": [asdict(step) for step in self.steps],
+            "tools": self.tools,
+        }
+
+    def hint(self) -> str:
+        """The plan in words, for the manager's prompt."""
+        lines = [f"Router's plan (confident: {'yes' if self.confident else 'no'}):"]
+        for number, step in enumerate(self.steps, start=1):
+            ranked = ", ".join(f"{name} {score:.2f}" for name, score in list(step.scores.items())[:3])
+            lines.append(f"{number}. {step.specialist}(task={step.task!r})  [scores: {ranked}]")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"RoutePlan({' -> '.join(self.specialists)}, confident={self.confident})"
+
+
+class Router:
+    """Routes requests to specialists by embedding similarity, with an optional LLM tie-breaker.
+
+    Args:
+        embed: texts -> normalised vectors (e.g. the pool's MiniLM).
+        descriptions: specialist name -> description.
+        examples: (specialist, example request) pairs.
+        tools: specialist name -> tool names, reported in plans.
+        choose: the tie-breaker; None routes on embeddings alone.
+        margin: the lead the top score needs over the runner-up to skip the tie-breaker.
+        cache_dir: where the example embeddings are cached between processes.
+    """
+
+    def __init__(
+        self,
+        embed: Embedder,
+        descriptions: dict[str, str],
+        examples: Sequence[tuple[str, str]],
+        *,
+        tools: dict[str, list[str]] | None = None,
+        choose: Chooser | None = None,
+        margin: float = 0.06,
+        top_k: int = 3,
+        cache_dir: Path | None = None,
+        embedder_id: str = "",
+    ) -> None:
+        self.names = list(descriptions)
+        unknown = {name for name, _ in examples} - set(self.names)
+        if unknown:
+            raise ValueError(f"examples name unknown specialists: {sorted(unknown)}")
+        self.descriptions = descriptions
+        self.tools = tools or {}
+        self.choose = choose
+        self.margin = margin
+        self.top_k = top_k
+        self._embed = embed
+        self._labels = np.array([self.names.index(name) for name, _ in examples])
+        self._examples = self._example_vectors([text for _, text in examples], cache_dir, embedder_id)
+
+    def __repr__(self) -> str:
+        return f"Router({len(self.names)} specialists, {len(self._labels)} examples, llm={self.choose is not None})"
+
+    def _example_vectors(self, texts: list[str], cache_dir: Path | None, embedder_id: str) -> np.ndarray:
+        if cache_dir is None:
+            return self._embed(texts)
+        digest = hashlib.sha256(json.dumps([embedder_id, texts]).encode()).hexdigest()[:16]
+        path = cache_dir / f"router-examples-{digest}.npy"
+        if path.is_file():
+            return np.load(path)
+        vectors = self._embed(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+        return vectors
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Score matrix (texts x specialists)."""
+        similarity = self._embed(texts) @ self._examples.T
+        out = np.zeros((len(texts), len(self.names)))
+        for column in range(len(self.names)):
+            mine = np.sort(similarity[:, self._labels == column], axis=1)[:, ::-1][:, : self.top_k]
+            out[:, column] = mine.mean(axis=1)
+        for row, text in enumerate(texts):
+            out[row] += self._priors(text)
+        return out
+
+    def _priors(self, text: str) -> np.ndarray:
+        prior = np.zeros(len(self.names))
+        for match in _FILE.finditer(text):
+            extension = match.group(1).lower()
+            for pattern, bonus in _EXTENSIONS.items():
+                if re.fullmatch(pattern, extension):
+                    for name, value in bonus.items():
+                        if name in self.names:
+                            prior[self.names.index(name)] = max(prior[self.names.index(name)], value)
+        if not _FILE.search(text) and _QUOTED.search(text) and "language" in self.names:
+            prior[self.names.index("language")] += 0.05
+        words = _FIRST.sub("", text).lower().split()
+        leaning = _LEADING_VERBS.get(words[0].strip(",.:;!?")) if words else None
+        if leaning in self.names:
+            prior[self.names.index(leaning)] += 0.05
+        return prior
+
+    def route(self, request: str) -> RoutePlan:
+        """Plan which specialists handle `request`, in order. Runs no tool."""
+        if not request.strip():
+            raise ValueError("cannot route an empty request")
+        named = {match.group(1).lower() for match in _DIRECTIVE.finditer(request)} & set(self.names)
+        stripped = _DIRECTIVE.sub("", request).strip() or request.strip()
+        bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
+        segments = _segments(stripped)
+        rows = self.scores([_text(stripped, s.start, s.end) for s in segments]) + bonus
+        # A segment joins the one before when it goes to the same specialist, or when only a new sentence or
+        # an "and <verb>" opened it and the router is unsure of it: most such segments just go on with the step.
+        groups: list[tuple[int, int, int]] = []  # (start, end, top specialist index)
+        for segment, row in zip(segments, rows, strict=True):
+            top = int(np.argmax(row))
+            if groups and (top == groups[-1][2] or (not segment.strong and not self._sure(row))):
+                groups[-1] = (groups[-1][0], segment.end, groups[-1][2])
+            else:
+                groups.append((segment.start, segment.end, top))
+        tasks = [_text(stripped, start, end) or stripped for start, end, _ in groups]
+        if len(groups) < len(segments):
+            rows = self.scores(tasks) + bonus
+        steps: list[RouteStep] = []
+        for task, row in zip(tasks, rows, strict=True):
+            step = self._decide(task, row)
+            if steps and steps[-1].specialist == step.specialist:
+                previous = steps.pop()
+                step = RouteStep(
+                    step.specialist,
+                    f"{previous.task}, then {task}",
+                    previous.scores,
+                    previous.decided_by,
+                    previous.confident and step.confident,
+                )
+            steps.append(step)
+        if len(steps) == 1:
+            steps[0] = RouteStep(steps[0].specialist, stripped, *_tail(steps[0]))
+        used = {step.specialist: self.tools.get(step.specialist, []) for step in steps}
+        return RoutePlan(request, tuple(steps), used)
+
+    def _sure(self, row: np.ndarray) -> bool:
+        best, runner_up = np.sort(row)[::-1][:2]
+        return bool(best - runner_up >= self.margin)
+
+    def _decide(self, task: str, row: np.ndarray) -> RouteStep:
+        order = np.argsort(row)[::-1]
+        ranked = {self.names[i]: round(float(row[i]), 4) for i in order}
+        confident = self._sure(row)
+        name, decided_by = self.names[order[0]], "embeddings"
+        if not confident and self.choose is not None:
+            best = float(row[order[0]])
+            candidates = [self.names[i] for i in order[:3] if best - float(row[i]) < 2 * self.margin]
+            choice = self.choose(task, candidates)
+            if choice in candidates:
+                name, decided_by = choice, "llm"
+        return RouteStep(name, task, ranked, decided_by, confident)  # type: ignore[arg-type]
+
+
+def _tail(step: RouteStep) -> tuple[dict[str, float], Literal["embeddings", "llm"], bool]:
+    return step.scores, step.decided_by, step.confident
+
+
+def llm_chooser(model: Any, descriptions: dict[str, str]) -> Chooser:
+    """A tie-breaker that asks a smolagents Model, its output constrained to the candidates' names."""
+    from smolagents.models import ChatMessage, MessageRole
+
+    def choose(request: str, candidates: Sequence[str]) -> str:
+        listing = "\n".join(f"- {name}: {descriptions[name]}" for name in candidates)
+        prompt = (
+            f"Which assistant should handle this request?\n{listing}\n\nRequest: {request}\n"
+            'Answer as JSON: {"specialist": "<name>"}'
+        )
+        schema = {
+            "type": "object",
+            "properties": {"specialist": {"type": "string", "enum": list(candidates)}},
+            "required": ["specialist"],
+        }
+        message = model.generate(
+            [ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}])],
+            response_format={"type": "json_schema", "json_schema": {"name": "route", "schema": schema}},
+        )
+        try:
+            return str(json.loads(message.content or "{}").get("specialist", ""))
+        except (ValueError, AttributeError):
+            return ""
+
+    return choose

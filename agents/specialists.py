@@ -1,0 +1,79 @@
+"""The five specialists: who they are (name, description for routing) and which tools they carry.
+
+A description is read twice: by the manager LLM deciding whom to call, and by the semantic router (embedded
+next to the example requests in `data/routing_examples.jsonl`). Write them as lists of what the agent does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from smolagents import Tool
+
+from tools.pool import PipelinePool
+from tools.text import ClassifySentiment, CompareSentences, RankPassages
+
+__all__ = ["SPECIALISTS", "Specialist", "load_examples"]
+
+
+@dataclass(frozen=True, slots=True)
+class Specialist:
+    name: str
+    description: str
+    tool_factories: tuple[Callable[[PipelinePool], Tool], ...] = ()
+
+    def build_tools(self, pool: PipelinePool) -> list[Tool]:
+        return [factory(pool) for factory in self.tool_factories]
+
+    def tool_names(self) -> list[str]:
+        return [factory.name for factory in self.tool_factories]  # type: ignore[attr-defined]
+
+
+SPECIALISTS: dict[str, Specialist] = {
+    spec.name: spec
+    for spec in (
+        Specialist(
+            "vision",
+            "Looks at existing images and videos: classifies a photo, detects and counts objects, segments or "
+            "removes a background, captions or describes a picture, answers questions about an image, estimates "
+            "depth, reads text in a photo or a scanned page (OCR), classifies what happens in a video clip.",
+        ),
+        Specialist(
+            "audio",
+            "Works on sound: transcribes speech in a recording to text with timestamps, reads text aloud "
+            "(text to speech, voice-over), classifies sounds (instrument, siren, bird song), removes noise "
+            "from a recording, separates vocals from music.",
+        ),
+        Specialist(
+            "generation",
+            "Creates new images and videos: text to image (pictures, logos, illustrations, wallpapers), edits an "
+            "image by instruction, renders from a sketch or edge map (ControlNet), restyles or upscales an "
+            "image, text to video.",
+        ),
+        Specialist(
+            "language",
+            "Works on text given in the request: sentiment, grammar, entailment, topic classification, "
+            "summaries, translation and language detection, answers from a given passage, named entities, "
+            "writing (emails, poems, slogans), paraphrase, text similarity, arithmetic and math, conversation, "
+            "explaining concepts.",
+            (CompareSentences, ClassifySentiment),
+        ),
+        Specialist(
+            "research",
+            "Finds information in documents and memory: answers questions over PDFs and ingested documents "
+            "with page citations, searches notes, the knowledge base and past runs, compares sources, "
+            "analyzes CSV files, spreadsheets and tables.",
+            (RankPassages,),
+        ),
+    )
+}
+
+
+def load_examples() -> list[tuple[str, str]]:
+    """The router's example bank as (specialist, request) pairs."""
+    text = (Path(__file__).parent / "data" / "routing_examples.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [(row["specialist"], row["text"]) for row in rows]

@@ -1,0 +1,137 @@
+"""Builds the manager CodeAgent and its specialist agents from one model and one pipeline pool."""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from smolagents import CodeAgent
+from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
+from smolagents.models import Model
+from smolagents.monitoring import LogLevel
+
+from agents.specialists import SPECIALISTS, Specialist
+from memory.recorder import RecorderSlot
+from tools.pool import PipelinePool
+from validators.rules import require_answer
+
+__all__ = ["SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
+
+MANAGER_INSTRUCTIONS = """You are the manager of a crew of specialists. You never do their work yourself:
+call the specialist whose description fits, as a function with a `task` string that says everything it needs,
+for example `answer = vision(task="Count the cars in lot.jpg and give the number.")`, then finish with
+`final_answer(answer)`. For work in several parts, call the specialists one after the other and pass each
+one the previous result inside its task. A request may come with the router's plan: follow it unless it is
+clearly wrong."""
+
+_LOG_LEVELS = {0: LogLevel.OFF, 1: LogLevel.INFO, 2: LogLevel.DEBUG}
+
+
+@cache
+def compact_prompts() -> dict[str, Any]:
+    """smolagents' CodeAgent prompts with a short system prompt that small local models follow: one
+    thought line, one code block, few-shot examples that end in final_answer, no notional tools."""
+    defaults = importlib.resources.files("smolagents.prompts").joinpath("code_agent.yaml").read_text()
+    templates: dict[str, Any] = yaml.safe_load(defaults)
+    templates["system_prompt"] = (Path(__file__).parent / "prompts" / "compact_system.jinja").read_text()
+    return templates
+
+
+class SpecialistOutOfSteps(RuntimeError):
+    """Raised into the manager's code when a specialist used all its steps without an answer."""
+
+
+class SpecialistAgent(CodeAgent):
+    """A CodeAgent that the manager calls by name; records the delegation and never passes off a
+    max-steps fallback as an answer."""
+
+    slot: RecorderSlot | None = None
+
+    def __call__(self, task: str, **kwargs: Any) -> str:
+        recorder = self.slot.current if self.slot else None
+        if recorder is None:
+            return str(super().__call__(task, **kwargs))
+        with recorder.delegation(self.name, task):
+            result = self.run(task, return_full_result=True, **kwargs)
+        if result.state == "max_steps_error":
+            raise SpecialistOutOfSteps(
+                f"the {self.name} specialist used all its {self.max_steps} steps without an answer; "
+                "give it a simpler, more precise task or try another specialist"
+            )
+        return str(result.output)
+
+
+@dataclass
+class Team:
+    manager: CodeAgent
+    specialists: dict[str, SpecialistAgent]
+    slot: RecorderSlot
+
+    def known_names(self) -> set[str]:
+        """Names of every agent and tool in the team: what step records look for in code."""
+        names = set(self.specialists)
+        for agent in (self.manager, *self.specialists.values()):
+            names |= set(agent.tools)
+        return names
+
+    def tool_names(self) -> dict[str, list[str]]:
+        return {name: [t for t in agent.tools if t != "final_answer"] for name, agent in self.specialists.items()}
+
+
+def _callbacks(slot: RecorderSlot) -> dict[type, Any]:
+    return {kind: slot.step_callback for kind in (ActionStep, PlanningStep, FinalAnswerStep)}
+
+
+def _specialist(
+    spec: Specialist, model: Model, pool: PipelinePool, slot: RecorderSlot, *, max_steps: int, verbosity: int
+) -> SpecialistAgent:
+    agent = SpecialistAgent(
+        tools=spec.build_tools(pool),
+        model=model,
+        prompt_templates=compact_prompts(),
+        name=spec.name,
+        description=spec.description,
+        max_steps=max_steps,
+        verbosity_level=_LOG_LEVELS[verbosity],
+        step_callbacks=_callbacks(slot),
+        final_answer_checks=[require_answer],
+        provide_run_summary=False,
+    )
+    agent.slot = slot
+    return agent
+
+
+def build_team(
+    model: Model,
+    pool: PipelinePool,
+    *,
+    max_steps: int = 6,
+    specialist_max_steps: int = 4,
+    planning_interval: int | None = None,
+    verbosity: int = 0,
+    specialists: dict[str, Specialist] | None = None,
+) -> Team:
+    """The manager with every specialist as a managed agent (all sharing `model` and `pool`)."""
+    slot = RecorderSlot()
+    members = {
+        name: _specialist(spec, model, pool, slot, max_steps=specialist_max_steps, verbosity=verbosity)
+        for name, spec in (specialists or SPECIALISTS).items()
+    }
+    manager = CodeAgent(
+        tools=[],
+        model=model,
+        managed_agents=list(members.values()),
+        prompt_templates=compact_prompts(),
+        instructions=MANAGER_INSTRUCTIONS,
+        max_steps=max_steps,
+        planning_interval=planning_interval,
+        verbosity_level=_LOG_LEVELS[verbosity],
+        step_callbacks=_callbacks(slot),
+        final_answer_checks=[require_answer],
+        name="manager",
+    )
+    return Team(manager, members, slot)

@@ -1,0 +1,224 @@
+"""The `smolcrew` command: a thin layer over `Crew`. Heavy imports happen inside commands, so `--help`
+stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from memory.records import StepRecord
+    from smolcrew.crew import Crew, RunResult
+
+app = typer.Typer(
+    name="smolcrew",
+    help="A manager agent delegating to specialists that run local Hugging Face pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (default: ./smolcrew.toml).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
+ModeOption = Annotated[
+    str | None, typer.Option("--mode", help="Routing mode: router, auto or manager (overrides config).")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _crew(config: Path | None, mode: str | None = None, **overrides: Any) -> Crew:
+    from smolcrew.crew import Crew
+    from smolcrew.errors import ConfigError
+
+    if mode is not None:
+        overrides["routing"] = {"mode": mode}
+    try:
+        return Crew.from_config(config, **overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _progress(record: StepRecord) -> None:
+    payload = record.payload
+    if record.kind == "delegation":
+        console.print(f"[cyan]→ {record.agent} delegates to [bold]{payload['to']}[/]:[/] {payload['task'][:120]}")
+    elif record.kind == "action":
+        calls = ", ".join(payload.get("calls") or []) or "no tool"
+        took = payload.get("duration_s")
+        timing = f" {took:.1f}s" if took is not None else ""
+        status = f"[red]error: {str(payload['error'])[:160]}[/]" if payload.get("error") else f"calls {calls}"
+        console.print(f"  [dim]{record.agent} step {payload.get('step_number')}{timing}:[/] {status}")
+    elif record.kind == "planning":
+        console.print(f"  [dim]{record.agent} plans[/]")
+
+
+def _print_result(result: RunResult) -> None:
+    if result.ok:
+        console.print(f"\n[bold green]Answer:[/] {result.answer}")
+    else:
+        console.print(f"\n[bold red]No answer ({result.state}):[/] {result.error}")
+    agents = " → ".join(result.agents) or "none"
+    console.print(
+        f"[dim]run {result.run_id} · {result.mode} · agents: {agents} · tools: {', '.join(result.tools) or 'none'} · "
+        f"{len(result.steps)} records · {result.input_tokens}+{result.output_tokens} tokens · "
+        f"{result.duration_s:.1f}s[/]"
+    )
+
+
+def _run_or_fail(crew: Crew, task: str, **kwargs: Any) -> RunResult:
+    from smolcrew.errors import SmolcrewError
+
+    try:
+        return crew.run(task, **kwargs)
+    except SmolcrewError as exc:
+        raise _fail(str(exc), 1) from exc
+
+
+@app.command()
+def run(
+    request: Annotated[str, typer.Argument(help="What the crew should do.")],
+    config: ConfigOption = None,
+    mode: ModeOption = None,
+    max_steps: Annotated[int | None, typer.Option(help="The manager's step budget.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one request and print the answer, with live progress of steps and delegations."""
+    with _crew(config, mode) as crew:
+        result = _run_or_fail(crew, request, max_steps=max_steps, on_step=None if as_json else _progress)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), default=str) + "\n")
+    else:
+        _print_result(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def chat(config: ConfigOption = None, mode: ModeOption = None) -> None:
+    """Talk to the crew, several turns; it remembers the conversation. /reset forgets, /exit leaves."""
+    with _crew(config, mode) as crew:
+        session = crew.chat()
+        console.print("[dim]smolcrew chat: /reset forgets the conversation, /exit (or Ctrl-D) leaves.[/]")
+        while True:
+            try:
+                message = console.input("[bold]you> [/]").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                break
+            if message in ("/exit", "/quit"):
+                break
+            if message == "/reset":
+                session.reset()
+                console.print("[dim]conversation forgotten[/]")
+                continue
+            if not message:
+                continue
+            result = session.send(message, on_step=_progress)
+            _print_result(result)
+
+
+@app.command()
+def route(
+    request: Annotated[str, typer.Argument(help="The request to plan.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show which specialists and tools would handle a request, with scores, without running anything."""
+    from smolcrew.errors import ModelUnavailableError
+
+    with _crew(config) as crew:
+        try:
+            plan = crew.route(request)
+        except ModelUnavailableError as exc:
+            raise _fail(str(exc), 1) from exc
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(plan.to_dict()) + "\n")
+        return
+    table = Table(title=f"Route: {request}", show_lines=False)
+    table.add_column("#")
+    table.add_column("specialist", style="bold cyan")
+    table.add_column("task")
+    table.add_column("scores (top 3)")
+    table.add_column("by")
+    table.add_column("tools")
+    for number, step in enumerate(plan.steps, start=1):
+        scores = ", ".join(f"{name} {score:.3f}" for name, score in list(step.scores.items())[:3])
+        sure = "" if step.confident else " (unsure)"
+        tools = ", ".join(plan.tools.get(step.specialist, [])) or "-"
+        table.add_row(str(number), step.specialist, escape(step.task), scores, step.decided_by + sure, tools)
+    console.print(table)
+
+
+@app.command()
+def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check the configured backend, model files, packages and services; exit 1 if the setup cannot run."""
+    from smolcrew.config import load_settings
+    from smolcrew.doctor import run_checks
+    from smolcrew.errors import ConfigError
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), 1) from exc
+    checks = run_checks(settings)
+    if as_json:
+        sys.stdout.write(json.dumps([check.to_dict() for check in checks]) + "\n")
+    else:
+        table = Table(title="smolcrew doctor")
+        for column in ("check", "status", "detail"):
+            table.add_column(column)
+        style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for check in checks:
+            table.add_row(escape(check.name), f"[{style[check.status]}]{check.status}[/]", escape(check.detail))
+        console.print(table)
+    failed = [check for check in checks if check.status == "fail"]
+    if failed and not as_json:
+        err.print(f"[bold red]{len(failed)} check(s) failed:[/] the configured setup cannot run.")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List every model role: its model id, where it comes from, and whether it is here."""
+    from smolcrew.config import load_settings
+    from smolcrew.doctor import model_rows
+    from smolcrew.errors import ConfigError
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), 1) from exc
+    rows = model_rows(settings)
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title="smolcrew models")
+    for column in ("role", "model", "source", "present"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["role"], row["model"], row["source"], "[green]yes[/]" if row["present"] else "[red]no[/]")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

