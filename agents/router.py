@@ -48,7 +48,7 @@ _ACTION_VERBS = (
     r"translate|summari[sz]e|transcribe|read|narrate|voice|record|speak|say|generate|create|make|draw|paint|"
     r"render|design|illustrate|caption|describe|detect|count|classify|identify|label|tell|answer|explain|"
     r"write|turn|convert|check|search|find|look|compare|analy[sz]e|extract|pull|ocr|list|save|email|send|"
-    r"use|put|add|remove|denoise|clean|animate|rewrite|correct|fix|proofread"
+    r"use|put|add|remove|denoise|clean|animate|rewrite|correct|fix|proofread|draft|compose|come up"
 )
 _SPLIT = re.compile(
     r"(?P<strong>(?i:(?:[,;]\s*|\s+)(?:" + _SEQUENCE_WORDS + r")\b[,:]?\s*))"
@@ -91,7 +91,7 @@ def _segments(request: str) -> list[_Segment]:
     start, strong = 0, True
     for match in _SPLIT.finditer(hidden):
         segments.append(_Segment(start, match.start(), strong))
-        start, strong = match.end(), match.lastgroup == "strong"
+        start, strong = match.end(), match.lastgroup != "sentence"
     segments.append(_Segment(start, len(request), strong))
     kept = [segment for segment in segments if len(request[segment.start : segment.end].split()) >= 2]
     return kept or [_Segment(0, len(request), True)]
