@@ -6,13 +6,14 @@ next to the example requests in `data/routing_examples.jsonl`). Write them as li
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from smolagents import Tool
 
+from tools.files import Workspace
 from tools.pool import PipelinePool
 from tools.text import ClassifySentiment, CompareSentences, RankPassages
 
@@ -23,13 +24,18 @@ __all__ = ["SPECIALISTS", "Specialist", "load_examples"]
 class Specialist:
     name: str
     description: str
-    tool_factories: tuple[Callable[[PipelinePool], Tool], ...] = ()
+    tool_factories: tuple[type[Tool], ...] = ()
 
-    def build_tools(self, pool: PipelinePool) -> list[Tool]:
-        return [factory(pool) for factory in self.tool_factories]
+    def build_tools(self, pool: PipelinePool, workspace: Workspace) -> list[Tool]:
+        """One instance of each tool; tools that write files also get the run's workspace."""
+        tools = []
+        for factory in self.tool_factories:
+            takes_workspace = "workspace" in inspect.signature(factory.__init__).parameters
+            tools.append(factory(pool, workspace) if takes_workspace else factory(pool))
+        return tools
 
     def tool_names(self) -> list[str]:
-        return [factory.name for factory in self.tool_factories]  # type: ignore[attr-defined]
+        return [factory.name for factory in self.tool_factories]
 
 
 SPECIALISTS: dict[str, Specialist] = {

@@ -16,6 +16,7 @@ from smolagents.monitoring import LogLevel
 
 from agents.specialists import SPECIALISTS, Specialist
 from memory.recorder import RecorderSlot
+from tools.files import Workspace
 from tools.pool import PipelinePool
 from validators.rules import require_answer
 
@@ -87,10 +88,17 @@ def _callbacks(slot: RecorderSlot) -> dict[type, Any]:
 
 
 def _specialist(
-    spec: Specialist, model: Model, pool: PipelinePool, slot: RecorderSlot, *, max_steps: int, verbosity: int
+    spec: Specialist,
+    model: Model,
+    pool: PipelinePool,
+    workspace: Workspace,
+    slot: RecorderSlot,
+    *,
+    max_steps: int,
+    verbosity: int,
 ) -> SpecialistAgent:
     agent = SpecialistAgent(
-        tools=spec.build_tools(pool),
+        tools=spec.build_tools(pool, workspace),
         model=model,
         prompt_templates=compact_prompts(),
         name=spec.name,
@@ -108,6 +116,7 @@ def _specialist(
 def build_team(
     model: Model,
     pool: PipelinePool,
+    workspace: Workspace,
     *,
     max_steps: int = 6,
     specialist_max_steps: int = 4,
@@ -115,10 +124,10 @@ def build_team(
     verbosity: int = 0,
     specialists: dict[str, Specialist] | None = None,
 ) -> Team:
-    """The manager with every specialist as a managed agent (all sharing `model` and `pool`)."""
+    """The manager with every specialist as a managed agent (all sharing `model`, `pool` and `workspace`)."""
     slot = RecorderSlot()
     members = {
-        name: _specialist(spec, model, pool, slot, max_steps=specialist_max_steps, verbosity=verbosity)
+        name: _specialist(spec, model, pool, workspace, slot, max_steps=specialist_max_steps, verbosity=verbosity)
         for name, spec in (specialists or SPECIALISTS).items()
     }
     manager = CodeAgent(

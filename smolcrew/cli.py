@@ -216,6 +216,34 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command()
+def tools(as_json: JsonOption = False) -> None:
+    """List every tool by specialist, with its inputs. Loads no model."""
+    from agents.specialists import SPECIALISTS
+
+    rows = [
+        {
+            "specialist": name,
+            "tool": tool.name,
+            "inputs": {key: spec["type"] + ("?" if spec.get("nullable") else "") for key, spec in tool.inputs.items()},
+            "output": tool.output_type,
+            "description": tool.description,
+        }
+        for name, specialist in SPECIALISTS.items()
+        for tool in specialist.tool_factories
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"smolcrew tools ({len(rows)})")
+    for column in ("specialist", "tool", "inputs", "output"):
+        table.add_column(column)
+    for row in rows:
+        inputs = ", ".join(f"{key}: {kind}" for key, kind in row["inputs"].items())
+        table.add_row(row["specialist"], row["tool"], escape(inputs), row["output"])
+    console.print(table)
+
+
 def main() -> None:
     app()
 

@@ -26,6 +26,7 @@ from smolcrew.errors import ConfigError
 __all__ = [
     "AgentSettings",
     "LLMSettings",
+    "PoolSettings",
     "RoutingSettings",
     "ServiceSettings",
     "Settings",
@@ -87,6 +88,12 @@ class RoutingSettings(_Section):
     """The router decides alone when its top score beats the runner-up by this much."""
 
 
+class PoolSettings(_Section):
+    budget_mb: float | None = Field(default=None, gt=0)
+    """Keep loaded pipelines under this many MiB of parameters (RAM, or VRAM on a GPU), dropping the least
+    recently used; None keeps every pipeline loaded."""
+
+
 class ServiceSettings(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     neo4j_uri: str | None = None
@@ -115,6 +122,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    pool: PoolSettings = Field(default_factory=PoolSettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     models: dict[str, str] = Field(default_factory=dict)
     """Per-role model overrides for pipelines, e.g. `sentiment = "distilbert/..."` (see `smolcrew models`)."""

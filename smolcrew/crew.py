@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from agents.router import RoutePlan, Router
     from agents.team import Team
     from memory.records import StepRecord
+    from tools.files import Workspace
     from tools.pool import PipelinePool
 
 __all__ = ["ChatSession", "Crew", "RunResult"]
@@ -49,6 +51,8 @@ class RunResult:
     duration_s: float
     route: RoutePlan | None = None
     error: str | None = None
+    artifacts: tuple[str, ...] = ()
+    """Files the tools wrote during the run (under `<home>/runs/<run_id>/artifacts/`)."""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +78,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "route": self.route.to_dict() if self.route else None,
             "error": self.error,
+            "artifacts": list(self.artifacts),
         }
 
     def __repr__(self) -> str:
@@ -101,6 +106,7 @@ class Crew:
         self._model = model
         self._team: Team | None = None
         self._pool: PipelinePool | None = None
+        self._workspace: Workspace | None = None
         self._router: Router | None = None
         self._router_error: ModelUnavailableError | None = None
         self._closed = False
@@ -147,8 +153,18 @@ class Crew:
         if self._pool is None:
             from tools.pool import PipelinePool
 
-            self._pool = PipelinePool(device=self.settings.device, overrides=self.settings.models)
+            self._pool = PipelinePool(
+                device=self.settings.device, overrides=self.settings.models, budget_mb=self.settings.pool.budget_mb
+            )
         return self._pool
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from tools.files import Workspace
+
+            self._workspace = Workspace(self.settings.home / "runs")
+        return self._workspace
 
     @property
     def team(self) -> Team:
@@ -160,6 +176,7 @@ class Crew:
             self._team = build_team(
                 self.model,
                 self.pool,
+                self.workspace,
                 max_steps=agents.max_steps,
                 specialist_max_steps=agents.specialist_max_steps,
                 planning_interval=agents.planning_interval,
@@ -258,6 +275,8 @@ class Crew:
         mode = self.settings.routing.mode
         direct = plan is not None and (mode == "router" or (mode == "auto" and plan.confident))
         recorder = RunRecorder(run_id, known=team.known_names(), listeners=[on_step] if on_step else [])
+        self.workspace.run_id = run_id
+        written_before = len(self.workspace.written)
         answer: Any = None
         state: RunState = "success"
         error: str | None = None
@@ -272,7 +291,9 @@ class Crew:
         if state == "max_steps_error":
             error = error or "the crew used all its steps without a validated answer"
             answer = None
-        return self._result(answer, run_id, state, "router" if direct else "manager", recorder, started, plan, error)
+        result = self._result(answer, run_id, state, "router" if direct else "manager", recorder, started, plan, error)
+        written = tuple(str(path) for path in self.workspace.written[written_before:] if path.exists())
+        return dataclasses.replace(result, artifacts=written)
 
     def _dispatch(self, plan: RoutePlan, recorder: Any, images: list[Any], context: str | None) -> tuple[Any, RunState]:
         answer: Any = None

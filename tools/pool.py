@@ -1,7 +1,9 @@
 """PipelinePool: every model a tool uses is loaded here, once, on first use.
 
-Keyed by (task, model, device, dtype). Two threads asking for the same pipeline load it once. Loads are
-timed and counted. `fp16` is used on CUDA. Tools never load models themselves.
+Keyed by (task, model, device, dtype). Two threads asking for the same pipeline load it once. fp16 on CUDA.
+With a memory budget, the least recently used pipelines are dropped when a new one pushes the total over it.
+Loads, hits, misses, evictions and each pipeline's parameter bytes are counted. Tools never load models
+themselves.
 """
 
 from __future__ import annotations
@@ -30,10 +32,36 @@ class PipelineKey(NamedTuple):
 class PoolStats:
     hits: int = 0
     misses: int = 0
+    evictions: int = 0
     load_seconds: dict[PipelineKey, float] = field(default_factory=dict)
+    resident_bytes: dict[PipelineKey, int] = field(default_factory=dict)
+    """Parameter and buffer bytes of each pipeline now loaded."""
 
     def __repr__(self) -> str:
-        return f"PoolStats(hits={self.hits}, misses={self.misses}, loaded={len(self.load_seconds)})"
+        mib = sum(self.resident_bytes.values()) / 2**20
+        return f"PoolStats(hits={self.hits}, misses={self.misses}, evictions={self.evictions}, resident={mib:.1f} MiB)"
+
+
+def resident_bytes(pipeline: Any) -> int:
+    """Bytes of torch parameters and buffers held by a pipeline (its modules, one attribute level deep)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    candidates = [pipeline, *vars(pipeline).values()] if hasattr(pipeline, "__dict__") else [pipeline]
+    components = getattr(pipeline, "components", None)  # diffusers pipelines
+    if isinstance(components, dict):
+        candidates += list(components.values())
+    seen: set[int] = set()
+    total = 0
+    for module in candidates:
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for tensor in (*module.parameters(), *module.buffers()):
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def _transformers_pipeline(task: str) -> Callable[[str, str, str], Any]:
@@ -61,9 +89,14 @@ class PipelinePool:
     Args:
         device: `auto`, `cpu`, `cuda` or `mps` (auto picks the best one torch sees, when torch is first needed).
         overrides: role -> model id or local folder, replacing the manifest's default (config `models`).
+        budget_mb: keep the loaded pipelines' parameters under this many MiB, dropping the least recently
+            used; None keeps everything. The pipeline just loaded is never dropped, even if alone over budget.
     """
 
-    def __init__(self, *, device: str = "auto", overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, device: str = "auto", overrides: dict[str, str] | None = None, budget_mb: float | None = None
+    ) -> None:
+        self.budget_bytes = None if budget_mb is None else int(budget_mb * 2**20)
         self._device_preference = device
         self._device: str | None = None
         self._overrides = dict(overrides or {})
@@ -122,7 +155,27 @@ class PipelinePool:
             with self._lock:
                 self._pipelines[key] = pipeline
                 self.stats.misses += 1
+                self.stats.resident_bytes[key] = resident_bytes(pipeline)
+                self._evict_over_budget(keep=key)
             return pipeline
+
+    def _evict_over_budget(self, *, keep: PipelineKey) -> None:
+        """Drop least recently used pipelines until the total fits the budget (caller holds the lock)."""
+        if self.budget_bytes is None:
+            return
+        dropped = False
+        while sum(self.stats.resident_bytes.values()) > self.budget_bytes:
+            victim = next((key for key in self._pipelines if key != keep), None)
+            if victim is None:
+                break
+            del self._pipelines[victim]
+            self.stats.resident_bytes.pop(victim, None)
+            self.stats.evictions += 1
+            dropped = True
+        if dropped and self._device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _load(self, key: PipelineKey, role: str) -> Any:
         source = resolve_source(key.model)
@@ -136,6 +189,14 @@ class PipelinePool:
                 f"the {role!r} model needs a package that is not installed: {exc}",
                 backend="pool",
                 fix="pip install torch==2.13.0 'smolcrew[ml]'",
+            ) from exc
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
+                raise
+            raise ModelUnavailableError(
+                f"loading {key.model!r} for role {role!r} ran out of memory",
+                backend="pool",
+                fix="lower `pool.budget_mb`, close other programs, or pick a smaller model in `models`",
             ) from exc
         except (OSError, ValueError) as exc:
             raise ModelUnavailableError(
@@ -151,3 +212,4 @@ class PipelinePool:
         """Drop every loaded pipeline (they are garbage-collected when no tool holds them)."""
         with self._lock:
             self._pipelines.clear()
+            self.stats.resident_bytes.clear()

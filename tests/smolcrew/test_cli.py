@@ -121,3 +121,16 @@ def test_cli_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["answer"] == "pong"
+
+
+def test_tools_lists_every_tool_by_specialist() -> None:
+    from agents.specialists import SPECIALISTS
+
+    result = runner.invoke(app, ["tools", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    expected = {(name, tool.name) for name, spec in SPECIALISTS.items() for tool in spec.tool_factories}
+    assert {(row["specialist"], row["tool"]) for row in rows} == expected
+    similarity = next(row for row in rows if row["tool"] == "compare_sentences")
+    assert similarity["inputs"] == {"text_a": "string", "text_b": "string"}
+    assert runner.invoke(app, ["tools"]).exit_code == 0

@@ -64,3 +64,31 @@ def test_embedding_tools_with_the_packaged_minilm() -> None:
     with pytest.raises(ToolInputError, match="non-empty list"):
         RankPassages(pool)(query="q", passages=[])
     assert pool.stats.misses == 1  # both tools share one loaded model
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_least_recently_used_pipeline_is_dropped_over_budget(tmp_path: Path) -> None:
+    folder = tiny_text_classifier(tmp_path / "tiny-sst2")
+    pool = PipelinePool(device="cpu", overrides={"sentiment": str(folder)}, budget_mb=50)
+    small = pool.get("sentiment")
+    assert 0 < sum(pool.stats.resident_bytes.values()) < 1 * 2**20
+    pool.get("embeddings")  # MiniLM holds ~87 MiB: over budget, so the older pipeline goes
+    assert [key.task for key in pool.loaded()] == ["sentence-embeddings"]
+    assert pool.stats.evictions == 1
+    assert pool.get("sentiment") is not small  # loaded again, and now MiniLM is the one dropped
+    assert [key.task for key in pool.loaded()] == ["text-classification"]
+    assert (pool.stats.misses, pool.stats.evictions) == (3, 2)
+
+
+def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from smolcrew.backends import resolve_device
+
+    assert PipelinePool(device="cpu").device == "cpu"
+    assert resolve_device("auto") in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelUnavailableError, match="'cuda' is not available"):
+            resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"  # a visible GPU is preferred
