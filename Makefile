@@ -3,7 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install test lint demo bench clean
+.PHONY: install system-deps test lint demo bench clean
+
+# Debian packages some tools run: espeak-ng (text to speech), redis-server (shared memory).
+APT_PACKAGES := espeak-ng redis-server
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; apt-get update -q && apt-get install -y -q $$missing; \
+	fi
 
 $(PY):
 	python3 -m venv $(VENV)

@@ -13,9 +13,21 @@ from pathlib import Path
 
 from smolagents import Tool
 
+from tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from tools.files import Workspace
 from tools.pool import PipelinePool
 from tools.text import ClassifySentiment, CompareSentences, RankPassages
+from tools.video import ClassifyVideoZeroShot
+from tools.vision import (
+    AnswerImageQuestion,
+    CaptionImage,
+    ClassifyImage,
+    ClassifyImageZeroShot,
+    DescribeImageSentiment,
+    DetectObjects,
+    EstimateDepth,
+    SegmentImage,
+)
 
 __all__ = ["SPECIALISTS", "Specialist", "load_examples"]
 
@@ -46,12 +58,24 @@ SPECIALISTS: dict[str, Specialist] = {
             "Looks at existing images and videos: classifies a photo, detects and counts objects, segments or "
             "removes a background, captions or describes a picture, answers questions about an image, estimates "
             "depth, reads text in a photo or a scanned page (OCR), classifies what happens in a video clip.",
+            (
+                ClassifyImage,
+                DetectObjects,
+                SegmentImage,
+                CaptionImage,
+                ClassifyImageZeroShot,
+                AnswerImageQuestion,
+                EstimateDepth,
+                DescribeImageSentiment,
+                ClassifyVideoZeroShot,
+            ),
         ),
         Specialist(
             "audio",
             "Works on sound: transcribes speech in a recording to text with timestamps, reads text aloud "
             "(text to speech, voice-over), classifies sounds (instrument, siren, bird song), removes noise "
             "from a recording, separates vocals from music.",
+            (TranscribeSpeech, SynthesizeSpeech, ClassifyAudio, EnhanceSpeech, SeparateSources),
         ),
         Specialist(
             "generation",

