@@ -14,8 +14,20 @@ from pathlib import Path
 from smolagents import Tool
 
 from tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
+from tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage
 from tools.files import Workspace
+from tools.language import (
+    AnswerFromText,
+    CheckEntailment,
+    CheckGrammar,
+    ClassifyTextZeroShot,
+    DetectLanguage,
+    ExtractEntities,
+    TagPartsOfSpeech,
+)
+from tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
 from tools.pool import PipelinePool
+from tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tools.video import ClassifyVideoZeroShot
 from tools.vision import (
@@ -67,6 +79,8 @@ SPECIALISTS: dict[str, Specialist] = {
                 AnswerImageQuestion,
                 EstimateDepth,
                 DescribeImageSentiment,
+                ReadTextInImage,
+                AnswerFromScannedPage,
                 ClassifyVideoZeroShot,
             ),
         ),
@@ -89,14 +103,28 @@ SPECIALISTS: dict[str, Specialist] = {
             "summaries, translation and language detection, answers from a given passage, named entities, "
             "writing (emails, poems, slogans), paraphrase, text similarity, arithmetic and math, conversation, "
             "explaining concepts.",
-            (CompareSentences, ClassifySentiment),
+            (
+                SummarizeText,
+                TranslateText,
+                DetectLanguage,
+                AnswerFromText,
+                ClassifySentiment,
+                CheckGrammar,
+                CheckEntailment,
+                ClassifyTextZeroShot,
+                ExtractEntities,
+                TagPartsOfSpeech,
+                CompareSentences,
+                GenerateText,
+                ReplyInConversation,
+            ),
         ),
         Specialist(
             "research",
             "Finds information in documents and memory: answers questions over PDFs and ingested documents "
             "with page citations, searches notes, the knowledge base and past runs, compares sources, "
             "analyzes CSV files, spreadsheets and tables.",
-            (RankPassages,),
+            (AnswerFromPdf, DescribeTable, QueryTable, ReadTableInImage, RankPassages),
         ),
     )
 }

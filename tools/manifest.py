@@ -22,7 +22,14 @@ __all__ = ["DOMAINS", "PACKAGED", "Loader", "ModelRole", "is_available_offline",
 Loader = Callable[[str, str, str], Any]
 """(source folder or Hub id, device, dtype) -> the loaded pipeline or model bundle."""
 
-DOMAINS = ("tools.text", "tools.vision", "tools.video", "tools.audio")
+DOMAINS = (
+    "tools.text",
+    "tools.language",
+    "tools.vision",
+    "tools.video",
+    "tools.audio",
+    "tools.documents",
+)
 """Modules whose `ROLES` make up the manifest."""
 
 

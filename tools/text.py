@@ -49,18 +49,32 @@ def require_text(value: Any, name: str) -> str:
 
 
 class _PoolTool(Tool):
-    """A tool whose model comes from the shared pool, fetched on first call (`setup`), never at import."""
+    """A tool whose model comes from the shared pool on first use of `pipeline`: never at import or
+    construction, and only after `forward()` has checked its inputs, so bad input costs no model load."""
 
     role: str = ""
 
     def __init__(self, pool: PipelinePool) -> None:
         super().__init__()
         self.pool = pool
-        self.pipeline: Any = None
+        self._pipeline: Any = None
 
     def setup(self) -> None:
-        self.pipeline = self.pool.get(self.role)
         self.is_initialized = True
+
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            self._pipeline = self.pool.get(self.role)
+        return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, value: Any) -> None:
+        self._pipeline = value
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipeline is not None
 
 
 class CompareSentences(_PoolTool):

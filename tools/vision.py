@@ -127,15 +127,8 @@ def require_count(value: Any, name: str, default: int, high: int) -> int:
 
 
 class _VisionTool(_PoolTool):
-    """Loads its model on first use *after* the inputs passed their checks (`model` property), not in setup()."""
-
-    def setup(self) -> None:
-        self.is_initialized = True
-
     @property
     def model(self) -> Any:
-        if self.pipeline is None:
-            self.pipeline = self.pool.get(self.role)
         return self.pipeline
 
     def provenance(self) -> dict[str, str]:
