@@ -11,8 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smolagents import Tool
-
 from smolcrew.errors import ToolInputError
 from tools.audio_engines import (
     ESPEAK,
@@ -22,6 +20,7 @@ from tools.audio_engines import (
     load_whisper,
     spectral_gate,
 )
+from tools.base import CheckedTool
 from tools.files import AUDIO_SUFFIXES, Workspace, load_audio, require_file
 from tools.manifest import ModelRole
 from tools.pool import PipelinePool
@@ -237,7 +236,7 @@ class ClassifyAudio(_PoolTool):
         }
 
 
-class EnhanceSpeech(Tool):
+class EnhanceSpeech(CheckedTool):
     name = "enhance_speech"
     description = (
         "Reduces steady background noise (hiss, hum, fan, traffic rumble) in a recording by spectral gating, a "
@@ -279,7 +278,7 @@ class EnhanceSpeech(Tool):
         }
 
 
-class SeparateSources(Tool):
+class SeparateSources(CheckedTool):
     name = "separate_sources"
     description = (
         "Splits a recording into parts with signal processing (no model). Method 'center' (stereo files): what "

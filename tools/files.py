@@ -50,8 +50,12 @@ def require_file(value: Any, name: str, suffixes: set[str] | None = None) -> Pat
     """`value` as an existing file path, or ToolInputError saying what is wrong."""
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise ToolInputError(f"`{name}` must be a file path (a string)")
-    path = Path(str(value).strip()).expanduser()
-    if not path.is_file():
+    try:
+        path = Path(str(value).strip()).expanduser()
+        exists = path.is_file()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody/x", a NUL byte, a name too long
+        raise ToolInputError(f"`{name}`: {str(value)[:80]!r} is not a usable file path ({exc})") from exc
+    if not exists:
         raise ToolInputError(f"`{name}`: no file at {path}; check the path (files must exist on this machine)")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ToolInputError(

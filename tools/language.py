@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from smolagents import Tool
-
 from smolcrew.errors import ToolInputError
+from tools.base import CheckedTool
 from tools.language_seq2seq import (
     SEQ2SEQ_ROLES,
     Bundle,
@@ -252,7 +251,7 @@ class ClassifyTextZeroShot(_PoolTool):
         return results if many else results[0]
 
 
-class DetectLanguage(Tool):
+class DetectLanguage(CheckedTool):
     name = "detect_language"
     description = (
         "Detects the language a text is written in (offline, statistical; needs a few words to be reliable). "

@@ -11,9 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from smolagents import Tool
-
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from tools.base import CheckedTool
 from tools.files import load_image, require_file
 from tools.pool import PipelinePool
 
@@ -120,7 +119,7 @@ IMAGE_INPUT = {
 PAGE_INPUT = {"type": "integer", "description": "For a PDF: which page, from 1 (default 1).", "nullable": True}
 
 
-class ReadTextInImage(Tool):
+class ReadTextInImage(CheckedTool):
     name = "read_text_in_image"
     description = (
         "Reads the printed text in an image or scanned page with Tesseract OCR. Returns a dict {'text': str "

@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from smolagents import Tool
-
 from smolcrew.errors import ToolInputError
+from tools.base import CheckedTool
 from tools.files import Workspace, require_file
 from tools.ocr import PAGE_INPUT, load_page_image, ocr_words
 from tools.pool import PipelinePool
@@ -117,7 +116,7 @@ def apply_where(frame: Any, where: Any) -> Any:
     return frame[mask]
 
 
-class _TableTool(Tool):
+class _TableTool(CheckedTool):
     """Table tools use no model; they take the pool only so every tool is built the same way."""
 
     def __init__(self, pool: PipelinePool | None = None) -> None:
@@ -170,7 +169,7 @@ class QueryTable(_TableTool):
         "operation": {"type": "string", "description": f"One of {', '.join(OPERATIONS)}."},
         "column": {"type": "string", "description": "The column to aggregate or group by.", "nullable": True},
         "where": {
-            "type": "array",
+            "type": "any",
             "description": "Conditions that rows must meet (default: all rows).",
             "nullable": True,
         },

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from smolagents import Tool
-
 from smolcrew.errors import ToolInputError
+from tools.base import CheckedTool
 from tools.manifest import ModelRole
 from tools.pool import PipelinePool
 
@@ -48,7 +47,7 @@ def require_text(value: Any, name: str) -> str:
     return value.strip()
 
 
-class _PoolTool(Tool):
+class _PoolTool(CheckedTool):
     """A tool whose model comes from the shared pool on first use of `pipeline`: never at import or
     construction, and only after `forward()` has checked its inputs, so bad input costs no model load."""
 
