@@ -16,6 +16,8 @@ from smolagents import Tool
 from tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage
 from tools.files import Workspace
+from tools.generation import EditImage, GenerateImage, RestyleImage
+from tools.generation_media import GenerateImageFromEdges, GenerateVideo, UpscaleImage
 from tools.language import (
     AnswerFromText,
     CheckEntailment,
@@ -96,6 +98,7 @@ SPECIALISTS: dict[str, Specialist] = {
             "Creates new images and videos: text to image (pictures, logos, illustrations, wallpapers), edits an "
             "image by instruction, renders from a sketch or edge map (ControlNet), restyles or upscales an "
             "image, text to video.",
+            (GenerateImage, EditImage, RestyleImage, GenerateImageFromEdges, UpscaleImage, GenerateVideo),
         ),
         Specialist(
             "language",

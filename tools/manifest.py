@@ -28,6 +28,7 @@ DOMAINS = (
     "tools.vision",
     "tools.video",
     "tools.audio",
+    "tools.generation",
     "tools.documents",
 )
 """Modules whose `ROLES` make up the manifest."""
