@@ -209,10 +209,12 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     table = Table(title="smolcrew models")
-    for column in ("role", "model", "source", "present"):
+    for column in ("role", "model", "source", "size", "present"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["role"], row["model"], row["source"], "[green]yes[/]" if row["present"] else "[red]no[/]")
+        size = f"{row['size_mib']:,.0f} MiB" if row["size_mib"] is not None else "-"
+        present = "[green]yes[/]" if row["present"] else "[red]no[/]"
+        table.add_row(row["role"], row["model"], row["source"], size, present)
     console.print(table)
 
 

@@ -146,8 +146,25 @@ def run_checks(settings: Settings) -> list[Check]:
     return checks + _check_services(settings) + _check_extras()
 
 
+def _size_mib(model: str) -> float | None:
+    """On-disk size of a model that is here (package, folder or file); None when it is not local."""
+    from pathlib import Path
+
+    from tools.manifest import resolve_source
+
+    try:
+        path = Path(resolve_source(model)).expanduser()
+    except ModelUnavailableError:
+        return None
+    if path.is_file():
+        return round(path.stat().st_size / 2**20, 1)
+    if path.is_dir():
+        return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
+    return None
+
+
 def model_rows(settings: Settings) -> list[dict[str, Any]]:
-    """One row per model role: the LLM bundles, then each pipeline role of the manifest."""
+    """One row per model role (the LLM bundles, then each pipeline role): model, source, size, present."""
     from smolcrew.gguf import BUNDLES, bundle_installed
     from tools.manifest import PACKAGED, is_available_offline, manifest
 
@@ -163,6 +180,7 @@ def model_rows(settings: Settings) -> list[dict[str, Any]]:
                 "role": "llm (configured)" if chosen else "llm",
                 "model": f"{bundle.name}: {bundle.title}",
                 "source": source + f" | hub {bundle.hub_repo}",
+                "size_mib": round(bundle.size / 2**20, 1),
                 "present": cached.is_file() or bundle_installed(bundle),
             }
         )
@@ -174,5 +192,13 @@ def model_rows(settings: Settings) -> list[dict[str, Any]]:
             source = "config override"
         else:
             source = "Hugging Face Hub" + ("" if spec.offline else " (no offline source)")
-        rows.append({"role": role, "model": model, "source": source, "present": is_available_offline(model)})
+        rows.append(
+            {
+                "role": role,
+                "model": model,
+                "source": source,
+                "size_mib": _size_mib(model),
+                "present": is_available_offline(model),
+            }
+        )
     return rows

@@ -81,9 +81,9 @@ ROLES = (
         "cross-encoder/nli-deberta-v3-small",
         loader=load_pair_classifier,
     ),
-    ModelRole("zero-shot", "zero-shot-classification", "facebook/bart-large-mnli", "facebook/bart-large-mnli"),
+    ModelRole("zero_shot", "zero-shot-classification", "facebook/bart-large-mnli", "facebook/bart-large-mnli"),
     ModelRole(
-        "extractive-qa",
+        "extractive_qa",
         "extractive-question-answering",
         "distilbert/distilbert-base-cased-distilled-squad",
         "distilbert/distilbert-base-cased-distilled-squad",
@@ -222,7 +222,7 @@ class ClassifyTextZeroShot(_PoolTool):
         },
     }
     output_type = "any"
-    role = "zero-shot"
+    role = "zero_shot"
 
     def forward(
         self, text: Any, candidate_labels: Any, multi_label: bool | None = None, hypothesis_template: str | None = None
@@ -326,7 +326,7 @@ class AnswerFromText(_PoolTool):
         "max_answer_tokens": optional("integer", "Longest answer, in tokens (default 30)."),
     }
     output_type = "object"
-    role = "extractive-qa"
+    role = "extractive_qa"
 
     def forward(self, question: str, passage: str, max_answer_tokens: int | None = None) -> dict[str, Any]:
         import torch

@@ -117,8 +117,8 @@ class OpusPairs:
                 except (OSError, ValueError) as exc:
                     raise ModelUnavailableError(
                         f"translation model {name!r} could not be loaded ({type(exc).__name__})",
-                        backend="translator-opus",
-                        fix="download it while online, or set `models.translator-opus` to a folder prefix",
+                        backend="translator_opus",
+                        fix="download it while online, or set `models.translator_opus` to a folder prefix",
                     ) from exc
             return self._bundles[name]
 
@@ -136,7 +136,7 @@ SEQ2SEQ_ROLES = (
         loader=load_seq2seq,
     ),
     ModelRole(
-        "translator-opus",
+        "translator_opus",
         "translation-pairs",
         "Helsinki-NLP/opus-mt",
         "Helsinki-NLP/opus-mt-{src}-{tgt}",
@@ -145,7 +145,7 @@ SEQ2SEQ_ROLES = (
     ModelRole(
         "translator", "translation-any-pair", "facebook/m2m100_418M", "facebook/m2m100_418M", loader=load_seq2seq
     ),
-    ModelRole("text-generator", "text-generation", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+    ModelRole("text_generator", "text-generation", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
 )
 
 
@@ -286,7 +286,7 @@ class TranslateText(_GenerativeTool):
         result = {"source_language": source, "target_language": target, "detected": detected}
         if source == target:
             return {"translation": text, **result, "model": "none (same language)"}
-        pairs: OpusPairs = self.pool.get("translator-opus")
+        pairs: OpusPairs = self.pool.get("translator_opus")
         if pairs.has(source, target):
             translation = _generate(pairs.get(source, target), text, max_new_tokens=longest)
             return {"translation": translation, **result, "model": pairs.name(source, target)}
@@ -348,7 +348,7 @@ class GenerateText(_PoolTool):
         **GENERATION_INPUTS,
     }
     output_type = "object"
-    role = "text-generator"
+    role = "text_generator"
 
     def forward(
         self, prompt: str, max_new_tokens: int | None = None, temperature: float | None = None, seed: int | None = None
@@ -374,7 +374,7 @@ class ReplyInConversation(_PoolTool):
         **GENERATION_INPUTS,
     }
     output_type = "object"
-    role = "text-generator"
+    role = "text_generator"
 
     def forward(
         self,
@@ -398,7 +398,7 @@ class ReplyInConversation(_PoolTool):
             raise ModelUnavailableError(
                 f"model {self.pool.model_for(self.role)!r} has no chat template",
                 backend=self.role,
-                fix="set `models.text-generator` to an instruct model, e.g. Qwen/Qwen2.5-0.5B-Instruct",
+                fix="set `models.text_generator` to an instruct model, e.g. Qwen/Qwen2.5-0.5B-Instruct",
             )
         options = _sampling(max_new_tokens, temperature, seed)
         output = self.pipeline(chat, return_full_text=False, **options)

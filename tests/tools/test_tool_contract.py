@@ -97,3 +97,8 @@ def test_tool_names_are_unique_and_described() -> None:
     for factory in TOOL_CLASSES:
         assert len(factory.description) > 40, factory.name
         assert all(spec.get("description") for spec in factory.inputs.values()), factory.name
+
+
+def test_roles_are_snake_case_so_env_vars_can_name_them() -> None:
+    for role in manifest():
+        assert role.replace("_", "").isalnum() and role == role.lower(), role
