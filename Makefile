@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/startup.py
 	$(PY) bench/llm.py
 	$(PY) bench/routing.py
+	$(PY) bench/tools.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -42,13 +42,24 @@ class PoolStats:
         return f"PoolStats(hits={self.hits}, misses={self.misses}, evictions={self.evictions}, resident={mib:.1f} MiB)"
 
 
+def _members(obj: Any) -> list[Any]:
+    """The attribute values of a loaded object: a tuple's items, `vars()`, or its slots."""
+    if isinstance(obj, tuple):
+        return list(obj)
+    if hasattr(obj, "__dict__"):
+        return list(vars(obj).values())
+    slots = [name for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ())]
+    return [getattr(obj, name, None) for name in slots]
+
+
 def resident_bytes(pipeline: Any) -> int:
-    """Bytes of torch parameters and buffers held by a pipeline (its modules, one attribute level deep)."""
+    """Bytes of torch parameters and buffers held by a pipeline or model bundle (one attribute level deep;
+    diffusers components too). Models outside torch (CTranslate2) are not counted."""
     try:
         import torch
     except ImportError:
         return 0
-    candidates = [pipeline, *vars(pipeline).values()] if hasattr(pipeline, "__dict__") else [pipeline]
+    candidates = [pipeline, *_members(pipeline)]
     components = getattr(pipeline, "components", None)  # diffusers pipelines
     if isinstance(components, dict):
         candidates += list(components.values())

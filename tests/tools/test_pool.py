@@ -92,3 +92,29 @@ def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
             resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == "cuda"  # a visible GPU is preferred
+
+
+def test_resident_bytes_sees_models_inside_bundles() -> None:
+    from dataclasses import dataclass
+    from typing import NamedTuple
+
+    import torch
+
+    from tools.pool import resident_bytes
+
+    layer = torch.nn.Linear(10, 10)  # 110 float32 parameters
+    expected = 110 * 4
+
+    class Pair(NamedTuple):
+        tokenizer: object
+        model: torch.nn.Module
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted:
+        model: torch.nn.Module
+        processor: object
+
+    assert resident_bytes(layer) == expected
+    assert resident_bytes(Pair(object(), layer)) == expected
+    assert resident_bytes(Slotted(layer, object())) == expected
+    assert resident_bytes(object()) == 0
