@@ -6,6 +6,8 @@ SmolcrewError
 ├── ModelUnavailableError   an LLM or pipeline model cannot be loaded (package, file, hash, URL)
 ├── ToolInputError          a tool got input it cannot use; the agent reads the message and retries
 ├── RoutingError            no specialist can take the request
+├── SinkError               a memory store failed
+│   └── SinkUnavailableError    the store is down or unreachable (the journal keeps the step; catch-up later)
 ├── AnswerRejected          the final answer failed validation (max steps counts as a failure)
 └── CrewClosedError         the Crew was used after close()
 ```
@@ -21,6 +23,8 @@ __all__ = [
     "CrewClosedError",
     "ModelUnavailableError",
     "RoutingError",
+    "SinkError",
+    "SinkUnavailableError",
     "SmolcrewError",
     "ToolInputError",
 ]
@@ -53,6 +57,18 @@ class ToolInputError(SmolcrewError, ValueError):
 
 class RoutingError(SmolcrewError):
     """No specialist could be chosen for a request."""
+
+
+class SinkError(SmolcrewError):
+    """A memory sink failed. `.sink` names it."""
+
+    def __init__(self, message: str, *, sink: str) -> None:
+        super().__init__(message)
+        self.sink = sink
+
+
+class SinkUnavailableError(SinkError):
+    """A memory store is down or unreachable; the message says how to start or reach it."""
 
 
 class AnswerRejected(SmolcrewError):

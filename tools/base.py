@@ -39,6 +39,8 @@ class CheckedTool(Tool):
         allowed = tuple(python for kind in kinds for python in _PYTHON_TYPES.get(kind, (object,)))
         if "integer" in kinds and isinstance(value, float) and value.is_integer():
             return int(value)
+        if object in allowed:
+            return value
         if isinstance(value, bool) and bool not in allowed:
             raise ToolInputError(f"`{key}` must be {' or '.join(kinds)}, not a boolean ({self.signature()})")
         if not isinstance(value, allowed):

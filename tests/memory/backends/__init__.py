@@ -1,0 +1,1 @@
+"""Per-backend fixture factories for the shared sink contract suite: `make_<backend>_sink(namespace)`."""
