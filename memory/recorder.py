@@ -31,8 +31,16 @@ class RunRecorder:
             raises is dropped from this run rather than breaking it.
     """
 
-    def __init__(self, run_id: str, *, known: set[str], listeners: list[Listener] | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        known: set[str],
+        listeners: list[Listener] | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.conversation_id = conversation_id
         self.known = known
         self.records: list[StepRecord] = []
         self.listener_errors: list[str] = []
@@ -55,6 +63,8 @@ class RunRecorder:
                 )
             else:
                 record = StepRecord(self.run_id, seq, agent, kind, {"parent": parent, **(payload or {})})
+            if self.conversation_id is not None:
+                record.payload["conversation_id"] = self.conversation_id
             self.records.append(record)
         for listener in list(self._listeners):
             try:

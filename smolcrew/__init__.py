@@ -22,6 +22,8 @@ if TYPE_CHECKING:
         CrewClosedError,
         ModelUnavailableError,
         RoutingError,
+        SinkError,
+        SinkUnavailableError,
         SmolcrewError,
         ToolInputError,
     )
@@ -38,6 +40,8 @@ __all__ = [
     "RoutingError",
     "RunResult",
     "Settings",
+    "SinkError",
+    "SinkUnavailableError",
     "SmolcrewError",
     "ToolInputError",
     "load_settings",

@@ -26,6 +26,7 @@ from smolcrew.errors import ConfigError
 __all__ = [
     "AgentSettings",
     "LLMSettings",
+    "MemorySettings",
     "PoolSettings",
     "RoutingSettings",
     "ServiceSettings",
@@ -94,11 +95,23 @@ class PoolSettings(_Section):
     recently used; None keeps every pipeline loaded."""
 
 
+class MemorySettings(_Section):
+    enabled: bool = True
+    """Journal every step and mirror it to the stores below."""
+    sinks: list[Literal["chroma", "redis", "graph"]] | None = None
+    """Stores to mirror to. None (auto): embedded Chroma when installed, Redis when it answers at start, the
+    graph when `services.neo4j_uri` is set. A store named here is used even while it is down: it catches up
+    from the journal when it returns."""
+    namespace: str = Field(default="smolcrew", pattern=r"^[A-Za-z0-9_.-]{3,40}$")
+    """Key prefix / collection name / graph namespace shared by every store."""
+
+
 class ServiceSettings(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
+    neo4j_database: str = "neo4j"
     chroma_url: str | None = None
 
 
@@ -123,6 +136,7 @@ class Settings(BaseSettings):
     agents: AgentSettings = Field(default_factory=AgentSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     models: dict[str, str] = Field(default_factory=dict)
     """Per-role model overrides for pipelines, e.g. `sentiment = "distilbert/..."` (see `smolcrew models`)."""

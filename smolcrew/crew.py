@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from agents.router import RoutePlan, Router
     from agents.team import Team
+    from memory.mirror import Mirror
     from memory.records import StepRecord
     from tools.files import Workspace
     from tools.pool import PipelinePool
@@ -53,6 +55,8 @@ class RunResult:
     error: str | None = None
     artifacts: tuple[str, ...] = ()
     """Files the tools wrote during the run (under `<home>/runs/<run_id>/artifacts/`)."""
+    warnings: tuple[str, ...] = ()
+    """Problems that did not stop the run (e.g. a step listener that failed)."""
 
     @property
     def ok(self) -> bool:
@@ -79,6 +83,7 @@ class RunResult:
             "route": self.route.to_dict() if self.route else None,
             "error": self.error,
             "artifacts": list(self.artifacts),
+            "warnings": list(self.warnings),
         }
 
     def __repr__(self) -> str:
@@ -107,6 +112,8 @@ class Crew:
         self._team: Team | None = None
         self._pool: PipelinePool | None = None
         self._workspace: Workspace | None = None
+        self._mirror: Mirror | None = None
+        self._stores = ExitStack()
         self._router: Router | None = None
         self._router_error: ModelUnavailableError | None = None
         self._closed = False
@@ -128,8 +135,11 @@ class Crew:
         return f"Crew(backend={self.settings.llm.backend!r}, mode={self.settings.routing.mode!r}, {state})"
 
     def close(self) -> None:
+        """Flush the memory stores, release models and connections. Idempotent."""
         with self._lock:
             self._closed = True
+            self._stores.close()
+            self._mirror = None
             if self._pool is not None:
                 self._pool.clear()
             self._team = None
@@ -165,6 +175,16 @@ class Crew:
 
             self._workspace = Workspace(self.settings.home / "runs")
         return self._workspace
+
+    @property
+    def mirror(self) -> Mirror | None:
+        """The memory mirror (journal + stores), opened on first use; None when `memory.enabled` is false."""
+        self._check_open()
+        if self._mirror is None and self.settings.memory.enabled:
+            from memory.stores import open_mirror
+
+            self._mirror = open_mirror(self.settings, self._stores, self.pool)
+        return self._mirror
 
     @property
     def team(self) -> Team:
@@ -232,6 +252,7 @@ class Crew:
         max_steps: int | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
         context: str | None = None,
+        conversation_id: str | None = None,
     ) -> RunResult:
         """Run one request to its end.
 
@@ -241,12 +262,14 @@ class Crew:
             max_steps: the manager's step budget for this run (default: config `agents.max_steps`).
             on_step: called with each step record as it happens (live progress).
             context: earlier conversation, prepended to the task (see `chat()`).
+            conversation_id: stamped on every step record of the run (set by `chat()`).
         """
         if not task or not task.strip():
             raise ValueError("the task is empty: say what the crew should do")
         with self._lock:
             self._check_open()
-            return self._run(task.strip(), list(images), max_steps, on_step, context)
+            listeners = [listener for listener in (on_step, self.mirror) if listener is not None]
+            return self._run(task.strip(), list(images), max_steps, listeners, context, conversation_id)
 
     def _plan(self, task: str) -> RoutePlan | None:
         try:
@@ -261,8 +284,9 @@ class Crew:
         task: str,
         images: list[Any],
         max_steps: int | None,
-        on_step: Callable[[StepRecord], None] | None,
+        listeners: list[Callable[[StepRecord], None]],
         context: str | None,
+        conversation_id: str | None,
     ) -> RunResult:
         from smolagents.utils import AgentError
 
@@ -274,7 +298,7 @@ class Crew:
         plan = self._plan(task)
         mode = self.settings.routing.mode
         direct = plan is not None and (mode == "router" or (mode == "auto" and plan.confident))
-        recorder = RunRecorder(run_id, known=team.known_names(), listeners=[on_step] if on_step else [])
+        recorder = RunRecorder(run_id, known=team.known_names(), listeners=listeners, conversation_id=conversation_id)
         self.workspace.run_id = run_id
         written_before = len(self.workspace.written)
         answer: Any = None
@@ -293,7 +317,7 @@ class Crew:
             answer = None
         result = self._result(answer, run_id, state, "router" if direct else "manager", recorder, started, plan, error)
         written = tuple(str(path) for path in self.workspace.written[written_before:] if path.exists())
-        return dataclasses.replace(result, artifacts=written)
+        return dataclasses.replace(result, artifacts=written, warnings=tuple(recorder.listener_errors))
 
     def _dispatch(self, plan: RoutePlan, recorder: Any, images: list[Any], context: str | None) -> tuple[Any, RunState]:
         answer: Any = None
@@ -372,9 +396,10 @@ class ChatSession:
     crew: Crew
     keep: int = 6
     turns: list[tuple[str, RunResult]] = field(default_factory=list)
+    conversation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     def __repr__(self) -> str:
-        return f"ChatSession({len(self.turns)} turns)"
+        return f"ChatSession({self.conversation_id!r}, {len(self.turns)} turns)"
 
     def context(self) -> str | None:
         if not self.turns:
@@ -387,7 +412,7 @@ class ChatSession:
 
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
-        result = self.crew.run(message, context=self.context(), **kwargs)
+        result = self.crew.run(message, context=self.context(), conversation_id=self.conversation_id, **kwargs)
         self.turns.append((message, result))
         return result
 

@@ -25,6 +25,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     home = tmp_path / "home"
     monkeypatch.setenv("SMOLCREW_HOME", str(home))
+    monkeypatch.setenv("SMOLCREW_MEMORY__SINKS", "[]")  # journal only; store tests open their own namespaces
     monkeypatch.chdir(tmp_path)
     return home
 

@@ -15,6 +15,8 @@ def test_public_names_are_exactly_these() -> None:
         "RoutingError",
         "RunResult",
         "Settings",
+        "SinkError",
+        "SinkUnavailableError",
         "SmolcrewError",
         "ToolInputError",
         "load_settings",
@@ -24,5 +26,5 @@ def test_public_names_are_exactly_these() -> None:
 
 
 def test_errors_form_one_tree() -> None:
-    for name in ("AnswerRejected", "ConfigError", "CrewClosedError", "ModelUnavailableError", "ToolInputError"):
+    for name in ("AnswerRejected", "ConfigError", "CrewClosedError", "ModelUnavailableError", "SinkUnavailableError"):
         assert issubclass(getattr(smolcrew, name), smolcrew.SmolcrewError)

@@ -1,0 +1,74 @@
+"""A real crew run leaves complete, consistent records in every store: journal, Redis, Chroma and the graph."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from memory.sinks.chroma import ChromaSink
+from memory.sinks.graph import GraphSink
+from memory.sinks.journal import JournalSink
+from memory.sinks.redis import RedisSink
+from smolcrew.crew import Crew
+from tests.conftest import code
+from tests.memory.backends.redis import REDIS_URL
+
+pytestmark = [pytest.mark.usefixtures("minilm_available"), pytest.mark.timeout(240)]
+
+
+def test_a_multi_agent_run_is_mirrored_to_every_store(
+    scripted_crew: Callable[..., Crew],
+    graph_server,  # type: ignore[no-untyped-def]
+    redis_client,  # type: ignore[no-untyped-def]
+) -> None:
+    namespace = f"crew{uuid.uuid4().hex[:8]}"
+    crew = scripted_crew(
+        [
+            code('r = language(task="Compare the two sentences.")\nfinal_answer(r)'),
+            code('s = compare_sentences(text_a="a cat sleeps", text_b="a kitten naps")\nfinal_answer(s["similarity"])'),
+        ],
+        routing={"mode": "manager"},
+        memory={"sinks": ["redis", "chroma", "graph"], "namespace": namespace},
+        services={
+            "redis_url": REDIS_URL,
+            "neo4j_uri": graph_server.uri,
+            "neo4j_user": graph_server.user,
+            "neo4j_password": graph_server.password,
+            "neo4j_database": graph_server.database,
+        },
+    )
+    chroma_home = Path(crew.settings.home) / "chroma"
+    chat = crew.chat()
+    result = chat.send("How similar are 'a cat sleeps' and 'a kitten naps'?")
+    assert result.ok and result.agents == ("language",) and result.tools == ("compare_sentences",)
+    crew.close()  # flushes every lane
+    expected = [(r.seq, r.agent, r.kind) for r in result.steps]
+
+    journal = JournalSink(Path(crew.settings.home) / "journal")
+    assert [(r.seq, r.agent, r.kind) for r in journal.read(result.run_id)] == expected
+    assert all(r.payload["conversation_id"] == chat.conversation_id for r in journal.read(result.run_id))
+
+    with RedisSink.from_url(REDIS_URL, namespace=namespace) as redis_sink:
+        assert [(r.seq, r.agent, r.kind) for r in redis_sink.read(result.run_id)] == expected
+        redis_sink.drop()
+    with ChromaSink.embedded(chroma_home, namespace=namespace) as chroma_sink:
+        assert [(r.seq, r.agent, r.kind) for r in chroma_sink.read(result.run_id)] == expected
+        hits = chroma_sink.search("kitten naps similarity", run_id=result.run_id, k=3)
+        assert hits and hits[0].run_id == result.run_id
+        chroma_sink.drop()
+    with GraphSink.from_url(
+        graph_server.uri,
+        user=graph_server.user,
+        password=graph_server.password,
+        database=graph_server.database,
+        namespace=namespace,
+    ) as graph_sink:
+        assert [(r.seq, r.agent, r.kind) for r in graph_sink.read(result.run_id)] == expected
+        assert [(parent, child) for parent, child, _ in graph_sink.delegation_tree(result.run_id)] == [
+            ("manager", "language")
+        ]
+        assert "compare_sentences" in graph_sink.tools_for_answer(result.run_id)
+        graph_sink.drop()
