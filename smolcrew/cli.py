@@ -27,6 +27,16 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+def _add_memory_commands() -> None:
+    from smolcrew.cli_memory import memory_app, runs_app
+
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(memory_app, name="memory")
+
+
+_add_memory_commands()
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (default: ./smolcrew.toml).")
 ]

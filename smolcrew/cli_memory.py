@@ -1,0 +1,207 @@
+"""`smolcrew runs ...` and `smolcrew memory ...`: past runs from the journal, search, delegation trees, catch-up."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from memory.records import StepRecord
+    from memory.sinks.journal import JournalSink
+    from smolcrew.config import Settings
+
+runs_app = typer.Typer(help="Past runs, read from the journal.", no_args_is_help=True)
+memory_app = typer.Typer(
+    help="The shared memory: search, delegation trees, catch-up of the stores.", no_args_is_help=True
+)
+console = Console()
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
+
+
+def _settings(config: Path | None) -> Settings:
+    from smolcrew.config import load_settings
+    from smolcrew.errors import ConfigError
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+def _journal(settings: Settings) -> JournalSink:
+    from memory.sinks.journal import JournalSink
+
+    return JournalSink(settings.home / "journal")
+
+
+def _records(journal: JournalSink, run_id: str) -> list[StepRecord]:
+    try:
+        records = journal.read(run_id)
+    except ValueError:
+        records = []
+    if not records:
+        console.print(f"[bold red]error:[/] no run {run_id!r} in {journal.folder}; see `smolcrew runs list`")
+        raise typer.Exit(1)
+    for problem in journal.problems:
+        console.print(f"[yellow]skipped a corrupt line:[/] {problem.file}:{problem.line} ({problem.error})")
+    return records
+
+
+def _summary(run_id: str, records: list[StepRecord]) -> dict[str, object]:
+    final = next((r for r in reversed(records) if r.kind == "final_answer" and not r.payload.get("parent")), None)
+    request = next((r.payload.get("task") for r in records if r.kind == "delegation"), None)
+    return {
+        "run_id": run_id,
+        "started": datetime.fromtimestamp(records[0].ts, UTC).isoformat(timespec="seconds"),
+        "steps": len(records),
+        "agents": sorted({r.agent for r in records}),
+        "first_task": request,
+        "answer": final.payload.get("output") if final else None,
+    }
+
+
+@runs_app.command("list")
+def runs_list(config: ConfigOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
+    """The latest runs: id, start, steps, agents, answer."""
+    journal = _journal(_settings(config))
+    rows = [_summary(run_id, journal.read(run_id)) for run_id in reversed(journal.runs()[-limit:])]
+    rows = [row for row in rows if row["steps"]]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"runs in {journal.folder}")
+    for column in ("run", "started (UTC)", "steps", "agents", "answer"):
+        table.add_column(column)
+    for row in rows:
+        answer = str(row["answer"])[:60] if row["answer"] is not None else "-"
+        agents = ", ".join(str(agent) for agent in row["agents"])  # type: ignore[attr-defined]
+        table.add_row(str(row["run_id"]), str(row["started"]), str(row["steps"]), agents, escape(answer))
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, config: ConfigOption = None) -> None:
+    """Every step of a run: agent, kind, tool calls, errors, timing."""
+    records = _records(_journal(_settings(config)), run_id)
+    table = Table(title=f"run {run_id}")
+    for column in ("#", "agent", "kind", "calls / task", "error", "s"):
+        table.add_column(column)
+    for r in records:
+        what = r.payload.get("task") if r.kind == "delegation" else ", ".join(r.payload.get("calls") or [])
+        duration = r.payload.get("duration_s")
+        table.add_row(
+            str(r.seq),
+            r.agent if r.kind != "delegation" else f"{r.agent} → {r.payload.get('to')}",
+            r.kind,
+            escape(str(what or r.payload.get("output") or ""))[:80],
+            escape(str(r.payload.get("error") or ""))[:60],
+            f"{duration:.2f}" if isinstance(duration, float) else "",
+        )
+    console.print(table)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: str,
+    config: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """A run as JSON: its summary and every step record."""
+    records = _records(_journal(_settings(config)), run_id)
+    data = {**_summary(run_id, records), "records": [r.to_dict() for r in records]}
+    text = json.dumps(data, ensure_ascii=True, default=str, indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+
+
+@memory_app.command("search")
+def memory_search(
+    query: str,
+    config: ConfigOption = None,
+    run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+    k: int = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Find past steps by meaning (Chroma, when configured) or by words (the journal)."""
+    from contextlib import ExitStack
+
+    from memory.sinks.base import Capability
+    from memory.stores import open_sinks
+    from smolcrew.errors import SinkError
+
+    settings = _settings(config)
+    with ExitStack() as stack:
+        sinks = [s for s in open_sinks(settings, stack) if Capability.VECTOR_SEARCH in s.capabilities]
+        source = sinks[0] if sinks else _journal(settings)
+        try:
+            hits = source.search(query, run_id=run, k=k)
+        except SinkError as exc:
+            console.print(f"[yellow]{source.name} unavailable ({exc}); searching the journal[/]")
+            source = _journal(settings)
+            hits = source.search(query, run_id=run, k=k)
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_dict() for h in hits], default=str) + "\n")
+        return
+    table = Table(title=f"{len(hits)} matches in {source.name}")
+    for column in ("run", "#", "agent", "kind", "text"):
+        table.add_column(column)
+    for hit in hits:
+        text = hit.payload.get("observations") or hit.payload.get("output") or hit.payload.get("task") or ""
+        table.add_row(hit.run_id, str(hit.seq), hit.agent, hit.kind, escape(str(text))[:80])
+    console.print(table)
+
+
+@memory_app.command("graph")
+def memory_graph(run_id: str, config: ConfigOption = None) -> None:
+    """The delegation tree of a run, as text."""
+    records = _records(_journal(_settings(config)), run_id)
+    tree = Tree(f"run {run_id}")
+    nodes: dict[str | None, Tree] = {None: tree}
+    for r in records:
+        parent = nodes.get(r.payload.get("parent"), tree)
+        if r.kind == "delegation":
+            nodes[f"{r.run_id}:{r.seq}"] = parent.add(
+                f"[cyan]{r.agent} → {r.payload.get('to')}[/]: {escape(str(r.payload.get('task'))[:80])}"
+            )
+        elif r.kind == "action" and r.payload.get("calls"):
+            parent.add(f"{r.agent} step {r.payload.get('step_number')}: {', '.join(r.payload['calls'])}")
+        elif r.kind == "final_answer":
+            parent.add(f"[green]{r.agent} answers[/]: {escape(str(r.payload.get('output'))[:80])}")
+    console.print(tree)
+
+
+@memory_app.command("sync")
+def memory_sync(
+    config: ConfigOption = None, run: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None
+) -> None:
+    """Replay journaled runs into every configured store (catch-up after an outage); idempotent."""
+    from contextlib import ExitStack
+
+    from memory.stores import open_mirror
+
+    settings = _settings(config)
+    with ExitStack() as stack:
+        mirror = open_mirror(settings, stack)
+        counts = mirror.sync(run)
+        status = {lane.sink: lane for lane in mirror.status()}
+    for sink, count in counts.items():
+        lane = status[sink]
+        owed = f", still owes {len(lane.pending_runs)} runs ({lane.last_error})" if lane.pending_runs else ""
+        console.print(f"{sink}: {count} records written{owed}")
+    if any(lane.pending_runs for lane in status.values()):
+        raise typer.Exit(1)
