@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import cpu_snapshot, markdown_table, other_cores, smolcrew_home
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -44,29 +46,6 @@ TASKS = (
 GOAL_RATIO = 0.9
 
 
-def smolcrew_home() -> Path:
-    return Path(os.environ.get("SMOLCREW_HOME") or Path.home() / ".local" / "share" / "smolcrew").expanduser()
-
-
-def cpu_snapshot() -> tuple[float, float, float] | None:
-    """(machine busy CPU s, this process and its waited children's CPU s, perf_counter) for `other_cores`."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-    own = os.times()
-    return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
-
-
-def other_cores(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None) -> float | None:
-    """Average CPU cores that other processes kept busy between two snapshots: timings are only
-    trustworthy when this is near 0 (llama.cpp uses every core)."""
-    if start is None or end is None or end[2] <= start[2]:
-        return None
-    return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / (end[2] - start[2]))
-
-
 def fingerprint() -> dict[str, str]:
     """What the numbers depend on besides this script: the backend and the agent prompt."""
     import hashlib
@@ -77,12 +56,6 @@ def fingerprint() -> dict[str, str]:
         ROOT / "agents" / "prompts" / "compact_system.jinja",
     ]
     return {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.is_file()}
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def rate(tokens: float, seconds: float) -> float:
