@@ -29,6 +29,7 @@ from tools.language import (
 )
 from tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
 from tools.pool import PipelinePool
+from tools.rag import AnswerWithCitations, SearchDocuments
 from tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tools.video import ClassifyVideoZeroShot
@@ -127,7 +128,15 @@ SPECIALISTS: dict[str, Specialist] = {
             "Finds information in documents and memory: answers questions over PDFs and ingested documents "
             "with page citations, searches notes, the knowledge base and past runs, compares sources, "
             "analyzes CSV files, spreadsheets and tables.",
-            (AnswerFromPdf, DescribeTable, QueryTable, ReadTableInImage, RankPassages),
+            (
+                SearchDocuments,
+                AnswerWithCitations,
+                AnswerFromPdf,
+                DescribeTable,
+                QueryTable,
+                ReadTableInImage,
+                RankPassages,
+            ),
         ),
     )
 }

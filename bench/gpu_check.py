@@ -75,4 +75,5 @@ out["crew_run"] = {
     "journal_steps": len((tmp / "home" / "journal" / f"{r.run_id}.jsonl").read_text().splitlines()),
 }
 print(json.dumps(out, indent=1, default=str))
-Path(os.environ.get("OUT", tempfile.gettempdir())).joinpath("gpu_check.json").write_text(json.dumps(out, indent=1, default=str))
+report = Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu_check.json"
+report.write_text(json.dumps(out, indent=1, default=str))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +30,9 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
 __all__ = [
-    "COLLECTION",
-    "DEFAULT_MODEL",
-    "SUPPORTED",
-    "Chunk",
-    "DocumentStore",
-    "IngestReport",
-    "Progress",
-    "Skipped",
-    "ingest",
-    "load_file",
-    "split_documents",
-]
+    "COLLECTION", "DEFAULT_MODEL", "SUPPORTED", "Chunk", "DocumentStore", "IngestReport", "Progress", "Skipped",
+    "ingest", "load_file", "split_documents",
+]  # fmt: skip
 
 COLLECTION = "documents"
 DEFAULT_MODEL = "packaged:all-MiniLM-L6-v2"
@@ -48,15 +40,8 @@ CHUNK_SIZE = 800
 CHUNK_OVERLAP = 100
 ADD_BATCH = 256
 """Chunks embedded and written per Chroma call (Chroma caps a batch at a few thousand)."""
-SUPPORTED: dict[str, str] = {
-    ".pdf": "pdf",
-    ".txt": "text",
-    ".text": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-}
+SUPPORTED: dict[str, str] = {".pdf": "pdf", ".txt": "text", ".text": "text", ".md": "markdown"}
+SUPPORTED |= {".markdown": "markdown", ".html": "html", ".htm": "html"}
 """File suffix -> kind of loader."""
 
 Progress = Callable[[int, int, str], None]
@@ -290,24 +275,33 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _loader(name: str) -> Any:
+    """A loader class from langchain-community, without its sunset DeprecationWarning on import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from langchain_community import document_loaders
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                "document loading needs langchain-community",
+                backend="rag",
+                fix="pip install langchain-community pypdf beautifulsoup4",
+            ) from exc
+    return getattr(document_loaders, name)
+
+
 def load_file(path: Path) -> list[Document]:
     """The file as LangChain documents (one per PDF page); raises ValueError for an unsupported suffix."""
     kind = SUPPORTED.get(path.suffix.lower())
     if kind == "pdf":
-        from langchain_community.document_loaders import PyPDFLoader
-
-        docs = PyPDFLoader(str(path)).load()
+        docs = _loader("PyPDFLoader")(str(path)).load()
         for doc in docs:  # PyPDFLoader numbers pages from 0
             doc.metadata = {"page": int(doc.metadata.get("page", 0)) + 1}
         return docs
     if kind in ("text", "markdown"):
-        from langchain_community.document_loaders import TextLoader
-
-        docs = TextLoader(str(path), encoding="utf-8", autodetect_encoding=True).load()
+        docs = _loader("TextLoader")(str(path), encoding="utf-8", autodetect_encoding=True).load()
     elif kind == "html":
-        from langchain_community.document_loaders import BSHTMLLoader
-
-        docs = BSHTMLLoader(str(path), open_encoding="utf-8", bs_kwargs={"features": "html.parser"}).load()
+        docs = _loader("BSHTMLLoader")(str(path), open_encoding="utf-8", bs_kwargs={"features": "html.parser"}).load()
     else:
         raise ValueError(f"unsupported file type {path.suffix or '(none)'}; supported: {', '.join(SUPPORTED)}")
     for doc in docs:
@@ -384,6 +378,8 @@ def ingest(
             continue
         try:
             chunks = split_documents(load_file(path), kind=kind, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+        except ModelUnavailableError:
+            raise  # a missing package is not a bad file
         except Exception as exc:  # loaders raise their own types (pypdf, bs4, chardet) for damaged files
             report.skipped.append(Skipped(source, f"unreadable: {type(exc).__name__}: {exc}"[:300]))
             continue

@@ -29,10 +29,11 @@ err = Console(stderr=True)
 
 
 def _add_memory_commands() -> None:
-    from smolcrew.cli_memory import memory_app, runs_app
+    from smolcrew.cli_memory import ingest, memory_app, runs_app
 
     app.add_typer(runs_app, name="runs")
     app.add_typer(memory_app, name="memory")
+    app.command()(ingest)
 
 
 _add_memory_commands()

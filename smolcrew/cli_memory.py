@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -204,4 +205,39 @@ def memory_sync(
         owed = f", still owes {len(lane.pending_runs)} runs ({lane.last_error})" if lane.pending_runs else ""
         console.print(f"{sink}: {count} records written{owed}")
     if any(lane.pending_runs for lane in status.values()):
+        raise typer.Exit(1)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders: PDF, text, markdown, HTML.")],
+    config: ConfigOption = None,
+    store: Annotated[Path | None, typer.Option(help="Document store folder (default: <home>/documents).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add documents to the research specialist's store (chunked, embedded with the local MiniLM); re-ingesting
+    an unchanged file adds nothing, a changed file replaces its chunks."""
+    from memory.rag import DocumentStore
+    from memory.rag import ingest as ingest_paths
+    from tools.pool import PipelinePool
+
+    settings = _settings(config)
+    folder = store or settings.home / "documents"
+    model = PipelinePool(device="cpu", overrides=settings.models).model_for("embeddings")
+
+    def progress(done: int, total: int, path: str) -> None:
+        if not as_json:
+            console.print(f"[dim]{done}/{total}[/] {escape(str(path))}")
+
+    with DocumentStore(folder, model=model) as documents:
+        report = ingest_paths(paths, store=documents, progress=progress)
+    if as_json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(report), default=str) + "\n")
+    else:
+        console.print(
+            f"{report.files} files, {report.chunks} chunks added, {report.unchanged} unchanged, "
+            f"{report.replaced} replaced, {len(report.skipped)} skipped, {report.seconds:.1f}s → {folder}"
+        )
+        for skipped in report.skipped:
+            console.print(f"[yellow]skipped[/] {escape(str(skipped.path))}: {escape(skipped.reason)}")
+    if report.chunks == 0 and report.unchanged == 0 and report.skipped:
         raise typer.Exit(1)

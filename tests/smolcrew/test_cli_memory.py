@@ -83,3 +83,21 @@ def test_memory_sync_replays_the_journal_into_redis(
             assert len(sink.read(finished_run)) >= 5
         finally:
             sink.drop()
+
+
+def test_ingest_then_search_documents(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "keeper.md").write_text("# Lighthouse\n\nThe lighthouse keeper logs the weather every four hours.\n")
+    (docs / "notes.xyz").write_text("unsupported")
+    store = tmp_path / "store"
+    first = runner.invoke(app, ["ingest", str(docs), "--store", str(store), "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["files"] == 1 and report["chunks"] >= 1 and len(report["skipped"]) == 1
+    again = runner.invoke(app, ["ingest", str(docs), "--store", str(store), "--json"])
+    assert json.loads(again.stdout)["chunks"] == 0 and json.loads(again.stdout)["unchanged"] == 1
+    from tools.rag import SearchDocuments
+
+    [hit, *_] = SearchDocuments(path=store)(query="how often is the weather logged?")
+    assert hit["source"].endswith("keeper.md") and "four hours" in hit["text"]

@@ -7,6 +7,7 @@ tool's input checks and its model-loading path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,11 @@ def test_tool_never_fails_with_an_unexpected_error(
     tool = build_like_specialists(tool_class, pool, workspace)
     arguments = st.fixed_dictionaries({key: _strategy(spec, files) for key, spec in tool.inputs.items()})
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", "30")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(arguments)
     def call(kwargs: dict[str, Any]) -> None:
         try:
