@@ -38,6 +38,8 @@ bench: install
 	$(PY) bench/llm.py
 	$(PY) bench/routing.py
 	$(PY) bench/tools.py
+	$(PY) bench/memory.py
+	$(PY) bench/rag.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

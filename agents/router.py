@@ -74,6 +74,12 @@ _LEADING_VERBS: dict[str, str] = {
     **dict.fromkeys(("caption", "ocr"), "vision"),
 }
 """A step that opens with one of these verbs leans to that specialist (a small prior, not a rule)."""
+_MEMORY = re.compile(
+    r"\b(?:past|earlier|previous|last) (?:runs?|time|week|conversations?|sessions?)\b"
+    r"|\bour (?:notes|docs|documents|files|wiki)\b|\bknowledge base\b",
+    re.IGNORECASE,
+)
+"""Mentions of the crew's memory or the team's documents lean to research."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,8 @@ class Router:
                             prior[self.names.index(name)] = max(prior[self.names.index(name)], value)
         if not _FILE.search(text) and _QUOTED.search(text) and "language" in self.names:
             prior[self.names.index("language")] += 0.05
+        if _MEMORY.search(text) and "research" in self.names:
+            prior[self.names.index("research")] += 0.05
         words = _FIRST.sub("", text).lower().split()
         leaning = _LEADING_VERBS.get(words[0].strip(",.:;!?")) if words else None
         if leaning in self.names:

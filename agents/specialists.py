@@ -10,6 +10,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from smolagents import Tool
 
@@ -30,6 +31,7 @@ from tools.language import (
 from tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
 from tools.pool import PipelinePool
 from tools.rag import AnswerWithCitations, SearchDocuments
+from tools.recall import RecallMemory, TraceRun
 from tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tools.video import ClassifyVideoZeroShot
@@ -44,6 +46,9 @@ from tools.vision import (
     SegmentImage,
 )
 
+if TYPE_CHECKING:
+    from memory.mirror import Mirror
+
 __all__ = ["SPECIALISTS", "Specialist", "load_examples"]
 
 
@@ -53,12 +58,17 @@ class Specialist:
     description: str
     tool_factories: tuple[type[Tool], ...] = ()
 
-    def build_tools(self, pool: PipelinePool, workspace: Workspace) -> list[Tool]:
-        """One instance of each tool; tools that write files also get the run's workspace."""
+    def build_tools(self, pool: PipelinePool, workspace: Workspace, memory: Mirror | None = None) -> list[Tool]:
+        """One instance of each tool; tools that write files get the run's workspace, memory tools the memory."""
         tools = []
         for factory in self.tool_factories:
-            takes_workspace = "workspace" in inspect.signature(factory.__init__).parameters
-            tools.append(factory(pool, workspace) if takes_workspace else factory(pool))
+            wants = inspect.signature(factory.__init__).parameters
+            extra: dict[str, Any] = {}
+            if "workspace" in wants:
+                extra["workspace"] = workspace
+            if "memory" in wants:
+                extra["memory"] = memory
+            tools.append(factory(pool, **extra))
         return tools
 
     def tool_names(self) -> list[str]:
@@ -131,6 +141,8 @@ SPECIALISTS: dict[str, Specialist] = {
             (
                 SearchDocuments,
                 AnswerWithCitations,
+                RecallMemory,
+                TraceRun,
                 AnswerFromPdf,
                 DescribeTable,
                 QueryTable,

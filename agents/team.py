@@ -15,6 +15,7 @@ from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
 from agents.specialists import SPECIALISTS, Specialist
+from memory.mirror import Mirror
 from memory.recorder import RecorderSlot
 from tools.files import Workspace
 from tools.pool import PipelinePool
@@ -96,9 +97,10 @@ def _specialist(
     *,
     max_steps: int,
     verbosity: int,
+    memory: Mirror | None = None,
 ) -> SpecialistAgent:
     agent = SpecialistAgent(
-        tools=spec.build_tools(pool, workspace),
+        tools=spec.build_tools(pool, workspace, memory),
         model=model,
         prompt_templates=compact_prompts(),
         name=spec.name,
@@ -123,11 +125,14 @@ def build_team(
     planning_interval: int | None = None,
     verbosity: int = 0,
     specialists: dict[str, Specialist] | None = None,
+    memory: Mirror | None = None,
 ) -> Team:
     """The manager with every specialist as a managed agent (all sharing `model`, `pool` and `workspace`)."""
     slot = RecorderSlot()
     members = {
-        name: _specialist(spec, model, pool, workspace, slot, max_steps=specialist_max_steps, verbosity=verbosity)
+        name: _specialist(
+            spec, model, pool, workspace, slot, max_steps=specialist_max_steps, verbosity=verbosity, memory=memory
+        )
         for name, spec in (specialists or SPECIALISTS).items()
     }
     manager = CodeAgent(

@@ -109,6 +109,11 @@ class Mirror:
     def __repr__(self) -> str:
         return f"Mirror(journal={self.journal!r}, sinks={[lane.sink.name for lane in self._lanes]})"
 
+    @property
+    def sinks(self) -> list[MemorySink]:
+        """The stores behind the journal."""
+        return [lane.sink for lane in self._lanes]
+
     def __call__(self, record: StepRecord) -> None:
         """Journal the record (on disk when this returns), then hand it to every sink's lane."""
         self.journal.write([record])

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,13 @@ class ScriptedModel(Model):
         self._responder = replies if callable(replies) else None
         self._replies = list(replies) if not callable(replies) else []
         self._lock = threading.Lock()
-        self.calls: list[list[dict[str, Any]]] = []
+        self.calls: deque[list[dict[str, Any]]] = deque(maxlen=50)
+        """The messages of the latest calls (at most 50: a 1,000-step run must not keep them all)."""
+        self.call_count = 0
 
     def __repr__(self) -> str:
         left = "function" if self._responder else f"{len(self._replies)} replies left"
-        return f"ScriptedModel({left}, {len(self.calls)} calls)"
+        return f"ScriptedModel({left}, {self.call_count} calls)"
 
     def generate(
         self,
@@ -69,13 +72,14 @@ class ScriptedModel(Model):
         as_dicts = [m.dict() if isinstance(m, ChatMessage) else dict(m) for m in messages]
         with self._lock:
             self.calls.append(as_dicts)
+            self.call_count += 1
             if self._responder is not None:
                 reply = self._responder(as_dicts)
             elif self._replies:
                 reply = self._replies.pop(0)
             else:
                 raise ModelUnavailableError(
-                    f"the scripted model has no replies left after {len(self.calls) - 1} calls",
+                    f"the scripted model has no replies left after {self.call_count - 1} calls",
                     backend="scripted",
                     fix="add replies to llm.script (or the list given to ScriptedModel)",
                 )

@@ -201,6 +201,7 @@ class Crew:
                 specialist_max_steps=agents.specialist_max_steps,
                 planning_interval=agents.planning_interval,
                 verbosity=agents.verbosity,
+                memory=self.mirror,
             )
         return self._team
 

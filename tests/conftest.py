@@ -48,12 +48,17 @@ def code(source: str) -> str:
 
 
 @pytest.fixture
-def scripted_crew() -> Iterator[Callable[..., Crew]]:
-    """Build a Crew around a ScriptedModel; extra keyword arguments are settings overrides."""
+def scripted_crew(tmp_path: Path) -> Iterator[Callable[..., Crew]]:
+    """Build a Crew around a ScriptedModel; extra keyword arguments are settings overrides. Its home is the
+    test's own (journal, runs), with the cache (router embeddings) shared between tests."""
     crews: list[Crew] = []
+    home = tmp_path / "crew-home"
+    home.mkdir()
+    (SHARED_CACHE / "home" / "cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(SHARED_CACHE / "home" / "cache", target_is_directory=True)
 
     def build(replies: list[str] | Callable[[list[dict]], str], **overrides: object) -> Crew:
-        overrides.setdefault("home", str(SHARED_CACHE / "home"))
+        overrides.setdefault("home", str(home))
         crew = Crew(load_settings(**overrides), model=ScriptedModel(replies))
         crews.append(crew)
         return crew
