@@ -61,7 +61,10 @@ def _records(journal: JournalSink, run_id: str) -> list[StepRecord]:
 
 
 def _summary(run_id: str, records: list[StepRecord]) -> dict[str, object]:
-    final = next((r for r in reversed(records) if r.kind == "final_answer" and not r.payload.get("parent")), None)
+    finals = [r for r in records if r.kind == "final_answer"]
+    top_level = [r for r in finals if not r.payload.get("parent")]  # the manager's; in router mode, the last step's
+    chosen = top_level or finals
+    final = chosen[-1] if chosen else None
     request = next((r.payload.get("task") for r in records if r.kind == "delegation"), None)
     return {
         "run_id": run_id,
