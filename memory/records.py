@@ -7,13 +7,14 @@ bump `SCHEMA_VERSION` when a payload key changes meaning.
 from __future__ import annotations
 
 import ast
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smolagents.memory import ActionStep, FinalAnswerStep, MemoryStep, PlanningStep
 
-__all__ = ["SCHEMA_VERSION", "StepRecord", "called_names", "record_from_step"]
+__all__ = ["SCHEMA_VERSION", "StepRecord", "called_names", "record_from_json", "record_from_step", "record_to_json"]
 
 SCHEMA_VERSION = 1
 OBSERVATION_LIMIT = 4_000
@@ -96,3 +97,21 @@ def record_from_step(
     else:
         kind = type(step).__name__
     return StepRecord(run_id=run_id, seq=seq, agent=agent, kind=kind, payload=payload)
+
+
+def record_to_json(record: StepRecord) -> str:
+    """One line of JSON. ASCII-escaped, so lone surrogates and odd bytes survive; unknown types become str."""
+    return json.dumps(record.to_dict(), ensure_ascii=True, default=str, separators=(",", ":"))
+
+
+def record_from_json(text: str) -> StepRecord:
+    data: dict[str, Any] = json.loads(text)
+    return StepRecord(
+        run_id=str(data["run_id"]),
+        seq=int(data["seq"]),
+        agent=str(data["agent"]),
+        kind=str(data["kind"]),
+        payload=dict(data.get("payload") or {}),
+        ts=float(data["ts"]),
+        schema=int(data.get("schema", 1)),
+    )

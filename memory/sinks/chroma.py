@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from memory.records import StepRecord
+from memory.records import StepRecord, record_from_json
 from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
 
@@ -122,10 +122,6 @@ def record_json(record: StepRecord, max_bytes: int = RECORD_LIMIT) -> tuple[str,
             return text, True
     note = f"payload of {len(_dumps(record.payload)):,} bytes left out; full record in the journal"
     return _dumps(data | {"payload": {"truncated": note}}), True
-
-
-def _record_from_json(text: str) -> StepRecord:
-    return StepRecord(**json.loads(text))  # the keys are StepRecord's fields (record.to_dict())
 
 
 def _metadata(record: StepRecord, max_bytes: int) -> dict[str, str | int | float | bool]:
@@ -288,7 +284,7 @@ class ChromaSink(MemorySink):
             while True:
                 page = collection.get(where=_where(run_id=run_id), include=["metadatas"], limit=PAGE, offset=offset)
                 metadatas = page["metadatas"] or []
-                records += [_record_from_json(str(meta["record"])) for meta in metadatas]
+                records += [record_from_json(str(meta["record"])) for meta in metadatas]
                 if len(metadatas) < PAGE:
                     return sorted(records, key=lambda record: record.seq)
                 offset += PAGE
@@ -317,7 +313,7 @@ class ChromaSink(MemorySink):
                 include=["metadatas"],
             )
             metadatas = (result["metadatas"] or [[]])[0]
-            return [_record_from_json(str(meta["record"])) for meta in metadatas]
+            return [record_from_json(str(meta["record"])) for meta in metadatas]
 
         return self._call("search", nearest)
 

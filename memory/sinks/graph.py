@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from memory.records import StepRecord
+from memory.records import StepRecord, record_from_json, record_to_json
 from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
 
@@ -236,7 +236,7 @@ class GraphSink(MemorySink):
             agent = self._id(str(record.agent))
             runs[run] = {"id": run, "props": {"ns": ns, "run_id": _clean(run_id)}}
             agents[agent] = {"id": agent, "props": {"ns": ns, "name": _clean(str(record.agent))}}
-            record_json = json.dumps(record.to_dict(), ensure_ascii=True, default=repr)
+            record_json = record_to_json(record)
             props = {
                 "ns": ns,
                 "run_id": _clean(run_id),
@@ -328,11 +328,6 @@ class GraphSink(MemorySink):
 
     # -- reading ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _record(record_json: str) -> StepRecord:
-        data = json.loads(record_json)
-        return StepRecord(**data)
-
     def read(self, run_id: str) -> list[StepRecord]:
         """Every stored record of `run_id`, ordered by seq."""
         self.setup()
@@ -344,7 +339,7 @@ class GraphSink(MemorySink):
                 ns=self.namespace,
             ),
         )
-        return [self._record(row["j"]) for row in rows]
+        return [record_from_json(row["j"]) for row in rows]
 
     def search(self, query: str, *, run_id: str | None = None, k: int = 5) -> list[StepRecord]:
         """Records whose text contains the most words of `query` (case-insensitive), whole phrase first."""
@@ -363,7 +358,7 @@ class GraphSink(MemorySink):
         if run_id is not None:
             params["run_id"] = _clean(str(run_id))
         rows = self._call("search", lambda: self._query(cypher, **params))
-        return [self._record(row["j"]) for row in rows]
+        return [record_from_json(row["j"]) for row in rows]
 
     def delegation_tree(self, run_id: str) -> list[tuple[str, str, str]]:
         """(parent agent, child agent, task) for every delegation of `run_id`, in order."""

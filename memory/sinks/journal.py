@@ -8,20 +8,18 @@ reported in `problems` and skipped, never fatal.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from memory.records import StepRecord
+from memory.records import StepRecord, record_from_json, record_to_json
 from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkUnavailableError
 
-__all__ = ["JournalProblem", "JournalSink", "record_from_json", "record_to_json"]
+__all__ = ["JournalProblem", "JournalSink"]
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -31,24 +29,6 @@ class JournalProblem:
     file: Path
     line: int
     error: str
-
-
-def record_to_json(record: StepRecord) -> str:
-    """One line of JSON. ASCII-escaped, so lone surrogates and odd bytes survive; unknown types become str."""
-    return json.dumps(record.to_dict(), ensure_ascii=True, default=str, separators=(",", ":"))
-
-
-def record_from_json(text: str) -> StepRecord:
-    data: dict[str, Any] = json.loads(text)
-    return StepRecord(
-        run_id=str(data["run_id"]),
-        seq=int(data["seq"]),
-        agent=str(data["agent"]),
-        kind=str(data["kind"]),
-        payload=dict(data.get("payload") or {}),
-        ts=float(data["ts"]),
-        schema=int(data.get("schema", 1)),
-    )
 
 
 class JournalSink(MemorySink):

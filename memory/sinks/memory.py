@@ -8,9 +8,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from memory.records import StepRecord
+from memory.records import StepRecord, record_to_json
 from memory.sinks.base import MemorySink, SinkHealth
-from memory.sinks.journal import record_to_json
 from smolcrew.errors import SinkUnavailableError
 
 __all__ = ["InMemorySink"]

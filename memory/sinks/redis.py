@@ -20,12 +20,12 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import redis
 
-from memory.records import StepRecord
+from memory.records import StepRecord, record_from_json
 from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
 
@@ -37,7 +37,6 @@ START_REDIS = (
 )
 SUMMARY_CHARS = 200
 _SUMMARY_KEYS = ("output", "error", "plan", "observations", "code")
-_RECORD_FIELDS = frozenset(f.name for f in fields(StepRecord))
 _T = TypeVar("_T")
 
 # KEYS: 1 runs zset, 2 events stream, 3.. steps hashes.
@@ -118,11 +117,6 @@ def _summary(record: StepRecord) -> str:
     if len(text) > SUMMARY_CHARS:
         text = text[:SUMMARY_CHARS] + f"... [{len(text) - SUMMARY_CHARS:,} more characters; read the record]"
     return text
-
-
-def _record(raw: Any) -> StepRecord:
-    data = json.loads(decode(raw))
-    return StepRecord(**{key: value for key, value in data.items() if key in _RECORD_FIELDS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +249,7 @@ class RedisSink(MemorySink):
 
     def read(self, run_id: str) -> list[StepRecord]:
         stored = self._call(self._client.hgetall, self.steps_key(run_id))
-        return [_record(raw) for _, raw in sorted(stored.items(), key=lambda item: int(item[0]))]
+        return [record_from_json(decode(raw)) for _, raw in sorted(stored.items(), key=lambda item: int(item[0]))]
 
     def search(self, query: str, *, run_id: str | None = None, k: int = 5) -> list[StepRecord]:
         """Records whose JSON contains `query` (case-insensitive), newest runs first and newest steps first."""
@@ -272,7 +266,7 @@ class RedisSink(MemorySink):
             for _, raw in sorted(stored.items(), key=lambda item: -int(item[0])):
                 text = decode(raw).lower()
                 if any(n in text for n in needles):
-                    found.append(_record(raw))
+                    found.append(record_from_json(decode(raw)))
                     if len(found) >= k:
                         return found
         return found

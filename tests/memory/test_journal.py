@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from memory.sinks.journal import JournalSink, record_from_json, record_to_json
+from memory.records import record_from_json, record_to_json
+from memory.sinks.journal import JournalSink
 from smolcrew.errors import SinkUnavailableError
 from tests.memory.sink_contract import make_records
 
