@@ -17,6 +17,7 @@ from smolagents.monitoring import LogLevel
 from agents.specialists import SPECIALISTS, Specialist
 from memory.mirror import Mirror
 from memory.recorder import RecorderSlot
+from tools.base import CheckedTool
 from tools.files import Workspace
 from tools.pool import PipelinePool
 from validators.rules import require_answer
@@ -99,8 +100,12 @@ def _specialist(
     verbosity: int,
     memory: Mirror | None = None,
 ) -> SpecialistAgent:
+    tools = spec.build_tools(pool, workspace, memory)
+    for tool in tools:
+        if isinstance(tool, CheckedTool):
+            tool.around_call = slot.around_tool_call  # every call recorded (audit, replay)
     agent = SpecialistAgent(
-        tools=spec.build_tools(pool, workspace, memory),
+        tools=tools,
         model=model,
         prompt_templates=compact_prompts(),
         name=spec.name,
@@ -108,7 +113,7 @@ def _specialist(
         max_steps=max_steps,
         verbosity_level=_LOG_LEVELS[verbosity],
         step_callbacks=_callbacks(slot),
-        final_answer_checks=[require_answer],
+        final_answer_checks=[require_answer, slot.answer_check(spec.name)],
         provide_run_summary=False,
     )
     agent.slot = slot
@@ -145,7 +150,7 @@ def build_team(
         planning_interval=planning_interval,
         verbosity_level=_LOG_LEVELS[verbosity],
         step_callbacks=_callbacks(slot),
-        final_answer_checks=[require_answer],
+        final_answer_checks=[require_answer, slot.answer_check("manager")],
         name="manager",
     )
     return Team(manager, members, slot)

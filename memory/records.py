@@ -18,6 +18,7 @@ __all__ = ["SCHEMA_VERSION", "StepRecord", "called_names", "record_from_json", "
 
 SCHEMA_VERSION = 1
 OBSERVATION_LIMIT = 4_000
+MODEL_OUTPUT_LIMIT = 32_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,9 @@ class StepRecord:
 
     `kind` is `action`, `planning`, `final_answer` or `delegation`. `payload` holds the rest: `step_number`,
     `code`, `calls` (tool and agent names the code called), `observations` (truncated), `error`,
-    `input_tokens`, `output_tokens`, `duration_s`, `parent` (the delegation this step ran under), ...
+    `input_tokens`, `output_tokens`, `duration_s`, `parent` (the delegation this step ran under), `model_output`
+    (the LLM's reply, for resume and replay), ... The Crew adds `run_start` (task, mode, plan) and `run_end` (state,
+    answer, verdicts, audit head) records around each run.
     """
 
     run_id: str
@@ -63,6 +66,14 @@ def _truncate(text: str | None, limit: int = OBSERVATION_LIMIT) -> str | None:
     return text[:limit] + f"... [{len(text) - limit:,} more characters]"
 
 
+def _model_text(output: Any) -> str | None:
+    """The model's reply as text, kept whole (up to MODEL_OUTPUT_LIMIT) so a run can be resumed and replayed."""
+    if output is None:
+        return None
+    text = output if isinstance(output, str) else json.dumps(output, default=str)
+    return _truncate(text, MODEL_OUTPUT_LIMIT)
+
+
 def record_from_step(
     step: MemoryStep, *, run_id: str, seq: int, agent: str, known: set[str], parent: str | None
 ) -> StepRecord:
@@ -74,6 +85,7 @@ def record_from_step(
         payload |= {
             "step_number": step.step_number,
             "code": step.code_action,
+            "model_output": _model_text(step.model_output),
             "calls": called_names(step.code_action, known),
             "observations": _truncate(step.observations),
             "error": str(step.error) if step.error else None,

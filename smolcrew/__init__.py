@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings, load_settings
-    from smolcrew.crew import ChatSession, Crew, RunResult
+    from smolcrew.crew import ChatSession, Crew
     from smolcrew.errors import (
         AnswerRejected,
         ConfigError,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         SmolcrewError,
         ToolInputError,
     )
+    from smolcrew.result import RunResult
 
 __version__ = "0.1.0"
 
@@ -50,7 +51,7 @@ __all__ = [
 _HOMES = {
     "ChatSession": "smolcrew.crew",
     "Crew": "smolcrew.crew",
-    "RunResult": "smolcrew.crew",
+    "RunResult": "smolcrew.result",
     "Settings": "smolcrew.config",
     "load_settings": "smolcrew.config",
 }

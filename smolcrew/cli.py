@@ -35,6 +35,14 @@ def _add_memory_commands() -> None:
     app.add_typer(memory_app, name="memory")
     app.command()(ingest)
 
+    from smolcrew.cli_approvals import approvals_app
+
+    app.add_typer(approvals_app, name="approvals")
+
+    from smolcrew.cli_audit import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
 
 _add_memory_commands()
 
@@ -81,8 +89,17 @@ def _progress(record: StepRecord) -> None:
 def _print_result(result: RunResult) -> None:
     if result.ok:
         console.print(f"\n[bold green]Answer:[/] {result.answer}")
+    elif result.state == "pending_approval":
+        console.print(
+            f"\n[bold yellow]Waiting for a person:[/] approval {result.approval_id} "
+            f"(`smolcrew approvals show {result.approval_id}`, then `smolcrew runs resume {result.run_id}`)"
+        )
     else:
         console.print(f"\n[bold red]No answer ({result.state}):[/] {result.error}")
+    for verdict in result.verdicts:
+        if verdict.get("outcome") != "pass":
+            reasons = "; ".join(verdict.get("reasons") or [])
+            console.print(f"[dim]  {verdict.get('stage')}: {verdict.get('outcome')} — {escape(reasons)}[/]")
     agents = " → ".join(result.agents) or "none"
     console.print(
         f"[dim]run {result.run_id} · {result.mode} · agents: {agents} · tools: {', '.join(result.tools) or 'none'} · "
@@ -255,6 +272,39 @@ def tools(as_json: JsonOption = False) -> None:
         inputs = ", ".join(f"{key}: {kind}" for key, kind in row["inputs"].items())
         table.add_row(row["specialist"], row["tool"], escape(inputs), row["output"])
     console.print(table)
+
+
+@app.command()
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay (see `smolcrew runs list`).")],
+    config: ConfigOption = None,
+    from_step: Annotated[
+        int | None, typer.Option("--from-step", help="Replay steps before N, then run live from step N (a fork).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-run a recorded run with its recorded model replies and tool results; report any divergence.
+
+    Exits 0 when the replay matches the recording, 1 when it diverges: a recorded run is a regression test."""
+    from smolcrew.errors import SmolcrewError
+    from smolcrew.replay import replay as replay_run
+
+    with _crew(config) as crew:
+        try:
+            report = replay_run(crew, run_id, from_step=from_step)
+        except SmolcrewError as exc:
+            raise _fail(str(exc), 2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), default=str) + "\n")
+    else:
+        verdict = "[bold green]same[/]" if report.same else "[bold red]diverged[/]"
+        console.print(f"replay of {run_id} → run {report.replay_run_id}: {verdict}")
+        console.print(f"  recorded answer: {escape(str(report.recorded_answer))}")
+        console.print(f"  replayed answer: {escape(str(report.answer))} ({report.state})")
+        console.print(f"  model replies: {report.replayed_replies} replayed, {report.live_replies} live")
+        for divergence in report.divergences[:20]:
+            console.print(f"  [red]{escape(str(divergence))}[/]")
+    raise typer.Exit(0 if report.same or from_step is not None else 1)
 
 
 def main() -> None:

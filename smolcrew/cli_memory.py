@@ -16,6 +16,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from memory.records import StepRecord
     from memory.sinks.journal import JournalSink
     from smolcrew.config import Settings
@@ -61,18 +63,26 @@ def _records(journal: JournalSink, run_id: str) -> list[StepRecord]:
 
 
 def _summary(run_id: str, records: list[StepRecord]) -> dict[str, object]:
-    finals = [r for r in records if r.kind == "final_answer"]
-    top_level = [r for r in finals if not r.payload.get("parent")]  # the manager's; in router mode, the last step's
-    chosen = top_level or finals
-    final = chosen[-1] if chosen else None
-    request = next((r.payload.get("task") for r in records if r.kind == "delegation"), None)
+    start = next((r.payload for r in records if r.kind == "run_start"), None)
+    end = next((r.payload for r in reversed(records) if r.kind == "run_end"), None)
+    if end is not None:
+        state, answer = end.get("state"), end.get("answer")
+    else:  # still going, stopped half-way, or an older run without run_start/run_end records
+        finals = [r for r in records if r.kind == "final_answer"]
+        top_level = [r for r in finals if not r.payload.get("parent")]
+        chosen = top_level or finals
+        state, answer = "unfinished", chosen[-1].payload.get("output") if chosen else None
+    request = (
+        start.get("task") if start else next((r.payload.get("task") for r in records if r.kind == "delegation"), None)
+    )
     return {
         "run_id": run_id,
         "started": datetime.fromtimestamp(records[0].ts, UTC).isoformat(timespec="seconds"),
         "steps": len(records),
-        "agents": sorted({r.agent for r in records}),
+        "agents": sorted({r.agent for r in records if r.agent != "crew"}),
         "first_task": request,
-        "answer": final.payload.get("output") if final else None,
+        "state": state,
+        "answer": answer,
     }
 
 
@@ -86,12 +96,13 @@ def runs_list(config: ConfigOption = None, limit: int = 20, as_json: JsonOption 
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     table = Table(title=f"runs in {journal.folder}")
-    for column in ("run", "started (UTC)", "steps", "agents", "answer"):
+    for column in ("run", "started (UTC)", "steps", "agents", "state", "answer"):
         table.add_column(column)
     for row in rows:
         answer = str(row["answer"])[:60] if row["answer"] is not None else "-"
         agents = ", ".join(str(agent) for agent in row["agents"])  # type: ignore[attr-defined]
-        table.add_row(str(row["run_id"]), str(row["started"]), str(row["steps"]), agents, escape(answer))
+        cells = (row["run_id"], row["started"], row["steps"], agents, row["state"])
+        table.add_row(*(str(cell) for cell in cells), escape(answer))
     console.print(table)
 
 
@@ -114,6 +125,27 @@ def runs_show(run_id: str, config: ConfigOption = None) -> None:
             f"{duration:.2f}" if isinstance(duration, float) else "",
         )
     console.print(table)
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Finish a run: settle its approval once a person answered, or continue it from its journal."""
+    from smolcrew.crew import Crew
+    from smolcrew.errors import SmolcrewError
+
+    with Crew(_settings(config)) as crew:
+        try:
+            result = crew.resume(run_id)
+        except SmolcrewError as exc:
+            console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), default=str) + "\n")
+    elif result.ok:
+        console.print(f"[bold green]Answer:[/] {escape(str(result.answer))}")
+    else:
+        console.print(f"[bold red]No answer ({result.state}):[/] {escape(str(result.error))}")
+    raise typer.Exit(0 if result.ok else 1)
 
 
 @runs_app.command("export")
@@ -170,10 +202,9 @@ def memory_search(
     console.print(table)
 
 
-@memory_app.command("graph")
-def memory_graph(run_id: str, config: ConfigOption = None) -> None:
-    """The delegation tree of a run, as text."""
-    records = _records(_journal(_settings(config)), run_id)
+def delegation_tree(run_id: str, records: Sequence[StepRecord]) -> Tree:
+    """Who delegated what to whom in a run, each agent's tool calls and answers, as a rich Tree (labels carry
+    markup). Shared by `smolcrew memory graph` and the audit report (smolcrew/audit.py)."""
     tree = Tree(f"run {run_id}")
     nodes: dict[str | None, Tree] = {None: tree}
     for r in records:
@@ -186,7 +217,14 @@ def memory_graph(run_id: str, config: ConfigOption = None) -> None:
             parent.add(f"{r.agent} step {r.payload.get('step_number')}: {', '.join(r.payload['calls'])}")
         elif r.kind == "final_answer":
             parent.add(f"[green]{r.agent} answers[/]: {escape(str(r.payload.get('output'))[:80])}")
-    console.print(tree)
+    return tree
+
+
+@memory_app.command("graph")
+def memory_graph(run_id: str, config: ConfigOption = None) -> None:
+    """The delegation tree of a run, as text."""
+    records = _records(_journal(_settings(config)), run_id)
+    console.print(delegation_tree(run_id, records))
 
 
 @memory_app.command("sync")

@@ -29,6 +29,7 @@ __all__ = [
     "MemorySettings",
     "PoolSettings",
     "RoutingSettings",
+    "ServerSettings",
     "ServiceSettings",
     "Settings",
     "load_settings",
@@ -106,6 +107,39 @@ class MemorySettings(_Section):
     """Key prefix / collection name / graph namespace shared by every store."""
 
 
+RuleName = Literal["non_empty", "length", "schema", "banned", "citations", "numbers", "injection"]
+
+
+class ValidationSettings(_Section):
+    """The cascade every final answer passes before it reaches the user (see README, Validation)."""
+
+    enabled: bool = True
+    rules: list[RuleName] = Field(
+        default_factory=lambda: list[RuleName](["non_empty", "length", "banned", "citations", "numbers", "injection"])
+    )
+    """Rule checks, cheapest first."""
+    min_length: int = Field(default=1, ge=0)
+    max_length: int = Field(default=20_000, ge=1)
+    banned: list[str] = Field(default_factory=list)
+    """Regular expressions (case-insensitive) an answer must not match."""
+    answer_schema: dict[str, Any] | None = None
+    """A JSON schema the answer must satisfy (used by the `schema` rule)."""
+    judge: Literal["none", "llm", "nli"] = "none"
+    """llm: the configured LLM grades the answer against the evidence with a rubric; nli: an NLI
+    cross-encoder (model role `nli`) checks that the evidence entails the answer; none: rules only."""
+    judge_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A judge score below this fails the answer."""
+    escalate_below: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Ask a person when the cascade's confidence is below this (0: never for low confidence)."""
+    approval_tools: list[str] = Field(default_factory=list)
+    """Runs that call any of these tools wait for a person's approval before their answer is returned."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """How many times an agent may correct a rejected final answer before the run fails validation."""
+    approval_timeout_s: float = Field(default=0.0, ge=0.0)
+    """How long a run waits for a person; 0 returns at once with state `pending_approval` (resume it later
+    with `smolcrew runs resume RUN` once `smolcrew approvals approve` has answered)."""
+
+
 class ServiceSettings(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     neo4j_uri: str | None = None
@@ -113,6 +147,30 @@ class ServiceSettings(_Section):
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
     chroma_url: str | None = None
+
+
+DEFAULT_UPLOAD_TYPES = ["image/*", "audio/*", "video/*", "application/pdf", "text/plain", "text/markdown"]
+
+
+class ServerSettings(_Section):
+    """The HTTP API (`smolcrew serve`, smolcrew/api.py)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind. Anything but a loopback address needs `token`: the server refuses to start without."""
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: SecretStr | None = None
+    """When set, every request needs `Authorization: Bearer <token>` (browsers: a `token` cookie or query param)."""
+    max_upload_mb: float = Field(default=25.0, gt=0)
+    """Largest uploaded file, in MiB; a bigger one is refused with 413."""
+    upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
+    """Allowed upload media types; `type/*` allows a whole family. Others are refused with 415."""
+    workers: int = Field(default=2, ge=1, le=64)
+    """Crews in the pool: how many runs (of different conversations) proceed at once."""
+    tracing: bool = False
+    """Send OpenTelemetry traces of the agents (needs `pip install openinference-instrumentation-smolagents
+    opentelemetry-sdk opentelemetry-exporter-otlp`)."""
+    otlp_endpoint: str | None = None
+    """Where traces go (OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces); None: the exporter's default."""
 
 
 _toml_path: ContextVar[Path | None] = ContextVar("smolcrew_toml_path", default=None)
@@ -138,6 +196,8 @@ class Settings(BaseSettings):
     pool: PoolSettings = Field(default_factory=PoolSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     models: dict[str, str] = Field(default_factory=dict)
     """Per-role model overrides for pipelines, e.g. `sentiment = "distilbert/..."` (see `smolcrew models`)."""
 

@@ -13,90 +13,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from smolcrew.config import Settings, load_settings
-from smolcrew.errors import AnswerRejected, CrewClosedError, ModelUnavailableError
+from smolcrew.errors import CrewClosedError, ModelUnavailableError, RunNotFoundError
+from smolcrew.result import RunResult, RunState
 
 if TYPE_CHECKING:
+    from smolagents.memory import MemoryStep
     from smolagents.models import Model
 
     from agents.router import RoutePlan, Router
     from agents.team import Team
     from memory.mirror import Mirror
+    from memory.recorder import RunRecorder, ToolResults
     from memory.records import StepRecord
+    from smolcrew.audit import AuditLog
+    from smolcrew.gate import Decision, Gate
     from tools.files import Workspace
     from tools.pool import PipelinePool
+    from validators.cascade import Cascade
+    from validators.human import ApprovalQueue
 
 __all__ = ["ChatSession", "Crew", "RunResult"]
-
-RunState = Literal["success", "max_steps_error", "error"]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one run produced and how.
-
-    `answer` is None unless `state` is "success": a run that ran out of steps or failed has no answer.
-    """
-
-    answer: Any
-    run_id: str
-    state: RunState
-    mode: Literal["manager", "router"]
-    agents: tuple[str, ...]
-    """Specialists that were delegated to, in order (repeats removed)."""
-    tools: tuple[str, ...]
-    """Tools the agents called, in order (repeats removed)."""
-    delegations: tuple[tuple[str, str, str], ...]
-    """(from, to, task) for each delegation."""
-    steps: tuple[StepRecord, ...]
-    input_tokens: int
-    output_tokens: int
-    duration_s: float
-    route: RoutePlan | None = None
-    error: str | None = None
-    artifacts: tuple[str, ...] = ()
-    """Files the tools wrote during the run (under `<home>/runs/<run_id>/artifacts/`)."""
-    warnings: tuple[str, ...] = ()
-    """Problems that did not stop the run (e.g. a step listener that failed)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "success"
-
-    def raise_for_state(self) -> RunResult:
-        """Return self when the run succeeded, else raise AnswerRejected with the reason."""
-        if not self.ok:
-            raise AnswerRejected((self.error or self.state,), run_id=self.run_id)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "answer": self.answer if isinstance(self.answer, (str, int, float, bool, type(None))) else str(self.answer),
-            "run_id": self.run_id,
-            "state": self.state,
-            "mode": self.mode,
-            "agents": list(self.agents),
-            "tools": list(self.tools),
-            "delegations": [{"from": a, "to": b, "task": t} for a, b, t in self.delegations],
-            "steps": [step.to_dict() for step in self.steps],
-            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
-            "duration_s": round(self.duration_s, 3),
-            "route": self.route.to_dict() if self.route else None,
-            "error": self.error,
-            "artifacts": list(self.artifacts),
-            "warnings": list(self.warnings),
-        }
-
-    def __repr__(self) -> str:
-        answer = repr(self.answer)
-        answer = answer if len(answer) < 60 else answer[:57] + "..."
-        return (
-            f"RunResult({self.state}, answer={answer}, agents={list(self.agents)}, tools={list(self.tools)}, "
-            f"steps={len(self.steps)}, tokens={self.input_tokens}+{self.output_tokens}, {self.duration_s:.2f}s)"
-        )
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+def _plain(value: Any) -> Any:
+    """An answer as JSON can hold it (records and audit entries are JSON)."""
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
+    """The answers of the router's delegations that finished, in order, up to the first that did not."""
+    finals = {r.payload.get("parent"): r.payload.get("output") for r in records if r.kind == "final_answer"}
+    answers = []
+    for record in records:
+        if record.kind == "delegation" and record.agent == "router":
+            delegation = f"{record.run_id}:{record.seq}"
+            if delegation not in finals:
+                break
+            answers.append(finals[delegation])
+    return answers
 
 
 class Crew:
@@ -104,11 +62,28 @@ class Crew:
 
     Use `Crew.from_config()`; `run()` one request or `chat()` for several turns; `close()` when done
     (or use it as a context manager). One run at a time: concurrent calls wait their turn.
+
+    Args:
+        settings: see `load_settings`.
+        model: replaces the configured LLM backend.
+        cascade: the validation cascade for every run (default: built from `settings.validation`).
+        specialist_cascades: a cascade of its own for some specialists' answers, by specialist name.
     """
 
-    def __init__(self, settings: Settings, *, model: Model | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: Model | None = None,
+        cascade: Cascade | None = None,
+        specialist_cascades: dict[str, Cascade] | None = None,
+    ) -> None:
         self.settings = settings
         self._model = model
+        self._cascade = cascade
+        self.specialist_cascades = dict(specialist_cascades or {})
+        self._audit: AuditLog | None = None
+        self._approvals: ApprovalQueue | None = None
         self._team: Team | None = None
         self._pool: PipelinePool | None = None
         self._workspace: Workspace | None = None
@@ -120,9 +95,16 @@ class Crew:
         self._lock = threading.RLock()
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None, *, model: Model | None = None, **overrides: Any) -> Crew:
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        *,
+        model: Model | None = None,
+        cascade: Cascade | None = None,
+        **overrides: Any,
+    ) -> Crew:
         """Build a Crew from config (see `load_settings`). `model` replaces the configured LLM backend."""
-        return cls(load_settings(path, **overrides), model=model)
+        return cls(load_settings(path, **overrides), model=model, cascade=cascade)
 
     def __enter__(self) -> Crew:
         return self
@@ -140,6 +122,7 @@ class Crew:
             self._closed = True
             self._stores.close()
             self._mirror = None
+            self._approvals = None
             if self._pool is not None:
                 self._pool.clear()
             self._team = None
@@ -185,6 +168,46 @@ class Crew:
 
             self._mirror = open_mirror(self.settings, self._stores, self.pool)
         return self._mirror
+
+    @property
+    def audit(self) -> AuditLog:
+        """The hash-chained audit log of every run (`<home>/audit`)."""
+        if self._audit is None:
+            from smolcrew.audit import AuditLog
+
+            self._audit = AuditLog(self.settings.home / "audit")
+        return self._audit
+
+    @property
+    def cascade(self) -> Cascade | None:
+        """The validation cascade every answer passes (None when `validation.enabled` is false)."""
+        validation = self.settings.validation
+        if self._cascade is None and validation.enabled:
+            from validators.cascade import Cascade
+
+            model = self.model if validation.judge == "llm" else None
+            self._cascade = Cascade.from_settings(validation, model=model, pool=self.pool)
+        return self._cascade
+
+    @property
+    def approvals(self) -> ApprovalQueue:
+        """The queue of answers waiting for a person (Redis), opened on first use.
+
+        Raises:
+            ApprovalUnavailableError: Redis does not answer at `services.redis_url`.
+        """
+        self._check_open()
+        if self._approvals is None:
+            from validators.human import ApprovalQueue
+
+            opened = ApprovalQueue.from_url(self.settings.services.redis_url, namespace=self.settings.memory.namespace)
+            self._approvals = self._stores.enter_context(opened)
+        return self._approvals
+
+    def _gate(self, cascade: Cascade | None) -> Gate:
+        from smolcrew.gate import Gate
+
+        return Gate(cascade, lambda: self.approvals, self.audit, wait_s=self.settings.validation.approval_timeout_s)
 
     @property
     def team(self) -> Team:
@@ -254,23 +277,47 @@ class Crew:
         on_step: Callable[[StepRecord], None] | None = None,
         context: str | None = None,
         conversation_id: str | None = None,
+        history: Sequence[StepRecord] = (),
+        cascade: Cascade | None = None,
+        tool_results: ToolResults | None = None,
     ) -> RunResult:
-        """Run one request to its end.
+        """Run one request to its end; its answer passes the validation cascade before it is returned.
 
         Args:
             task: what the user asks.
             images: PIL images handed to the agents with the task.
             max_steps: the manager's step budget for this run (default: config `agents.max_steps`).
             on_step: called with each step record as it happens (live progress).
-            context: earlier conversation, prepended to the task (see `chat()`).
+            context: earlier conversation, prepended to the task.
             conversation_id: stamped on every step record of the run (set by `chat()`).
+            history: step records of earlier turns of the conversation: the manager continues with its memory
+                of them (smolagents `reset=False`); a router-mode run gets them as a transcript.
+            cascade: validate this run's answer with these checks instead of the crew's.
+            tool_results: recorded tool results to use instead of calling the tools (see smolcrew/replay.py).
         """
         if not task or not task.strip():
             raise ValueError("the task is empty: say what the crew should do")
         with self._lock:
             self._check_open()
-            listeners = [listener for listener in (on_step, self.mirror) if listener is not None]
-            return self._run(task.strip(), list(images), max_steps, listeners, context, conversation_id)
+            from memory.recorder import RunRecorder
+
+            run_id = uuid.uuid4().hex[:16]
+            recorder = RunRecorder(
+                run_id,
+                known=self.team.known_names(),
+                listeners=self._listeners(on_step),
+                conversation_id=conversation_id,
+                on_tool_call=lambda call: self.audit.append(run_id, "tool_call", call.to_dict()),
+                tool_results=tool_results,
+            )
+            return self._run(recorder, task.strip(), list(images), max_steps, context, history, cascade)
+
+    def _listeners(self, on_step: Callable[[StepRecord], None] | None) -> list[Callable[[StepRecord], None]]:
+        def audit(record: StepRecord) -> None:
+            if record.kind != "run_end":  # the run_end record carries the audit head: it seals the log
+                self.audit.record(record)
+
+        return [listener for listener in (on_step, self.mirror, audit) if listener is not None]
 
     def _plan(self, task: str) -> RoutePlan | None:
         try:
@@ -282,25 +329,37 @@ class Crew:
 
     def _run(
         self,
+        recorder: RunRecorder,
         task: str,
         images: list[Any],
         max_steps: int | None,
-        listeners: list[Callable[[StepRecord], None]],
         context: str | None,
-        conversation_id: str | None,
+        history: Sequence[StepRecord],
+        cascade: Cascade | None,
+        *,
+        resumed: Sequence[StepRecord] = (),
     ) -> RunResult:
         from smolagents.utils import AgentError
 
-        from memory.recorder import RunRecorder
+        from memory.restore import agent_steps, transcript
 
         started = time.perf_counter()
-        run_id = uuid.uuid4().hex[:16]
         team = self.team
         plan = self._plan(task)
         mode = self.settings.routing.mode
         direct = plan is not None and (mode == "router" or (mode == "auto" and plan.confident))
-        recorder = RunRecorder(run_id, known=team.known_names(), listeners=listeners, conversation_id=conversation_id)
-        self.workspace.run_id = run_id
+        if history and direct and context is None:
+            context = transcript(history)
+        memory = agent_steps([*history, *resumed]) if (history or resumed) and not direct else None
+        prompt = task if context is None else f"{context}\n\nNow: {task}"
+        if plan is not None and not direct:
+            prompt += "\n\n" + plan.hint()
+        cascade = cascade or self.cascade
+        self._add_answer_checks(recorder, task, cascade, plan.specialists if direct and plan else ["manager"])
+        if not resumed:
+            start = {"task": task, "prompt": prompt, "mode": "router" if direct else "manager", "max_steps": max_steps}
+            recorder.mark("run_start", {**start, "plan": plan.to_dict() if plan else None})
+        self.workspace.run_id = recorder.run_id
         written_before = len(self.workspace.written)
         answer: Any = None
         state: RunState = "success"
@@ -308,23 +367,77 @@ class Crew:
         with team.slot.recording(recorder):
             try:
                 if direct and plan is not None:
-                    answer, state = self._dispatch(plan, recorder, images, context)
+                    answer, state = self._dispatch(plan, recorder, images, context, resumed)
                 else:
-                    answer, state = self._manage(task, plan, recorder, images, max_steps, context)
+                    answer, state = self._manage(prompt, recorder, images, max_steps, memory, bool(resumed))
             except (AgentError, ModelUnavailableError) as exc:
                 state, error = "error", str(exc)
-        if state == "max_steps_error":
-            error = error or "the crew used all its steps without a validated answer"
-            answer = None
-        result = self._result(answer, run_id, state, "router" if direct else "manager", recorder, started, plan, error)
+        decision = self._gate(cascade).judge(recorder.run_id, task, answer, state, recorder.records)
+        if error is not None:
+            decision = dataclasses.replace(decision, error=error)
         written = tuple(str(path) for path in self.workspace.written[written_before:] if path.exists())
-        return dataclasses.replace(result, artifacts=written, warnings=tuple(recorder.listener_errors))
+        return self._finish(recorder, decision, "router" if direct else "manager", plan, started, answer, written)
 
-    def _dispatch(self, plan: RoutePlan, recorder: Any, images: list[Any], context: str | None) -> tuple[Any, RunState]:
+    def _add_answer_checks(
+        self, recorder: RunRecorder, task: str, cascade: Cascade | None, answering: Sequence[str]
+    ) -> None:
+        """Let the agents correct a rejected answer themselves (bounded retries) before the final gate."""
+        if cascade is None and not self.specialist_cascades:
+            return
+        from validators.correct import final_answer_check
+        from validators.verdict import Evidence
+
+        def evidence_for(answer: Any) -> Evidence:
+            return Evidence.from_records(task, answer, recorder.records)
+
+        retries = self.settings.validation.max_retries
+        chosen = {name: cascade for name in answering} if cascade is not None else {}
+        for name, own in {**chosen, **self.specialist_cascades}.items():
+            recorder.answer_checks[name] = final_answer_check(own, evidence_for, retries)
+
+    def _finish(
+        self,
+        recorder: RunRecorder,
+        decision: Decision,
+        mode: Literal["manager", "router"],
+        plan: RoutePlan | None,
+        started: float,
+        candidate: Any,
+        artifacts: tuple[str, ...],
+    ) -> RunResult:
+        """Seal the run: its final audit entry, then a `run_end` record carrying the audit head."""
+        run_id = recorder.run_id
+        final = {"state": decision.state, "answer": _plain(decision.answer), "error": decision.error}
+        self.audit.append(run_id, "final", final)
+        head = self.audit.head(run_id)
+        end = {
+            **final,
+            "candidate": _plain(candidate) if decision.state == "pending_approval" else None,
+            "verdicts": list(decision.verdicts),
+            "approval_id": decision.approval_id,
+            "audit_head": head,
+            "mode": mode,
+        }
+        recorder.mark("run_end", end)
+        result = self._result(recorder.records, started, plan)
+        return dataclasses.replace(result, artifacts=artifacts, warnings=tuple(recorder.listener_errors))
+
+    def _dispatch(
+        self,
+        plan: RoutePlan,
+        recorder: RunRecorder,
+        images: list[Any],
+        context: str | None,
+        resumed: Sequence[StepRecord] = (),
+    ) -> tuple[Any, RunState]:
+        done = _finished_delegations(resumed)
         answer: Any = None
         previous: str | None = None
         with recorder.agent("router"):
-            for step in plan.steps:
+            for number, step in enumerate(plan.steps):
+                if number < len(done):  # finished before the run stopped: keep its answer
+                    answer, previous = done[number], step.specialist
+                    continue
                 agent = self.team.specialists[step.specialist]
                 task = step.task if context is None else f"{context}\n\nNow: {step.task}"
                 if previous is not None:
@@ -338,61 +451,120 @@ class Crew:
 
     def _manage(
         self,
-        task: str,
-        plan: RoutePlan | None,
-        recorder: Any,
+        prompt: str,
+        recorder: RunRecorder,
         images: list[Any],
         max_steps: int | None,
-        context: str | None,
+        memory: list[MemoryStep] | None,
+        resuming: bool,
     ) -> tuple[Any, RunState]:
-        prompt = task if context is None else f"{context}\n\nNow: {task}"
-        if plan is not None:
-            prompt += "\n\n" + plan.hint()
+        manager = self.team.manager
         with recorder.agent("manager"):
-            result = self.team.manager.run(prompt, images=images or None, max_steps=max_steps, return_full_result=True)
+            if memory is None:
+                result = manager.run(prompt, images=images or None, max_steps=max_steps, return_full_result=True)
+            else:
+                manager.memory.reset()
+                manager.memory.steps = list(memory)
+                task = "Continue the task above from where it stopped." if resuming else prompt
+                result = manager.run(
+                    task, images=images or None, max_steps=max_steps, reset=False, return_full_result=True
+                )
         return result.output, result.state
 
-    def _result(
-        self,
-        answer: Any,
-        run_id: str,
-        state: RunState,
-        mode: Literal["manager", "router"],
-        recorder: Any,
-        started: float,
-        plan: RoutePlan | None,
-        error: str | None,
-    ) -> RunResult:
-        records: list[StepRecord] = recorder.records
-        delegations = recorder.delegations()
-        specialists = set(self.team.specialists)
-        skip = specialists | {"final_answer"}
+    def _result(self, records: Sequence[StepRecord], started: float | None, plan: RoutePlan | None) -> RunResult:
+        """A RunResult from a run's records (its `run_end` gives the state and answer)."""
+        run_id = records[0].run_id
+        end = next((r.payload for r in reversed(records) if r.kind == "run_end"), {})
+        delegations = [(r.agent, r.payload["to"], r.payload["task"]) for r in records if r.kind == "delegation"]
+        skip = set(self.team.specialists) | {"final_answer"}
         tools = [name for r in records for name in r.payload.get("calls", []) if name not in skip]
+        first, last = records[0].ts, records[-1].ts
         return RunResult(
-            answer=answer,
+            answer=end.get("answer"),
             run_id=run_id,
-            state=state,
-            mode=mode,
+            state=end.get("state", "error"),
+            mode=end.get("mode", "manager"),
             agents=_unique([to for _, to, _ in delegations]),
             tools=_unique(tools),
             delegations=tuple(delegations),
             steps=tuple(records),
             input_tokens=sum(int(r.payload.get("input_tokens") or 0) for r in records),
             output_tokens=sum(int(r.payload.get("output_tokens") or 0) for r in records),
-            duration_s=time.perf_counter() - started,
+            duration_s=time.perf_counter() - started if started is not None else last - first,
             route=plan,
-            error=error,
+            error=end.get("error"),
+            verdicts=tuple(end.get("verdicts") or ()),
+            approval_id=end.get("approval_id"),
+            audit_head=end.get("audit_head"),
         )
 
-    def chat(self) -> ChatSession:
-        """A multi-turn conversation: each turn sees the earlier turns."""
+    def _journal_records(self, run_id: str) -> list[StepRecord]:
+        if self.mirror is None:
+            raise RunNotFoundError(f"run {run_id!r}: memory is off (`memory.enabled`), so no run is journaled")
+        try:
+            records = self.mirror.journal.read(run_id)
+        except ValueError:
+            records = []
+        if not records:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.mirror.journal.folder}; see `smolcrew runs list`")
+        return records
+
+    def resume(self, run_id: str, *, on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
+        """Finish a run from its journal: settle a pending approval, or continue a run that stopped half-way
+        (the manager continues with its recorded memory; in router mode, finished steps are kept). A run that
+        already ended is returned as it was.
+
+        Raises:
+            RunNotFoundError: no journal for `run_id`.
+        """
+        with self._lock:
+            self._check_open()
+            from memory.recorder import RunRecorder
+
+            records = self._journal_records(run_id)
+            start = next((r for r in records if r.kind == "run_start"), None)
+            end = next((r for r in reversed(records) if r.kind == "run_end"), None)
+            if start is None:
+                raise RunNotFoundError(f"run {run_id!r} has no run_start record (an older smolcrew made it)")
+            if end is not None and end.payload.get("state") != "pending_approval":
+                return self._result(records, None, None)
+            recorder = RunRecorder(
+                run_id,
+                known=self.team.known_names(),
+                listeners=self._listeners(on_step),
+                conversation_id=start.payload.get("conversation_id"),
+                on_tool_call=lambda call: self.audit.append(run_id, "tool_call", call.to_dict()),
+                records=records,
+            )
+            if end is None:
+                return self._run(recorder, start.payload["task"], [], None, None, (), None, resumed=records)
+            started = time.perf_counter()
+            approval = self.approvals.get(str(end.payload["approval_id"]))
+            verdicts = tuple(end.payload.get("verdicts") or ())
+            decision = self._gate(self.cascade).settle(run_id, approval, end.payload.get("candidate"), verdicts)
+            return self._finish(recorder, decision, end.payload.get("mode", "manager"), None, started, None, ())
+
+    def chat(self, conversation_id: str | None = None) -> ChatSession:
+        """A multi-turn conversation: each turn sees the earlier turns. With `conversation_id`, the turns
+        journaled under that id (by this or an earlier process) are picked up again."""
         self._check_open()
-        return ChatSession(self)
+        if conversation_id is None:
+            return ChatSession(self)
+        session = ChatSession(self, conversation_id=conversation_id)
+        journal = self.mirror.journal if self.mirror is not None else None
+        for run_id in journal.runs() if journal is not None else []:
+            records = journal.read(run_id) if journal is not None else []
+            start = records[0] if records and records[0].kind == "run_start" else None
+            if start is not None and start.payload.get("conversation_id") == conversation_id:
+                session.turns.append((str(start.payload.get("task")), self._result(records, None, None)))
+        return session
 
 
 @dataclass
 class ChatSession:
-    """Several turns with one Crew. Each turn's task carries the conversation so far (last `keep` turns)."""
+    """Several turns with one Crew. Each turn continues from the earlier ones: in manager mode the manager keeps
+    its memory of them (smolagents `reset=False`); in router mode the specialists get a transcript of the last
+    `keep` turns. `Crew.chat(conversation_id)` picks a conversation up again from the journal."""
 
     crew: Crew
     keep: int = 6
@@ -402,18 +574,13 @@ class ChatSession:
     def __repr__(self) -> str:
         return f"ChatSession({self.conversation_id!r}, {len(self.turns)} turns)"
 
-    def context(self) -> str | None:
-        if not self.turns:
-            return None
-        lines = ["Conversation so far:"]
-        for message, result in self.turns[-self.keep :]:
-            lines.append(f"User: {message}")
-            lines.append(f"Assistant: {result.answer if result.ok else '(no answer: ' + result.state + ')'}")
-        return "\n".join(lines)
+    def history(self) -> list[StepRecord]:
+        """The step records of the last `keep` turns."""
+        return [record for _, result in self.turns[-self.keep :] for record in result.steps]
 
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
-        result = self.crew.run(message, context=self.context(), conversation_id=self.conversation_id, **kwargs)
+        result = self.crew.run(message, conversation_id=self.conversation_id, history=self.history(), **kwargs)
         self.turns.append((message, result))
         return result
 

@@ -9,7 +9,19 @@ SmolcrewError
 ├── SinkError               a memory store failed
 │   └── SinkUnavailableError    the store is down or unreachable (the journal keeps the step; catch-up later)
 ├── AnswerRejected          the final answer failed validation (max steps counts as a failure)
-└── CrewClosedError         the Crew was used after close()
+├── StageError              a validation stage broke itself (its model failed); the cascade escalates
+├── ApprovalError           the human approval queue failed (validators/human.py)
+│   ├── ApprovalNotFound        no approval has this id (never made, or decided and expired)
+│   ├── ApprovalAlreadyDecided  someone decided the approval first
+│   └── ApprovalQueueUnavailable    Redis is down or unreachable; the message says how to start or reach it
+├── RunNotFoundError        no journal holds that run (resume, audit, replay)
+├── CrewClosedError         the Crew was used after close()
+├── AuditError             an audit log cannot be written or read (not: a failed verification, which is a report)
+└── ServiceError            the chat service (smolcrew/service.py, the HTTP API) refused a request
+    ├── ConversationNotFoundError   no conversation has this id (ids live as long as the server process)
+    ├── ArtifactNotFoundError       the run wrote no file of that name
+    ├── UploadTooLargeError         an uploaded file is over `server.max_upload_mb`
+    └── UnsupportedUploadError      an uploaded file's type is not allowed, or its content is not that type
 ```
 
 A message says what happened and what to do about it. Context rides along as attributes.
@@ -19,14 +31,26 @@ from __future__ import annotations
 
 __all__ = [
     "AnswerRejected",
+    "ApprovalAlreadyDecided",
+    "ApprovalError",
+    "ApprovalNotFound",
+    "ApprovalQueueUnavailable",
+    "ArtifactNotFoundError",
+    "AuditError",
     "ConfigError",
+    "ConversationNotFoundError",
     "CrewClosedError",
     "ModelUnavailableError",
     "RoutingError",
+    "RunNotFoundError",
+    "ServiceError",
     "SinkError",
     "SinkUnavailableError",
     "SmolcrewError",
+    "StageError",
     "ToolInputError",
+    "UnsupportedUploadError",
+    "UploadTooLargeError",
 ]
 
 
@@ -82,3 +106,90 @@ class AnswerRejected(SmolcrewError):
 
 class CrewClosedError(SmolcrewError):
     """A Crew (or one of its chat sessions) was used after close()."""
+
+
+class ApprovalError(SmolcrewError):
+    """The human approval queue failed. `.approval_id` names the approval, when known."""
+
+    def __init__(self, message: str, *, approval_id: str | None = None) -> None:
+        super().__init__(message)
+        self.approval_id = approval_id
+
+
+class ApprovalNotFound(ApprovalError, LookupError):
+    """No approval has this id: it was never requested, or it was decided and has expired."""
+
+
+class ApprovalAlreadyDecided(ApprovalError):
+    """The approval was decided before this decision. `.status` and `.decided_by` say how and by whom."""
+
+    def __init__(self, message: str, *, approval_id: str, status: str, decided_by: str | None = None) -> None:
+        super().__init__(message, approval_id=approval_id)
+        self.status = status
+        self.decided_by = decided_by
+
+
+class ApprovalQueueUnavailable(ApprovalError):
+    """Redis, which holds the approval queue, is down or unreachable; the message says how to start or reach it."""
+
+
+class RunNotFoundError(SmolcrewError):
+    """No journal holds the run asked for (see `smolcrew runs list`)."""
+
+
+class AuditError(SmolcrewError):
+    """An audit log cannot be written or read (bad run id, disk, a torn last line). `.run_id` names the run.
+
+    A log that fails verification is not an error: `AuditLog.verify` returns a report saying where it breaks."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class StageError(SmolcrewError):
+    """A validation stage could not judge an answer (its model failed or gave unusable output). `.stage` names it.
+
+    The cascade turns it into an escalation: a broken check never lets an answer through.
+    """
+
+    def __init__(self, message: str, *, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class ServiceError(SmolcrewError):
+    """The chat service refused a request; the message says what to send instead."""
+
+
+class ConversationNotFoundError(ServiceError, LookupError):
+    """No conversation has this id. `.conversation_id` names it."""
+
+    def __init__(self, message: str, *, conversation_id: str) -> None:
+        super().__init__(message)
+        self.conversation_id = conversation_id
+
+
+class ArtifactNotFoundError(ServiceError, LookupError):
+    """The run wrote no file of that name (or the name is not a plain file name). `.run_id` names the run."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class UploadTooLargeError(ServiceError):
+    """An uploaded file is larger than `server.max_upload_mb`. `.limit_bytes` is the limit."""
+
+    def __init__(self, message: str, *, limit_bytes: int) -> None:
+        super().__init__(message)
+        self.limit_bytes = limit_bytes
+
+
+class UnsupportedUploadError(ServiceError):
+    """An uploaded file's media type is not in `server.upload_types`, or its bytes are not of that type.
+    `.content_type` is the type given."""
+
+    def __init__(self, message: str, *, content_type: str) -> None:
+        super().__init__(message)
+        self.content_type = content_type

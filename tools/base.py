@@ -7,13 +7,18 @@ retry, instead of a TypeError from deep inside the tool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from smolagents import Tool
 
 from smolcrew.errors import ToolInputError
 
-__all__ = ["CheckedTool"]
+__all__ = ["CheckedTool", "ToolCallHook"]
+
+ToolCallHook = Callable[["CheckedTool", dict[str, Any], Callable[[], Any]], Any]
+"""`hook(tool, arguments, call)`: runs around every call of a tool; returns the call's result (usually
+`call()`'s). The crew records each call with it (audit, replay); a replay returns recorded results instead."""
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -26,6 +31,9 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class CheckedTool(Tool):
+    around_call: ToolCallHook | None = None
+    """Set by the team on each tool it builds (see agents/team.py)."""
+
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(f"{key}: {spec['type']}" for key, spec in self.inputs.items()) + ")"
 
@@ -65,4 +73,11 @@ class CheckedTool(Tool):
         for key, spec in self.inputs.items():
             if key not in checked and not spec.get("nullable"):
                 raise ToolInputError(f"`{key}` is required: call it as {self.signature()}")
-        return super().__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked)
+        hook = self.around_call
+        if hook is None:
+            return super().__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked)
+        return hook(
+            self,
+            checked,
+            lambda: super(CheckedTool, self).__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked),
+        )

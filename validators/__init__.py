@@ -1,5 +1,24 @@
-"""Checks that gate final answers (rules first; the model judge and the human queue come next)."""
+"""Checks that gate final answers: a cascade of stages, cheapest first (rules, then a model judge), used as a
+smolagents final-answer check so the agent corrects a rejected answer itself. See validators.cascade."""
 
-from validators.rules import require_answer
+from validators.cascade import Cascade, CascadeResult
+from validators.correct import FinalAnswerCheck, final_answer_check
+from validators.judge import LLMJudge, NLIJudge
+from validators.rules import RuleCheck, require_answer
+from validators.verdict import RETRIEVAL_TOOLS, Evidence, Outcome, Stage, Verdict
 
-__all__ = ["require_answer"]
+__all__ = [
+    "RETRIEVAL_TOOLS",
+    "Cascade",
+    "CascadeResult",
+    "Evidence",
+    "FinalAnswerCheck",
+    "LLMJudge",
+    "NLIJudge",
+    "Outcome",
+    "RuleCheck",
+    "Stage",
+    "Verdict",
+    "final_answer_check",
+    "require_answer",
+]

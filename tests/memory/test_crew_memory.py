@@ -13,10 +13,67 @@ from memory.sinks.graph import GraphSink
 from memory.sinks.journal import JournalSink
 from memory.sinks.redis import RedisSink
 from smolcrew.crew import Crew
+from smolcrew.result import RunResult
 from tests.conftest import code
 from tests.memory.backends.redis import REDIS_URL
 
 pytestmark = [pytest.mark.usefixtures("minilm_available"), pytest.mark.timeout(240)]
+
+
+def _services(graph_server) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "redis_url": REDIS_URL,
+        "neo4j_uri": graph_server.uri,
+        "neo4j_user": graph_server.user,
+        "neo4j_password": graph_server.password,
+        "neo4j_database": graph_server.database,
+    }
+
+
+def _assert_in_every_store(crew: Crew, result: RunResult, namespace: str, graph_server) -> None:  # type: ignore[no-untyped-def]
+    """After `crew` is closed (every lane flushed): each store holds exactly the run's records, in order."""
+    expected = [(r.seq, r.agent, r.kind) for r in result.steps]
+    journal = JournalSink(Path(crew.settings.home) / "journal")
+    assert [(r.seq, r.agent, r.kind) for r in journal.read(result.run_id)] == expected
+    with RedisSink.from_url(REDIS_URL, namespace=namespace) as redis_sink:
+        assert [(r.seq, r.agent, r.kind) for r in redis_sink.read(result.run_id)] == expected
+        redis_sink.drop()
+    with ChromaSink.embedded(Path(crew.settings.home) / "chroma", namespace=namespace) as chroma_sink:
+        assert [(r.seq, r.agent, r.kind) for r in chroma_sink.read(result.run_id)] == expected
+        chroma_sink.drop()
+    with GraphSink.from_url(
+        graph_server.uri,
+        user=graph_server.user,
+        password=graph_server.password,
+        database=graph_server.database,
+        namespace=namespace,
+    ) as graph_sink:
+        assert [(r.seq, r.agent, r.kind) for r in graph_sink.read(result.run_id)] == expected
+        delegations = [(r.agent, r.payload["to"]) for r in result.steps if r.kind == "delegation"]
+        assert [(parent, child) for parent, child, _ in graph_sink.delegation_tree(result.run_id)] == delegations
+        graph_sink.drop()
+
+
+@pytest.mark.slow
+def test_an_embedded_model_run_is_mirrored_to_every_store(
+    embedded_gguf: Path,
+    tmp_path: Path,
+    graph_server,  # type: ignore[no-untyped-def]
+    redis_client,  # type: ignore[no-untyped-def]
+) -> None:
+    namespace = f"llm{uuid.uuid4().hex[:8]}"
+    crew = Crew.from_config(
+        home=str(tmp_path / "home"),
+        llm={"backend": "embedded", "model_path": str(embedded_gguf)},
+        memory={"sinks": ["redis", "chroma", "graph"], "namespace": namespace},
+        services=_services(graph_server),
+    )
+    result = crew.run("What is 17*23+5? Use the language specialist if needed.")
+    assert result.ok, result.error
+    assert str(result.answer).strip() == "396" and result.output_tokens > 0
+    assert any(r.payload.get("model_output") for r in result.steps)  # the model's own replies, kept for replay
+    crew.close()
+    _assert_in_every_store(crew, result, namespace, graph_server)
 
 
 def test_a_multi_agent_run_is_mirrored_to_every_store(

@@ -118,7 +118,7 @@ def test_an_empty_final_answer_is_sent_back_to_the_agent(scripted_crew: Callable
     assert "final answer is empty" in first.payload["error"]
 
 
-def test_chat_keeps_the_conversation(scripted_crew: Callable[..., Crew]) -> None:
+def test_chat_in_router_mode_gives_the_specialist_a_transcript(scripted_crew: Callable[..., Crew]) -> None:
     crew = scripted_crew([code('final_answer("Paris")'), code('final_answer("about 2.1 million")')])
     chat = crew.chat()
     assert chat.send("What is the capital of France?").answer == "Paris"
@@ -127,7 +127,7 @@ def test_chat_keeps_the_conversation(scripted_crew: Callable[..., Crew]) -> None
     last_prompt = " ".join(str(part.get("text", "")) for m in crew.model.calls[-1] for part in m["content"] or [])
     assert "User: What is the capital of France?" in last_prompt and "Assistant: Paris" in last_prompt
     chat.reset()
-    assert chat.context() is None
+    assert chat.history() == []
 
 
 def test_bad_input_and_closed_crew(scripted_crew: Callable[..., Crew]) -> None:
