@@ -43,6 +43,10 @@ def _add_memory_commands() -> None:
 
     app.add_typer(audit_app, name="audit")
 
+    from smolcrew.cli_serve import serve
+
+    app.command()(serve)
+
 
 _add_memory_commands()
 

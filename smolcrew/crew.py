@@ -372,7 +372,9 @@ class Crew:
                     answer, state = self._manage(prompt, recorder, images, max_steps, memory, bool(resumed))
             except (AgentError, ModelUnavailableError) as exc:
                 state, error = "error", str(exc)
-        decision = self._gate(cascade).judge(recorder.run_id, task, answer, state, recorder.records)
+        decision = self._gate(cascade).judge(
+            recorder.run_id, task, answer, state, recorder.records, recorder.tool_calls
+        )
         if error is not None:
             decision = dataclasses.replace(decision, error=error)
         written = tuple(str(path) for path in self.workspace.written[written_before:] if path.exists())
@@ -388,7 +390,7 @@ class Crew:
         from validators.verdict import Evidence
 
         def evidence_for(answer: Any) -> Evidence:
-            return Evidence.from_records(task, answer, recorder.records)
+            return Evidence.from_records(task, answer, recorder.records, recorder.tool_calls)
 
         retries = self.settings.validation.max_retries
         chosen = {name: cascade for name in answering} if cascade is not None else {}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from smolcrew.errors import SmolcrewError
 
 if TYPE_CHECKING:
+    from memory.recorder import ToolCall
     from memory.records import StepRecord
     from smolcrew.audit import AuditLog
     from smolcrew.result import RunState
@@ -62,7 +63,15 @@ class Gate:
     def __repr__(self) -> str:
         return f"Gate({self.cascade!r}, wait_s={self.wait_s})"
 
-    def judge(self, run_id: str, task: str, answer: Any, state: RunState, records: Sequence[StepRecord]) -> Decision:
+    def judge(
+        self,
+        run_id: str,
+        task: str,
+        answer: Any,
+        state: RunState,
+        records: Sequence[StepRecord],
+        tool_calls: Sequence[ToolCall] = (),
+    ) -> Decision:
         """The end of a run whose agents finished in `state` with `answer`."""
         if state == "max_steps_error":
             verdict: dict[str, Any] = {
@@ -77,7 +86,7 @@ class Gate:
             return Decision(state, answer if state == "success" else None)
         from validators.verdict import Evidence
 
-        result = self.cascade.check(Evidence.from_records(task, answer, records))
+        result = self.cascade.check(Evidence.from_records(task, answer, records, tool_calls))
         verdicts = tuple(verdict.to_dict() for verdict in result.verdicts)
         for verdict in verdicts:
             self.audit.append(run_id, "verdict", verdict)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from memory.recorder import ToolCall
     from memory.records import StepRecord
 
 __all__ = ["RETRIEVAL_TOOLS", "Evidence", "Outcome", "Stage", "Verdict"]
@@ -77,8 +78,13 @@ class Evidence:
         return "" if self.answer is None else str(self.answer)
 
     @classmethod
-    def from_records(cls, task: str, answer: Any, records: Sequence[StepRecord]) -> Evidence:
-        """Evidence from a run's step records: every action step that called something gives its output."""
+    def from_records(
+        cls, task: str, answer: Any, records: Sequence[StepRecord], tool_calls: Sequence[ToolCall] = ()
+    ) -> Evidence:
+        """Evidence from a run's step records: every action step that called something gives its output.
+
+        `tool_calls` (the run's recorded calls) add each tool's own result: longer than a step's truncated
+        observations, and already there while the step that will answer is still running."""
         outputs: list[str] = []
         tools: list[str] = []
         for record in records:
@@ -86,6 +92,11 @@ class Evidence:
             if record.kind == "action" and calls and record.payload.get("observations"):
                 outputs.append(str(record.payload["observations"]))
             tools.extend(calls)
+        for call in tool_calls:
+            if call.output is not None:
+                outputs.append(call.output)
+            if call.tool not in tools:
+                tools.append(call.tool)
         return cls(task=task, answer=answer, tool_outputs=tuple(outputs), tools=tuple(tools))
 
 
