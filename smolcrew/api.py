@@ -45,7 +45,8 @@ from smolcrew.errors import (
     UnsupportedUploadError,
     UploadTooLargeError,
 )
-from smolcrew.service import ChatService, RunInfo, Upload
+from smolcrew.service import ChatService, RunInfo
+from smolcrew.uploads import Upload
 
 __all__ = ["PROBLEM_JSON", "create_app", "is_loopback"]
 

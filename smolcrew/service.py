@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import mimetypes
 import queue
 import secrets
 import threading
@@ -47,13 +46,12 @@ from smolcrew.errors import (
     ConversationNotFoundError,
     RunNotFoundError,
     ServiceError,
-    UnsupportedUploadError,
-    UploadTooLargeError,
 )
+from smolcrew.uploads import Upload, check_upload, store_upload
 
 if TYPE_CHECKING:
     from memory.records import StepRecord
-    from smolcrew.config import ServerSettings, Settings
+    from smolcrew.config import Settings
     from smolcrew.result import RunResult
     from validators.human import Approval, ApprovalQueue, ApprovalStatus
 
@@ -64,9 +62,6 @@ __all__ = [
     "RunEvent",
     "RunInfo",
     "RunTicket",
-    "Upload",
-    "check_upload",
-    "store_upload",
 ]
 
 EventKind = Literal["step", "pending_approval", "run_end"]
@@ -80,15 +75,6 @@ class RunEvent:
     id: int
     event: EventKind
     data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """A file sent with a message. `filename` is the client's name, kept for display only: never a path here."""
-
-    filename: str
-    content_type: str
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,68 +573,3 @@ class ChatService:
 
 def _error_result(run: _Run, error: str) -> dict[str, Any]:
     return {"run_id": run.journal_run_id, "state": "error", "answer": None, "error": error, "steps": []}
-
-
-def _media_type(upload: Upload) -> str:
-    return upload.content_type.split(";")[0].strip().lower()
-
-
-def check_upload(upload: Upload, server: ServerSettings) -> None:
-    """Refuse a file over `server.max_upload_mb` (UploadTooLargeError), of a type not in `server.upload_types`
-    or whose bytes are not of its type (UnsupportedUploadError): images must open, PDFs start with `%PDF-`, text
-    is UTF-8."""
-    limit = int(server.max_upload_mb * 1024 * 1024)
-    if len(upload.data) > limit:
-        raise UploadTooLargeError(
-            f"{upload.filename!r} is {len(upload.data) / 1048576:.1f} MiB, over the {server.max_upload_mb:g} MiB "
-            "limit (`server.max_upload_mb`); send a smaller file",
-            limit_bytes=limit,
-        )
-    kind = _media_type(upload)
-    family = kind.split("/")[0] + "/*"
-    if kind not in server.upload_types and family not in server.upload_types:
-        raise UnsupportedUploadError(
-            f"{upload.filename!r} has type {kind or 'none'!r}, which is not accepted; send one of "
-            f"{', '.join(server.upload_types)} (`server.upload_types`)",
-            content_type=kind,
-        )
-    problem = None
-    if family == "image/*" and _image(upload.data) is None:
-        problem = "is not a readable image"
-    elif kind == "application/pdf" and not upload.data.startswith(b"%PDF-"):
-        problem = "is not a PDF (it does not start with %PDF-)"
-    elif family == "text/*":
-        try:
-            upload.data.decode("utf-8")
-        except UnicodeDecodeError:
-            problem = "is not UTF-8 text"
-    if problem is not None:
-        raise UnsupportedUploadError(
-            f"{upload.filename!r} {problem} although it was sent as {kind}; send the file with its real type",
-            content_type=kind,
-        )
-
-
-def _image(data: bytes) -> Any:
-    """The bytes as a loaded PIL image, or None when they are not an image."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-    return image
-
-
-def store_upload(upload: Upload, folder: Path) -> tuple[Path, Any]:
-    """Write a checked upload under `folder` with a random name (the extension from its media type) and return
-    the path and, for an image, the PIL image."""
-    kind = _media_type(upload)
-    suffix = {"text/markdown": ".md", "image/jpeg": ".jpg"}.get(kind) or mimetypes.guess_extension(kind) or ".bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{secrets.token_hex(8)}{suffix}"
-    path.write_bytes(upload.data)
-    return path, _image(upload.data) if kind.startswith("image/") else None
