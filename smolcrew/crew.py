@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from validators.human import ApprovalQueue
 
 __all__ = ["ChatSession", "Crew", "RunResult"]
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
@@ -280,6 +284,7 @@ class Crew:
         history: Sequence[StepRecord] = (),
         cascade: Cascade | None = None,
         tool_results: ToolResults | None = None,
+        run_id: str | None = None,
     ) -> RunResult:
         """Run one request to its end; its answer passes the validation cascade before it is returned.
 
@@ -294,6 +299,8 @@ class Crew:
                 of them (smolagents `reset=False`); a router-mode run gets them as a transcript.
             cascade: validate this run's answer with these checks instead of the crew's.
             tool_results: recorded tool results to use instead of calling the tools (see smolcrew/replay.py).
+            run_id: the run's id (letters, digits, `_.:-`; default: a fresh random one); a caller that must
+                know it before the run starts (the HTTP service) passes its own.
         """
         if not task or not task.strip():
             raise ValueError("the task is empty: say what the crew should do")
@@ -301,7 +308,9 @@ class Crew:
             self._check_open()
             from memory.recorder import RunRecorder
 
-            run_id = uuid.uuid4().hex[:16]
+            run_id = run_id or uuid.uuid4().hex[:16]
+            if not _SAFE_ID.match(run_id):
+                raise ValueError(f"run id {run_id!r}: use 1-64 letters, digits or _.:- characters")
             recorder = RunRecorder(
                 run_id,
                 known=self.team.known_names(),

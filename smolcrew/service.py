@@ -9,9 +9,8 @@ Contract:
   Runs of different conversations proceed in parallel; the turns of one conversation run one after another, in
   the order they were sent, each seeing the earlier ones (any Crew of the pool can take a turn: the history rides
   with the conversation).
-- `send` returns a `RunTicket` at once. Its `run_id` is the service's id for the run; the Crew's own run id (the
-  journal's, the audit log's, `record.run_id` in events) is `RunInfo.journal_run_id` once the run has started.
-  Either id is accepted wherever a run id is asked for.
+- `send` returns a `RunTicket` at once. Its `run_id` is the run's id everywhere: the Crew runs under it (journal,
+  audit log, `record.run_id` in events, `smolcrew runs show`); `RunInfo.journal_run_id` repeats it.
 - Each run's events are kept in memory (the last `keep_runs` runs): `step` (a `StepRecord` dict, as it happens),
   `pending_approval` (a RunResult dict: a person must decide; the stream stays open) and last `run_end` (the
   final RunResult dict). Event ids count from 0 per run; `events(run_id, after=n)` gives those after id n, so a
@@ -124,7 +123,7 @@ class _Run:
     def __init__(self, run_id: str, conversation_id: str, text: str, files: tuple[str, ...]) -> None:
         self.run_id, self.conversation_id, self.text, self.files = run_id, conversation_id, text, files
         self.status: RunStatus = "queued"
-        self.journal_run_id: str | None = None
+        self.journal_run_id: str | None = run_id  # the Crew runs under the service's id (Crew.run(run_id=...))
         self.result: dict[str, Any] | None = None
         self.events: list[RunEvent] = []
         self.cond = threading.Condition()
@@ -133,8 +132,6 @@ class _Run:
     def append(self, event: EventKind, data: dict[str, Any]) -> None:
         with self.cond:
             self.events.append(RunEvent(len(self.events), event, data))
-            if event == "step" and self.journal_run_id is None:
-                self.journal_run_id = str(data.get("run_id"))
             self.cond.notify_all()
             waiters = list(self.waiters)
         for loop, flag in waiters:
@@ -182,7 +179,6 @@ class ChatService:
         self._lock = threading.RLock()
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
-        self._by_journal_id: dict[str, str] = {}
         self._stores = ExitStack()
         self._approvals: ApprovalQueue | None = None
         self._closed = False
@@ -380,7 +376,7 @@ class ChatService:
         ends with the final `run_end`."""
         approval = self.approvals.decide(approval_id, approve=approve, by=by, note=note)
         with self._lock:
-            run = self._runs.get(self._by_journal_id.get(approval.run_id, ""))
+            run = self._runs.get(approval.run_id)
         if run is not None:
             with run.cond:
                 run.status = "running"
@@ -432,7 +428,7 @@ class ChatService:
 
     def _run(self, run_id: str) -> _Run:
         with self._lock:
-            found = self._runs.get(run_id) or self._runs.get(self._by_journal_id.get(run_id, ""))
+            found = self._runs.get(run_id)
         if found is None:
             raise RunNotFoundError(
                 f"no run {run_id!r} on this server (it keeps the last {self._keep_runs}); "
@@ -452,8 +448,7 @@ class ChatService:
     def _forget_old_runs(self) -> None:
         excess = len(self._runs) - self._keep_runs
         for run_id in [r for r, run in self._runs.items() if run.status == "done"][: max(0, excess)]:
-            gone = self._runs.pop(run_id)
-            self._by_journal_id.pop(str(gone.journal_run_id), None)
+            self._runs.pop(run_id)
 
     def _enqueue(self, conversation: Conversation, job: Callable[[], None]) -> None:
         """Run `job` after the conversation's earlier turns (one turn of a conversation at a time)."""
@@ -494,9 +489,6 @@ class ChatService:
 
     def _listener(self, run: _Run) -> Callable[[StepRecord], None]:
         def on_step(record: StepRecord) -> None:
-            if run.journal_run_id is None:
-                with self._lock:
-                    self._by_journal_id[record.run_id] = run.run_id
             run.append("step", record.to_dict())
 
         return on_step
@@ -507,7 +499,7 @@ class ChatService:
             session = conversation.session or ChatSession(crew, conversation_id=conversation.id)
             session.crew = crew
             conversation.session = session
-            result = session.send(task, images=images, on_step=self._listener(run))
+            result = session.send(task, images=images, on_step=self._listener(run), run_id=run.run_id)
             self._finished(run, result)
 
         self._guarded(run, lambda: self._with_crew(work))

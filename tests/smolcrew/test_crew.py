@@ -145,3 +145,11 @@ def test_result_serialises_and_reads_well(scripted_crew: Callable[..., Crew]) ->
     assert data["answer"] == 396 and data["state"] == "success" and data["agents"] == ["language"]
     assert data["route"]["specialists"] == ["language"]
     assert repr(result).startswith("RunResult(success, answer=396, agents=['language']")
+
+
+def test_a_caller_can_choose_the_run_id_and_a_bad_one_is_refused(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew([code("final_answer(17*23+5)")])
+    result = crew.run("What is 17*23+5?", run_id="ticket-42")
+    assert result.run_id == "ticket-42" and {r.run_id for r in result.steps} == {"ticket-42"}
+    with pytest.raises(ValueError, match="run id"):
+        crew.run("What is 17*23+5?", run_id="../etc/passwd")
