@@ -36,6 +36,7 @@ def _serve(port: int, home: str, workers: int) -> None:
 
     from smolcrew.api import create_app
     from smolcrew.backends import ScriptedModel
+    from smolcrew.cli_serve import KEEP_ALIVE_S
     from smolcrew.config import Settings, load_settings
     from smolcrew.crew import Crew
     from smolcrew.errors import ModelUnavailableError
@@ -58,7 +59,9 @@ def _serve(port: int, home: str, workers: int) -> None:
         home=home, routing={"mode": "manager"}, memory={"sinks": []}, server={"workers": workers, "port": port}
     )
     service = ChatService(settings, crew_factory=build)
-    uvicorn.run(create_app(service=service), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(
+        create_app(service=service), host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S
+    )
 
 
 def _pct(values: list[float], q: float) -> float | None:

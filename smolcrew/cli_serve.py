@@ -10,6 +10,10 @@ from smolcrew.cli_memory import ConfigOption
 
 __all__ = ["serve"]
 
+KEEP_ALIVE_S = 75
+"""Keep idle connections longer than clients do (httpx and browsers drop theirs after 5-60 s): with uvicorn's
+default of 5 s, a client reusing a connection as the server closes it gets a ReadError (seen in bench/load.py)."""
+
 
 def serve(
     config: ConfigOption = None,
@@ -43,4 +47,6 @@ def serve(
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     err.print(f"smolcrew API on http://{settings.server.host}:{settings.server.port} (OpenAPI: /openapi.json)")
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    uvicorn.run(
+        app, host=settings.server.host, port=settings.server.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S
+    )

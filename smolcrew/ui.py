@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import RunNotFoundError, SmolcrewError
+from smolcrew.ui_render import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    Media,
+    audit_markdown,
+    inline,
+    media_for,
+    steps_markdown,
+    tree_markdown,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -58,8 +67,6 @@ POLL_S = 1.0
 """Timer period: new events of a run left waiting for a person; the longest a streaming turn blocks at once."""
 APPROVALS_EVERY_S = 5.0
 """How often the timer re-reads the pending approvals (one Redis round trip)."""
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
-AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aiff"}
 
 
 @dataclass
@@ -82,17 +89,6 @@ class ChatView:
     def settled(self) -> bool:
         """The followed run ended (not merely waiting for a person)."""
         return self.result is not None and self.result.get("state") != "pending_approval"
-
-
-@dataclass(frozen=True)
-class Media:
-    """What a finished run produced to look at or listen to."""
-
-    images: list[tuple[str, str]]
-    audio: str | None
-    boxes: tuple[Any, list[tuple[tuple[int, int, int, int], str]]] | None
-    """(base image, [((xmin, ymin, xmax, ymax), label)]): `gr.AnnotatedImage`'s value."""
-    chunks: str
 
 
 @dataclass(frozen=True)
@@ -122,47 +118,6 @@ class Panels:
 
 
 # presentation ---------------------------------------------------------------------------------------------------
-def _inline(value: Any, limit: int = 120) -> str:
-    """One line of Markdown-inert text (agent output is untrusted): whitespace collapsed, clipped, markup escaped."""
-    flat = " ".join(str(value).split())
-    flat = flat if len(flat) <= limit else flat[:limit] + "…"
-    return re.sub(r"([\\`*_{}\[\]<>#|~!])", r"\\\1", flat)
-
-
-def tree_markdown(records: Sequence[Mapping[str, Any]]) -> str:
-    """Who delegated what to whom, each agent's tool calls and answers, as nested Markdown bullets (the same tree
-    as `smolcrew memory graph`): a step sits under the delegation it ran in (`payload.parent`)."""
-    depth: dict[str | None, int] = {None: 0}
-    lines = []
-    for record in records:
-        payload = record.get("payload") or {}
-        pad = "  " * depth.get(payload.get("parent"), 0)
-        agent = _inline(record.get("agent"), 40)
-        if record.get("kind") == "delegation":
-            depth[f"{record.get('run_id')}:{record.get('seq')}"] = len(pad) // 2 + 1
-            lines.append(f"{pad}- **{agent} → {_inline(payload.get('to'), 40)}**: {_inline(payload.get('task'), 80)}")
-        elif record.get("kind") == "action" and payload.get("calls"):
-            calls = ", ".join(_inline(c, 40) for c in payload["calls"])
-            lines.append(f"{pad}- {agent} step {payload.get('step_number')} calls {calls}")
-        elif record.get("kind") == "final_answer":
-            lines.append(f"{pad}- {agent} answers: {_inline(payload.get('output'), 80)}")
-    return "\n".join(lines) or "_No delegations yet._"
-
-
-def steps_markdown(records: Sequence[Mapping[str, Any]], last: int = 40) -> str:
-    """The last `last` steps as a Markdown table, newest last."""
-    rows = ["| # | agent | kind | what |", "|---|---|---|---|"]
-    for record in records[-last:]:
-        payload = record.get("payload") or {}
-        what = payload.get("error") or payload.get("calls") or payload.get("output") or payload.get("state")
-        what = what or (f"→ {payload['to']}" if payload.get("to") else "")
-        what = ", ".join(map(str, what)) if isinstance(what, list) else what
-        rows.append(
-            f"| {record.get('seq')} | {_inline(record.get('agent'), 30)} | {record.get('kind')} | {_inline(what, 80)} |"
-        )
-    return "\n".join(rows) if records else "_No steps yet._"
-
-
 def _status(view: ChatView) -> str:
     result = view.result
     if result is None:
@@ -186,76 +141,6 @@ def _answer(result: Mapping[str, Any]) -> str:
     return f"**{state}**: {result.get('error') or 'no answer'}"
 
 
-def _chunks(value: Any) -> list[Mapping[str, Any]]:
-    """Retrieved chunks in a tool's result: dicts with text (`text` or `chunk`) and a source (`cite`/`source`/
-    `page`), alone in a list or under `sources`/`chunks`/`citations`."""
-    if isinstance(value, Mapping):
-        value = [item for key in ("sources", "chunks", "citations") for item in value.get(key) or []]
-    items = value if isinstance(value, list) else []
-    return [
-        i
-        for i in items
-        if isinstance(i, Mapping) and {"text", "chunk"} & i.keys() and {"cite", "source", "page"} & i.keys()
-    ]
-
-
-def _base_image(named: Any, uploads: Sequence[str], artifacts: Sequence[str]) -> Any:
-    """The image a detector looked at: the path it was given when that is one of the turn's files (never any other
-    path an agent names), else the turn's first uploaded image (it was passed as an image, not a path)."""
-    from PIL import Image
-
-    candidates = [named] if named in (*uploads, *artifacts) else []
-    candidates += [path for path in uploads if Path(path).suffix.lower() in IMAGE_SUFFIXES]
-    for path in candidates:
-        if Path(path).is_file():
-            with Image.open(path) as image:
-                return image.convert("RGB")
-    return None
-
-
-def _box(box: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    return int(box["xmin"]), int(box["ymin"]), int(box["xmax"]), int(box["ymax"])
-
-
-def _source(chunk: Mapping[str, Any]) -> Any:
-    return chunk.get("cite") or chunk.get("source") or f"page {chunk.get('page')}"
-
-
-def media_for(result: Mapping[str, Any], bundle: Mapping[str, Any] | None, uploads: Sequence[str]) -> Media:
-    """The run's media: image and audio artifacts; boxes of the last object detection, drawn on the image it
-    looked at (a path it was given, else the turn's first uploaded image); chunks the tools retrieved."""
-    artifacts = [str(path) for path in result.get("artifacts") or []]
-    images = [(path, Path(path).name) for path in artifacts if Path(path).suffix.lower() in IMAGE_SUFFIXES]
-    audio = next((path for path in artifacts if Path(path).suffix.lower() in AUDIO_SUFFIXES), None)
-    boxes, cited = None, []
-    calls = [entry["body"] for entry in (bundle or {}).get("entries", []) if entry.get("kind") == "tool_call"]
-    for call in calls:
-        value = call.get("value")
-        cited += [(call.get("tool"), chunk) for chunk in _chunks(value)]
-        objects = value.get("objects") if isinstance(value, Mapping) else None
-        if objects and isinstance(objects, list):
-            base = _base_image((call.get("arguments") or {}).get("image"), uploads, artifacts)
-            marks = [(_box(o["box"]), f"{o['label']} {o['score']:.2f}") for o in objects if isinstance(o, Mapping)]
-            boxes = (base, marks) if base is not None else boxes
-    lines = [
-        f"{i}. **{_inline(_source(chunk), 80)}** "
-        f"({_inline(tool, 40)}): {_inline(chunk.get('text') or chunk.get('chunk'), 300)}"
-        for i, (tool, chunk) in enumerate(cited, 1)
-    ]
-    return Media(images, audio, boxes, "\n".join(lines) or "_No cited chunks._")
-
-
-def audit_markdown(bundle: Mapping[str, Any]) -> str:
-    """The Markdown report of an audit export (`ChatService.audit_export`), as `smolcrew audit export` writes it."""
-    from memory.records import StepRecord
-    from smolcrew.audit import AuditEntry, AuditReport
-    from smolcrew.cli_audit import render_report
-
-    entries = [AuditEntry(**entry) for entry in bundle["entries"]]
-    records = [StepRecord(**record) for record in bundle["records"]]
-    return render_report(AuditReport(**bundle["verification"]), entries, records)
-
-
 def approvals_view(service: ChatService, prefer: str | None = None) -> ApprovalsView:
     """The pending approvals, `prefer` selected when pending (else the oldest); Redis down is said, not raised."""
     try:
@@ -265,10 +150,10 @@ def approvals_view(service: ChatService, prefer: str | None = None) -> Approvals
     if not pending:
         return ApprovalsView([], None, "_No approvals are pending._")
     chosen = next((a for a in pending if a.id == prefer), pending[0])
-    choices = [(f"{a.id}: {_inline(a.task, 60)}", a.id) for a in pending]
-    reasons = "\n".join(f"- {_inline(reason, 300)}" for reason in chosen.reasons) or "- (none given)"
+    choices = [(f"{a.id}: {inline(a.task, 60)}", a.id) for a in pending]
+    reasons = "\n".join(f"- {inline(reason, 300)}" for reason in chosen.reasons) or "- (none given)"
     details = (
-        f"**Task**: {_inline(chosen.task, 300)}\n\n**Answer waiting**: {_inline(chosen.answer, 300)}\n\n"
+        f"**Task**: {inline(chosen.task, 300)}\n\n**Answer waiting**: {inline(chosen.answer, 300)}\n\n"
         f"**Why a person decides**:\n{reasons}\n\nRun `{chosen.run_id}`, approval `{chosen.id}`."
     )
     return ApprovalsView(choices, chosen.id, details)
@@ -294,7 +179,7 @@ def _apply(view: ChatView, event: RunEvent) -> None:
         view.records.append(event.data)
         if working is not None:
             working["content"] = (
-                f"{len(view.records)} steps; last: {_inline(event.data.get('agent'), 40)} {event.data.get('kind')}"
+                f"{len(view.records)} steps; last: {inline(event.data.get('agent'), 40)} {event.data.get('kind')}"
             )
         return
     view.result = event.data
@@ -354,7 +239,7 @@ def submit(service: ChatService, view: ChatView, message: Mapping[str, Any] | No
         ticket = service.send(view.conversation_id, text, _uploads(files))
     except (SmolcrewError, ValueError, OSError) as exc:
         view.messages.append({"role": "assistant", "content": f"Not sent: {exc}"})
-        yield Panels(view, chat=list(view.messages), status=f"Not sent: {_inline(exc, 300)}")
+        yield Panels(view, chat=list(view.messages), status=f"Not sent: {inline(exc, 300)}")
         return
     view.run_id, view.after, view.records, view.result, view.finished = ticket.run_id, None, [], None, False
     view.messages.append(
@@ -390,10 +275,10 @@ def decide(service: ChatService, view: ChatView, approval_id: str | None, approv
         try:
             made = service.decide(approval_id, approve=approve, by=by.strip() or "web", note=note.strip() or None)
             notice = (
-                f"Approval `{made.id}` {made.status} by {_inline(made.decided_by, 40)}; run `{made.run_id}` resumes."
+                f"Approval `{made.id}` {made.status} by {inline(made.decided_by, 40)}; run `{made.run_id}` resumes."
             )
         except SmolcrewError as exc:
-            notice = f"Not decided: {_inline(exc, 300)}"
+            notice = f"Not decided: {inline(exc, 300)}"
     view.approvals_checked = time.monotonic()
     return Panels(view, approvals=approvals_view(service, prefer=(view.result or {}).get("approval_id")), notice=notice)
 
@@ -504,7 +389,7 @@ def _audit_of(service: ChatService, run_id: str) -> str:
     try:
         return audit_markdown(service.audit_export(run_id.strip()))
     except SmolcrewError as exc:
-        return f"No audit report: {_inline(exc, 300)}"
+        return f"No audit report: {inline(exc, 300)}"
 
 
 def mount(app: FastAPI, service: ChatService, *, path: str = "/ui") -> FastAPI:

@@ -163,6 +163,8 @@ _CITE_VALUE = re.compile(r"""['"]cite['"]\s*:\s*['"]([^'"\n]{1,200})['"]""")
 _SOURCE_LINE = re.compile(r"(?:^|\\n)[ \t]*\[(\d{1,3})\][ \t]+([^\s\\'\"][^\n\\'\"]{0,200})", re.MULTILINE)
 """A "[2] report.pdf p.3" line of a sources list; in a dict's repr its line breaks are the two characters \\n."""
 _NUMBERED = re.compile(r"^\[(\d{1,3})\]\s*")
+_RUN_ID = re.compile(r"""['"]run_id['"]\s*:\s*['"]([A-Za-z0-9_.:-]{3,64})['"]""")
+"""Past runs found by `recall_memory` are cited by their run id."""
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
@@ -179,6 +181,7 @@ def _citation_labels(evidence: Evidence) -> tuple[set[str], set[int]]:
         for number, label in _SOURCE_LINE.findall(output):
             numbers.add(int(number))
             labels.add(label.strip())
+        labels.update(_RUN_ID.findall(output))
     # a label "report.pdf p.3" is also cited by its file name alone
     labels |= {label.split(" p.")[0].strip() for label in labels}
     return {label for label in labels if len(label) >= 3}, numbers

@@ -250,3 +250,17 @@ def test_require_answer_still_guards_agents() -> None:
     assert require_answer("2 years", None, agent=None) is True
     with pytest.raises(ValueError, match="call final_answer"):
         require_answer("   ")
+
+
+def test_an_answer_from_recalled_runs_cites_them_by_run_id() -> None:
+    from validators.rules import RuleCheck
+    from validators.verdict import Evidence
+
+    hits = "[{'run_id': '9f3c2a7b1d004e21', 'seq': 4, 'agent': 'language', 'kind': 'final_answer', 'text': '0.71'}]"
+    evidence = Evidence("What did we conclude?", "", tool_outputs=(hits,), tools=("recall_memory",))
+    check = RuleCheck(rules=("citations",))
+    cited = check.check(
+        Evidence(evidence.task, "run 9f3c2a7b1d004e21 found 0.71", evidence.tool_outputs, evidence.tools)
+    )
+    uncited = check.check(Evidence(evidence.task, "we found 0.71", evidence.tool_outputs, evidence.tools))
+    assert cited.passed and not uncited.passed and "cites no source" in uncited.reasons[0]
