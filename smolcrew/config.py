@@ -107,7 +107,7 @@ class MemorySettings(_Section):
     """Key prefix / collection name / graph namespace shared by every store."""
 
 
-RuleName = Literal["non_empty", "length", "schema", "banned", "citations", "numbers", "injection"]
+RuleName = Literal["non_empty", "length", "well_formed", "schema", "banned", "citations", "numbers", "injection"]
 
 
 class ValidationSettings(_Section):
@@ -115,7 +115,9 @@ class ValidationSettings(_Section):
 
     enabled: bool = True
     rules: list[RuleName] = Field(
-        default_factory=lambda: list[RuleName](["non_empty", "length", "banned", "citations", "numbers", "injection"])
+        default_factory=lambda: list[RuleName](
+            ["non_empty", "length", "well_formed", "banned", "citations", "numbers", "injection"]
+        )
     )
     """Rule checks, cheapest first."""
     min_length: int = Field(default=1, ge=0)

@@ -264,3 +264,28 @@ def test_an_answer_from_recalled_runs_cites_them_by_run_id() -> None:
     )
     uncited = check.check(Evidence(evidence.task, "we found 0.71", evidence.tool_outputs, evidence.tools))
     assert cited.passed and not uncited.passed and "cites no source" in uncited.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "task", "ok"),
+    [
+        ("None", "What is the total?", False),
+        ("N/A", "Who wrote it?", False),
+        ("Error: the file could not be read", "Summarize notes.txt", False),
+        ("ValueError: bad input", "Count the cars", False),
+        ("Traceback (most recent call last):\n  File ...", "Count the cars", False),
+        ("```python\nprint(2 + 2)\n```", "What is 2+2?", False),
+        ('{"total": 42, "items": [1, 2', "Return the totals as JSON", False),
+        ("the total is 42", "Return the totals as JSON", False),
+        ('{"total": 42}', "Return the totals as JSON", True),
+        ("[1] The report says revenue grew [2].", "What does the report say?", True),
+        ("{'label': 'POSITIVE'}", "Classify this review", True),  # a Python repr, not broken JSON
+        ("Error rates fell to 2% last year.", "What happened to error rates?", True),
+        ("I could not find that file; please upload it.", "Summarize memo.pdf", True),
+    ],
+)
+def test_well_formed_catches_placeholders_errors_code_and_broken_json(answer: str, task: str, ok: bool) -> None:
+    from validators.verdict import Evidence
+
+    verdict = RuleCheck(rules=("well_formed",)).check(Evidence(task, answer))
+    assert verdict.passed is ok, verdict.reasons
