@@ -1,6 +1,6 @@
 """What mirroring costs the agent, and how fast a store catches up from the journal.
 
-    python bench/memory.py [--quick]
+    python bench/memory.py [--quick] [--chroma process|in-process]
 
 1. Mirroring cost on the agent's thread: a scripted smolagents CodeAgent runs 1,000 steps (300 with --quick)
    whose step callbacks feed a RunRecorder; its listener is a `Mirror(journal, [redis, chroma, graph])`. Timed:
@@ -14,7 +14,10 @@
    timed per sink, in a fresh namespace; records/s. Goal for the graph: ≥ 1,000/s.
 
 Stores: a redis-server started for the bench on a free port, ArcadeDB with Bolt (tests/memory/arcadedb.py),
-embedded Chroma (the default deployment) with the packaged MiniLM. Writes bench/results/memory.json.
+embedded Chroma with the packaged MiniLM. `--chroma process` (the default deployment, as memory/stores.py opens
+it) runs Chroma and MiniLM in a worker process (`ChromaProcessSink`); `--chroma in-process` runs a `ChromaSink`
+in the bench's own process, as before, for comparison (run the two back to back: the machine's load moves the
+tail). Writes bench/results/memory.json (`memory-in-process.json` for the comparison).
 """
 
 from __future__ import annotations
@@ -163,10 +166,14 @@ def catch_up(count: int, sinks: list[Any], folder: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 steps and 500 records")
+    parser.add_argument(
+        "--chroma", choices=("process", "in-process"), default="process", help="where Chroma and MiniLM run"
+    )
     args = parser.parse_args()
     steps, count = (300, 500) if args.quick else (1_000, 2_000)
 
     from memory.sinks.chroma import ChromaSink, minilm_embedder
+    from memory.sinks.chroma_process import ChromaProcessSink
     from memory.sinks.graph import GraphSink
     from memory.sinks.redis import RedisSink
     from tests.memory.arcadedb import graph_server
@@ -184,14 +191,22 @@ def main() -> None:
         redis_server.start()
         stack.callback(redis_server.kill)
         graph = stack.enter_context(graph_server())
-        embed = minilm_embedder(PipelinePool(device="cpu"))
-        embed(["warm up"])
+        embed = minilm_embedder(PipelinePool(device="cpu")) if args.chroma == "in-process" else None
+        if embed is not None:
+            embed(["warm up"])  # load the model before the run, not inside the lane's first batch
+
+        def chroma(ns: str) -> Any:
+            if embed is not None:
+                return stack.enter_context(ChromaSink.embedded(folder / "chroma", namespace=ns, embed=embed))
+            sink = stack.enter_context(ChromaProcessSink(path=folder / "chroma", namespace=ns))
+            sink.search("warm up")  # start the worker and load its model before the run
+            return sink
 
         def open_sinks(tag: str) -> list[Any]:
             ns = f"bench{tag}{uuid.uuid4().hex[:6]}"
             sinks: list[Any] = [
                 stack.enter_context(RedisSink.from_url(redis_server.url, namespace=ns)),
-                stack.enter_context(ChromaSink.embedded(folder / "chroma", namespace=ns, embed=embed)),
+                chroma(ns),
                 stack.enter_context(
                     GraphSink.from_url(
                         graph.uri, user=graph.user, password=graph.password, database=graph.database, namespace=ns
@@ -206,7 +221,10 @@ def main() -> None:
         catch = catch_up(count, open_sinks("b"), folder)
     total = time.perf_counter() - started
 
-    print(f"\n## Mirroring cost on the agent's thread ({steps}-step scripted CodeAgent run, 3 lanes attached)\n")
+    print(
+        f"\n## Mirroring cost on the agent's thread ({steps}-step scripted CodeAgent run, 3 lanes attached, "
+        f"Chroma and MiniLM {'in a worker process' if args.chroma == 'process' else 'in process'})\n"
+    )
     print("| measure | p50 ms | p99 ms | mean ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     for label, key in (
@@ -247,12 +265,13 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "total_s": total,
         "chroma": "embedded (PersistentClient), packaged MiniLM on CPU",
+        "chroma_runs": "in a worker process" if args.chroma == "process" else "in the bench's process",
         "graph": "ArcadeDB with Bolt (tests/memory/arcadedb.py)",
         "redis": "redis-server started for the bench",
         "mirroring": cost,
         "catch_up": catch,
     }
-    out = ROOT / "bench" / "results" / "memory.json"
+    out = ROOT / "bench" / "results" / ("memory.json" if args.chroma == "process" else "memory-in-process.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     print(f"wrote {out.relative_to(ROOT)}")

@@ -1,22 +1,31 @@
-"""Opens the memory stores a configuration asks for, and the mirror over them."""
+"""Opens the memory stores a configuration asks for, and the mirror over them.
+
+The graph is the Bolt server of `services.neo4j_uri` when set, else the managed local ArcadeDB under
+`<home>/graph` (memory/arcadedb.py): started in the background on first use, so opening never waits for it;
+its lane catches up from the journal once it answers. It keeps running after close, for the next process.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import socket
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memory.mirror import Mirror
 from memory.sinks.base import MemorySink
 from memory.sinks.journal import JournalSink
+from smolcrew.errors import ConfigError, GraphServerError
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
     from tools.pool import PipelinePool
 
-__all__ = ["open_mirror", "open_sinks", "wanted_sinks"]
+__all__ = ["local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
+
+log = logging.getLogger(__name__)
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -28,8 +37,17 @@ def _answers(url: str, default_port: int) -> bool:
         return False
 
 
+def local_graph_wanted(settings: Settings) -> bool:
+    """Whether the graph is the managed local ArcadeDB: no `services.neo4j_uri`, `memory.graph_local` on, and
+    arcadedb-embedded and the neo4j driver installed."""
+    from memory.arcadedb import installed
+
+    return not settings.services.neo4j_uri and settings.memory.graph_local and installed()
+
+
 def wanted_sinks(settings: Settings) -> list[str]:
-    """The stores to mirror to: as configured, or chosen by what is installed and reachable."""
+    """The stores to mirror to: as configured, or chosen by what is installed and reachable (the graph when
+    `services.neo4j_uri` is set, or when the local ArcadeDB can run: `local_graph_wanted`)."""
     if settings.memory.sinks is not None:
         return list(settings.memory.sinks)
     chosen = []
@@ -37,25 +55,59 @@ def wanted_sinks(settings: Settings) -> list[str]:
         chosen.append("chroma")
     if importlib.util.find_spec("redis") is not None and _answers(settings.services.redis_url, 6379):
         chosen.append("redis")
-    if settings.services.neo4j_uri and importlib.util.find_spec("neo4j") is not None:
+    external = settings.services.neo4j_uri and importlib.util.find_spec("neo4j") is not None
+    if external or local_graph_wanted(settings):
         chosen.append("graph")
     return chosen
 
 
+def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[MemorySink] | None:
+    """A sink on the managed ArcadeDB, launched in the background if none runs; None (logged) when it cannot
+    start in auto mode. Raises ConfigError when `memory.sinks` names the graph and no server can be had."""
+    from memory.arcadedb import INSTALL, ManagedArcadeDB
+
+    explicit = settings.memory.sinks is not None
+    if not local_graph_wanted(settings):
+        reason = "memory.graph_local is false" if not settings.memory.graph_local else "it is not installed"
+        raise ConfigError(
+            f"memory.sinks names 'graph', services.neo4j_uri is not set and the local ArcadeDB cannot run "
+            f"({reason}): {INSTALL}, or remove 'graph' from memory.sinks",
+            field="memory.sinks",
+        )
+    try:
+        state = ManagedArcadeDB(settings.home / "graph").start()
+    except GraphServerError as exc:
+        if explicit:
+            raise ConfigError(f"memory.sinks names 'graph', but {exc}", field="memory.sinks") from exc
+        log.warning("no graph store: %s", exc)
+        return None
+    from memory.sinks.graph import GraphSink
+
+    return GraphSink.from_url(
+        state.uri, user=state.user, password=state.password, database=state.database, namespace=namespace
+    )
+
+
 def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None = None) -> list[MemorySink]:
-    """Open each wanted store; `stack` closes them. Nothing here contacts a store yet."""
+    """Open each wanted store; `stack` closes them. Nothing here contacts a store yet (the local ArcadeDB is
+    launched, not waited for).
+
+    Raises:
+        ConfigError: `memory.sinks` names the graph, no `services.neo4j_uri` is set and no local ArcadeDB can run.
+    """
     namespace = settings.memory.namespace
     services = settings.services
     sinks: list[MemorySink] = []
     for name in wanted_sinks(settings):
         if name == "chroma":
-            from memory.sinks.chroma import ChromaSink, minilm_embedder
+            from memory.sinks.chroma_process import ChromaProcessSink
 
-            embed = minilm_embedder(pool)
+            # Chroma and its MiniLM in a worker process (started on the first write): in this process their CPU
+            # work would delay the agent's thread at every step. `pool`'s MiniLM stays for the tools.
             opened = (
-                ChromaSink.from_url(services.chroma_url, namespace=namespace, embed=embed)
+                ChromaProcessSink(url=services.chroma_url, namespace=namespace, models=settings.models)
                 if services.chroma_url
-                else ChromaSink.embedded(settings.home / "chroma", namespace=namespace, embed=embed)
+                else ChromaProcessSink(path=settings.home / "chroma", namespace=namespace, models=settings.models)
             )
             sinks.append(stack.enter_context(opened))
         elif name == "redis":
@@ -74,6 +126,10 @@ def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None =
                 namespace=namespace,
             )
             sinks.append(stack.enter_context(graph))
+        elif name == "graph":
+            local = _local_graph(settings, namespace)
+            if local is not None:
+                sinks.append(stack.enter_context(local))
     return sinks
 
 

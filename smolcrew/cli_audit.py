@@ -19,12 +19,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from smolcrew.cli_memory import ConfigOption, JsonOption
+from smolcrew.cli_memory import ConfigOption, JsonOption, settings_or_exit
 
 if TYPE_CHECKING:
     from memory.records import StepRecord
     from smolcrew.audit import AuditEntry, AuditLog, AuditReport
-    from smolcrew.config import Settings
 
 __all__ = ["audit_app", "audit_export", "audit_verify", "render_report", "write_bundle"]
 
@@ -34,24 +33,13 @@ TEXT_LIMIT = 2_000
 """Characters of a tool's arguments, output or an answer shown in report.md (audit.json keeps everything)."""
 
 
-def _settings(config: Path | None) -> Settings:
-    from smolcrew.config import load_settings
-    from smolcrew.errors import ConfigError
-
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
-
-
 def _open(config: Path | None, run_id: str) -> tuple[AuditLog, list[StepRecord], str | None]:
     """The audit log, the run's journal records and its recorded head; exits 2 when the run has no audit log."""
     from memory.sinks.journal import JournalSink
     from smolcrew.audit import AuditLog
     from smolcrew.errors import AuditError
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     log = AuditLog(settings.home / "audit")
     try:
         known = log.path(run_id).is_file()

@@ -26,13 +26,20 @@ runs_app = typer.Typer(help="Past runs, read from the journal.", no_args_is_help
 memory_app = typer.Typer(
     help="The shared memory: search, delegation trees, catch-up of the stores.", no_args_is_help=True
 )
+graph_server_app = typer.Typer(
+    help="The managed local ArcadeDB: the graph store when no services.neo4j_uri is set. It starts with the first "
+    "crew and keeps running, shared by later processes, until stopped here.",
+    no_args_is_help=True,
+)
+memory_app.add_typer(graph_server_app, name="graph-server")
 console = Console()
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
 
 
-def _settings(config: Path | None) -> Settings:
+def settings_or_exit(config: Path | None) -> Settings:
+    """The settings, or exit 2 printing what is wrong with them (shared by the CLI modules)."""
     from smolcrew.config import load_settings
     from smolcrew.errors import ConfigError
 
@@ -89,7 +96,7 @@ def _summary(run_id: str, records: list[StepRecord]) -> dict[str, object]:
 @runs_app.command("list")
 def runs_list(config: ConfigOption = None, limit: int = 20, as_json: JsonOption = False) -> None:
     """The latest runs: id, start, steps, agents, answer."""
-    journal = _journal(_settings(config))
+    journal = _journal(settings_or_exit(config))
     rows = [_summary(run_id, journal.read(run_id)) for run_id in reversed(journal.runs()[-limit:])]
     rows = [row for row in rows if row["steps"]]
     if as_json:
@@ -109,7 +116,7 @@ def runs_list(config: ConfigOption = None, limit: int = 20, as_json: JsonOption 
 @runs_app.command("show")
 def runs_show(run_id: str, config: ConfigOption = None) -> None:
     """Every step of a run: agent, kind, tool calls, errors, timing."""
-    records = _records(_journal(_settings(config)), run_id)
+    records = _records(_journal(settings_or_exit(config)), run_id)
     table = Table(title=f"run {run_id}")
     for column in ("#", "agent", "kind", "calls / task", "error", "s"):
         table.add_column(column)
@@ -133,7 +140,7 @@ def runs_resume(run_id: str, config: ConfigOption = None, as_json: JsonOption = 
     from smolcrew.crew import Crew
     from smolcrew.errors import SmolcrewError
 
-    with Crew(_settings(config)) as crew:
+    with Crew(settings_or_exit(config)) as crew:
         try:
             result = crew.resume(run_id)
         except SmolcrewError as exc:
@@ -155,7 +162,7 @@ def runs_export(
     out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
 ) -> None:
     """A run as JSON: its summary and every step record."""
-    records = _records(_journal(_settings(config)), run_id)
+    records = _records(_journal(settings_or_exit(config)), run_id)
     data = {**_summary(run_id, records), "records": [r.to_dict() for r in records]}
     text = json.dumps(data, ensure_ascii=True, default=str, indent=2)
     if out is None:
@@ -180,7 +187,7 @@ def memory_search(
     from memory.stores import open_sinks
     from smolcrew.errors import SinkError
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with ExitStack() as stack:
         sinks = [s for s in open_sinks(settings, stack) if Capability.VECTOR_SEARCH in s.capabilities]
         source = sinks[0] if sinks else _journal(settings)
@@ -223,7 +230,7 @@ def delegation_tree(run_id: str, records: Sequence[StepRecord]) -> Tree:
 @memory_app.command("graph")
 def memory_graph(run_id: str, config: ConfigOption = None) -> None:
     """The delegation tree of a run, as text."""
-    records = _records(_journal(_settings(config)), run_id)
+    records = _records(_journal(settings_or_exit(config)), run_id)
     console.print(delegation_tree(run_id, records))
 
 
@@ -236,7 +243,7 @@ def memory_sync(
 
     from memory.stores import open_mirror
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with ExitStack() as stack:
         mirror = open_mirror(settings, stack)
         counts = mirror.sync(run)
@@ -261,7 +268,7 @@ def ingest(
     from memory.rag import ingest as ingest_paths
     from tools.pool import PipelinePool
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     folder = store or settings.home / "documents"
     model = PipelinePool(device="cpu", overrides=settings.models).model_for("embeddings")
 
@@ -282,3 +289,37 @@ def ingest(
             console.print(f"[yellow]skipped[/] {escape(str(skipped.path))}: {escape(skipped.reason)}")
     if report.chunks == 0 and report.unchanged == 0 and report.skipped:
         raise typer.Exit(1)
+
+
+@graph_server_app.command("status")
+def graph_server_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Whether the local ArcadeDB runs: pid, Bolt URI, data folder, log (never the password)."""
+    from memory.arcadedb import ManagedArcadeDB
+
+    server = ManagedArcadeDB(settings_or_exit(config).home / "graph")
+    state = server.status()
+    info = {
+        "running": state is not None,
+        "pid": state.pid if state else None,
+        "uri": state.uri if state else None,
+        "http": state.http_url if state else None,
+        "folder": str(server.folder),
+        "log": str(server.log_file),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(info) + "\n")
+    elif state is None:
+        console.print(f"not running (data: {escape(str(server.folder))}); it starts with the next crew")
+    else:
+        console.print(
+            f"running: pid {state.pid}, {state.uri} (http {state.http_url}), data {escape(str(server.folder))}"
+        )
+
+
+@graph_server_app.command("stop")
+def graph_server_stop(config: ConfigOption = None) -> None:
+    """Stop the local ArcadeDB. Crews still open keep journaling and catch the graph up when it runs again."""
+    from memory.arcadedb import ManagedArcadeDB
+
+    state = ManagedArcadeDB(settings_or_exit(config).home / "graph").stop()
+    console.print(f"stopped (pid {state.pid})" if state else "not running")

@@ -101,8 +101,12 @@ class MemorySettings(_Section):
     """Journal every step and mirror it to the stores below."""
     sinks: list[Literal["chroma", "redis", "graph"]] | None = None
     """Stores to mirror to. None (auto): embedded Chroma when installed, Redis when it answers at start, the
-    graph when `services.neo4j_uri` is set. A store named here is used even while it is down: it catches up
-    from the journal when it returns."""
+    graph when `services.neo4j_uri` is set or a local ArcadeDB can be started (`graph_local`). A store named
+    here is used even while it is down: it catches up from the journal when it returns."""
+    graph_local: bool = True
+    """Start a local ArcadeDB for the graph when no `services.neo4j_uri` is set and arcadedb-embedded is
+    installed (`pip install 'smolcrew[graph-local]'`); data under `<home>/graph`. It keeps running after the
+    crew closes, shared by later processes: stop it with `smolcrew memory graph-server stop`."""
     namespace: str = Field(default="smolcrew", pattern=r"^[A-Za-z0-9_.-]{3,40}$")
     """Key prefix / collection name / graph namespace shared by every store."""
 

@@ -81,6 +81,31 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def _check_graph(settings: Settings) -> Check:
+    """The graph store: the external URI, else the managed local ArcadeDB (running / not yet / not installed)."""
+    from memory.arcadedb import INSTALL, ManagedArcadeDB, installed
+
+    uri = settings.services.neo4j_uri
+    if uri:
+        up = _reachable(uri, 7687)
+        return Check("graph (bolt)", "ok" if up else "warn", f"external {uri} {'reachable' if up else 'unreachable'}")
+    if not settings.memory.graph_local:
+        return Check("graph (bolt)", "ok", "off: no services.neo4j_uri and memory.graph_local is false")
+    if not installed():
+        return Check(
+            "graph (bolt)", "warn", f"local ArcadeDB not installed: {INSTALL}; runs still work and journal locally"
+        )
+    server = ManagedArcadeDB(settings.home / "graph")
+    state = server.status()
+    if state is None:
+        return Check(
+            "graph (bolt)",
+            "ok",
+            f"local ArcadeDB installed, not running: starts with the first crew (data {server.folder})",
+        )
+    return Check("graph (bolt)", "ok", f"local ArcadeDB running: pid {state.pid}, {state.uri}, data {server.folder}")
+
+
 def _check_services(settings: Settings) -> list[Check]:
     services = settings.services
     checks = [
@@ -95,15 +120,7 @@ def _check_services(settings: Settings) -> list[Check]:
             ),
         )
     ]
-    if services.neo4j_uri:
-        up = _reachable(services.neo4j_uri, 7687)
-        checks.append(
-            Check(
-                "graph (bolt)",
-                "ok" if up else "warn",
-                f"{services.neo4j_uri} {'reachable' if up else 'unreachable'}",
-            )
-        )
+    checks.append(_check_graph(settings))
     if services.chroma_url:
         up = _reachable(services.chroma_url, 8000)
         checks.append(

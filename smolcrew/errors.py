@@ -8,6 +8,7 @@ SmolcrewError
 ├── RoutingError            no specialist can take the request
 ├── SinkError               a memory store failed
 │   └── SinkUnavailableError    the store is down or unreachable (the journal keeps the step; catch-up later)
+│       └── SinkWorkerError         a store's worker process died, hung or was closed; the next use restarts it
 ├── AnswerRejected          the final answer failed validation (max steps counts as a failure)
 ├── StageError              a validation stage broke itself (its model failed); the cascade escalates
 ├── ApprovalError           the human approval queue failed (validators/human.py)
@@ -17,6 +18,7 @@ SmolcrewError
 ├── RunNotFoundError        no journal holds that run (resume, audit, replay)
 ├── CrewClosedError         the Crew was used after close()
 ├── AuditError             an audit log cannot be written or read (not: a failed verification, which is a report)
+├── GraphServerError        the managed local ArcadeDB (memory/arcadedb.py) cannot be started, reached or stopped
 └── ServiceError            the chat service (smolcrew/service.py, the HTTP API) refused a request
     ├── ConversationNotFoundError   no conversation has this id (ids live as long as the server process)
     ├── ArtifactNotFoundError       the run wrote no file of that name
@@ -40,12 +42,14 @@ __all__ = [
     "ConfigError",
     "ConversationNotFoundError",
     "CrewClosedError",
+    "GraphServerError",
     "ModelUnavailableError",
     "RoutingError",
     "RunNotFoundError",
     "ServiceError",
     "SinkError",
     "SinkUnavailableError",
+    "SinkWorkerError",
     "SmolcrewError",
     "StageError",
     "ToolInputError",
@@ -193,3 +197,14 @@ class UnsupportedUploadError(ServiceError):
     def __init__(self, message: str, *, content_type: str) -> None:
         super().__init__(message)
         self.content_type = content_type
+
+
+class SinkWorkerError(SinkUnavailableError):
+    """The child process that runs a store's client (memory/worker.py) died, hung or was closed. The next use
+    starts a new one; the mirror's lane catches up from the journal. `.sink` names the store."""
+
+
+class GraphServerError(SmolcrewError):
+    """The managed local ArcadeDB (the default graph store) could not be started, reached or stopped.
+
+    The message says why (a missing package, the server's log) and what to do; runs still journal every step."""

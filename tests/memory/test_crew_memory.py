@@ -40,6 +40,8 @@ def _assert_in_every_store(crew: Crew, result: RunResult, namespace: str, graph_
         redis_sink.drop()
     with ChromaSink.embedded(Path(crew.settings.home) / "chroma", namespace=namespace) as chroma_sink:
         assert [(r.seq, r.agent, r.kind) for r in chroma_sink.read(result.run_id)] == expected
+        hits = chroma_sink.search(result.steps[0].payload["task"], run_id=result.run_id, k=3)
+        assert hits and {hit.run_id for hit in hits} == {result.run_id}
         chroma_sink.drop()
     with GraphSink.from_url(
         graph_server.uri,
@@ -51,6 +53,7 @@ def _assert_in_every_store(crew: Crew, result: RunResult, namespace: str, graph_
         assert [(r.seq, r.agent, r.kind) for r in graph_sink.read(result.run_id)] == expected
         delegations = [(r.agent, r.payload["to"]) for r in result.steps if r.kind == "delegation"]
         assert [(parent, child) for parent, child, _ in graph_sink.delegation_tree(result.run_id)] == delegations
+        assert set(result.tools) <= set(graph_sink.tools_for_answer(result.run_id))
         graph_sink.drop()
 
 
@@ -89,43 +92,12 @@ def test_a_multi_agent_run_is_mirrored_to_every_store(
         ],
         routing={"mode": "manager"},
         memory={"sinks": ["redis", "chroma", "graph"], "namespace": namespace},
-        services={
-            "redis_url": REDIS_URL,
-            "neo4j_uri": graph_server.uri,
-            "neo4j_user": graph_server.user,
-            "neo4j_password": graph_server.password,
-            "neo4j_database": graph_server.database,
-        },
+        services=_services(graph_server),
     )
-    chroma_home = Path(crew.settings.home) / "chroma"
     chat = crew.chat()
     result = chat.send("How similar are 'a cat sleeps' and 'a kitten naps'?")
     assert result.ok and result.agents == ("language",) and result.tools == ("compare_sentences",)
     crew.close()  # flushes every lane
-    expected = [(r.seq, r.agent, r.kind) for r in result.steps]
-
     journal = JournalSink(Path(crew.settings.home) / "journal")
-    assert [(r.seq, r.agent, r.kind) for r in journal.read(result.run_id)] == expected
     assert all(r.payload["conversation_id"] == chat.conversation_id for r in journal.read(result.run_id))
-
-    with RedisSink.from_url(REDIS_URL, namespace=namespace) as redis_sink:
-        assert [(r.seq, r.agent, r.kind) for r in redis_sink.read(result.run_id)] == expected
-        redis_sink.drop()
-    with ChromaSink.embedded(chroma_home, namespace=namespace) as chroma_sink:
-        assert [(r.seq, r.agent, r.kind) for r in chroma_sink.read(result.run_id)] == expected
-        hits = chroma_sink.search("kitten naps similarity", run_id=result.run_id, k=3)
-        assert hits and hits[0].run_id == result.run_id
-        chroma_sink.drop()
-    with GraphSink.from_url(
-        graph_server.uri,
-        user=graph_server.user,
-        password=graph_server.password,
-        database=graph_server.database,
-        namespace=namespace,
-    ) as graph_sink:
-        assert [(r.seq, r.agent, r.kind) for r in graph_sink.read(result.run_id)] == expected
-        assert [(parent, child) for parent, child, _ in graph_sink.delegation_tree(result.run_id)] == [
-            ("manager", "language")
-        ]
-        assert "compare_sentences" in graph_sink.tools_for_answer(result.run_id)
-        graph_sink.drop()
+    _assert_in_every_store(crew, result, namespace, graph_server)
