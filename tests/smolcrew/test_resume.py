@@ -101,3 +101,24 @@ def test_resuming_an_unknown_run_says_how_to_find_runs(scripted_crew: Callable[.
     crew = scripted_crew([])
     with pytest.raises(RunNotFoundError, match="smolcrew runs list"):
         crew.resume("no-such-run")
+
+
+def test_a_router_run_resumes_after_its_finished_steps(scripted_crew: Callable[..., Crew]) -> None:
+    def first_process(messages: list[dict]) -> str:
+        if "Result of the previous step" in _texts(messages):
+            raise Crash  # the process dies while the language specialist works
+        return code('final_answer("hello from the call")')
+
+    crew = scripted_crew(first_process)
+    with pytest.raises(Crash):
+        crew.run("Transcribe call.wav and then summarize it in one line")
+    run_id = crew.mirror.journal.runs()[-1]  # type: ignore[union-attr]
+    home = crew.settings.home
+    crew.close()
+
+    model = ScriptedModel([code('final_answer("summary: hello")')])  # one reply: the audio step must not rerun
+    with Crew(load_settings(home=str(home)), model=model) as again:
+        result = again.resume(run_id)
+        assert result.ok and result.answer == "summary: hello" and model.call_count == 1
+        assert "Result of the previous step (audio): hello from the call" in _texts(model.calls[0])
+        assert [to for _, to, _ in result.delegations] == ["audio", "language", "language"]
