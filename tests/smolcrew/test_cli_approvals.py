@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,20 +12,11 @@ from typer.testing import CliRunner
 
 from smolcrew.cli import app
 from smolcrew.cli_approvals import _os_user
-from tests.memory.backends.redis import REDIS_URL, closed_port_url
-from tests.validators.test_human import approval_queue, ask
+from tests.memory.backends.redis import closed_port_url
+from tests.validators.test_human import ask
 from validators.human import Approval, ApprovalQueue
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApprovalQueue]:
-    """The queue the CLI sees: the test server, a fresh namespace (deleted afterwards)."""
-    with approval_queue() as made:
-        monkeypatch.setenv("SMOLCREW_SERVICES__REDIS_URL", REDIS_URL)
-        monkeypatch.setenv("SMOLCREW_MEMORY__NAMESPACE", made.namespace)
-        yield made
 
 
 @pytest.fixture

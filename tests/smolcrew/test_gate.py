@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,8 +18,6 @@ from smolcrew.cli import app
 from smolcrew.config import load_settings
 from smolcrew.crew import Crew
 from tests.conftest import code
-from tests.memory.backends.redis import REDIS_URL
-from tests.validators.test_human import approval_queue
 from validators.human import ApprovalQueue
 
 pytestmark = pytest.mark.usefixtures("minilm_available")
@@ -28,15 +26,6 @@ SIMILARITY = code(
     'r = compare_sentences(text_a="the cat sleeps", text_b="a kitten naps")\nfinal_answer(r["similarity"])'
 )
 REQUEST = "How similar in meaning are 'the cat sleeps' and 'a kitten naps'?"
-
-
-@pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApprovalQueue]:
-    """A fresh Redis namespace, seen by crews and the CLI through the settings' env vars."""
-    with approval_queue() as made:
-        monkeypatch.setenv("SMOLCREW_SERVICES__REDIS_URL", REDIS_URL)
-        monkeypatch.setenv("SMOLCREW_MEMORY__NAMESPACE", made.namespace)
-        yield made
 
 
 def test_a_rejected_answer_is_corrected_by_the_agent(scripted_crew: Callable[..., Crew]) -> None:
