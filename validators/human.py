@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar, get_args
 import redis
 
 from memory.sinks.base import SinkHealth
-from memory.sinks.redis import decode, safe_text
+from memory.sinks.redis import check_namespace, decode, safe_text, where
 from smolcrew.errors import ApprovalAlreadyDecided, ApprovalError, ApprovalNotFound, ApprovalQueueUnavailable
 
 __all__ = ["START_REDIS", "Approval", "ApprovalQueue", "ApprovalStatus"]
@@ -123,13 +123,6 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
-def _where(client: Any) -> str:
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    if "path" in kwargs:
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-
-
 @dataclass(frozen=True, slots=True)
 class Approval:
     """One request for a person's decision on a run's final answer.
@@ -184,8 +177,7 @@ class ApprovalQueue:
         decided_ttl_s: int = 30 * 24 * 3600,
         stream_maxlen: int = 10_000,
     ) -> None:
-        if not namespace or any(ch.isspace() for ch in namespace):
-            raise ValueError(f"namespace must be a non-empty string without spaces, got {namespace!r}")
+        check_namespace(namespace)
         if decided_ttl_s < 1 or stream_maxlen < 1:
             raise ValueError("decided_ttl_s and stream_maxlen must be positive")
         self._client = client
@@ -207,7 +199,7 @@ class ApprovalQueue:
             client.close()
 
     def __repr__(self) -> str:
-        return f"ApprovalQueue(redis={_where(self._client)}, namespace={self.namespace!r})"
+        return f"ApprovalQueue(redis={where(self._client)}, namespace={self.namespace!r})"
 
     # keys -------------------------------------------------------------------------------------------------------
     def approval_key(self, approval_id: str) -> str:
@@ -233,10 +225,10 @@ class ApprovalQueue:
             return action(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ApprovalQueueUnavailable(
-                f"the approval queue's Redis at {_where(self._client)} is unreachable ({exc}); {START_REDIS}"
+                f"the approval queue's Redis at {where(self._client)} is unreachable ({exc}); {START_REDIS}"
             ) from exc
         except redis.RedisError as exc:
-            raise ApprovalError(f"Redis at {_where(self._client)} refused an approval command: {exc}") from exc
+            raise ApprovalError(f"Redis at {where(self._client)} refused an approval command: {exc}") from exc
 
     # API --------------------------------------------------------------------------------------------------------
     def request(
@@ -365,9 +357,9 @@ class ApprovalQueue:
         try:
             self._client.ping()
         except redis.RedisError as exc:
-            return SinkHealth(False, f"Redis at {_where(self._client)} did not answer ({exc}); {START_REDIS}")
+            return SinkHealth(False, f"Redis at {where(self._client)} did not answer ({exc}); {START_REDIS}")
         latency = (time.perf_counter() - started) * 1000
-        return SinkHealth(True, f"Redis at {_where(self._client)} answered PING", round(latency, 3))
+        return SinkHealth(True, f"Redis at {where(self._client)} answered PING", round(latency, 3))
 
     # internals --------------------------------------------------------------------------------------------------
     def _load(self, approval_ids: Sequence[str]) -> builtins.list[Approval | None]:

@@ -29,7 +29,16 @@ from memory.records import StepRecord, record_from_json
 from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
 
-__all__ = ["START_REDIS", "RedisSink", "StreamEvent", "decode", "redis_errors", "safe_text"]
+__all__ = [
+    "START_REDIS",
+    "RedisSink",
+    "StreamEvent",
+    "check_namespace",
+    "decode",
+    "redis_errors",
+    "safe_text",
+    "where",
+]
 
 START_REDIS = (
     "start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no` "
@@ -80,7 +89,14 @@ def safe_text(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _where(client: Any) -> str:
+def check_namespace(namespace: str) -> None:
+    """Refuse a key prefix that is empty or holds spaces (it would break key patterns)."""
+    if not namespace or any(ch.isspace() for ch in namespace):
+        raise ValueError(f"namespace must be a non-empty string without spaces, got {namespace!r}")
+
+
+def where(client: Any) -> str:
+    """Where a Redis client connects ("host:port" or "unix:/path"), for messages."""
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
     if "path" in kwargs:
         return f"unix:{kwargs['path']}"
@@ -94,10 +110,10 @@ def redis_errors(client: Any, *, sink: str = "redis") -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise SinkUnavailableError(
-            f"Redis at {_where(client)} is unreachable ({exc}); {START_REDIS}", sink=sink
+            f"Redis at {where(client)} is unreachable ({exc}); {START_REDIS}", sink=sink
         ) from exc
     except redis.RedisError as exc:
-        raise SinkError(f"Redis at {_where(client)} refused the command: {exc}", sink=sink) from exc
+        raise SinkError(f"Redis at {where(client)} refused the command: {exc}", sink=sink) from exc
 
 
 def _dumps(value: Any) -> str:
@@ -155,8 +171,7 @@ class RedisSink(MemorySink):
         ttl_s: int = 7 * 24 * 3600,
         stream_maxlen: int = 100_000,
     ) -> None:
-        if not namespace or any(ch.isspace() for ch in namespace):
-            raise ValueError(f"namespace must be a non-empty string without spaces, got {namespace!r}")
+        check_namespace(namespace)
         if ttl_s < 1 or stream_maxlen < 1:
             raise ValueError("ttl_s and stream_maxlen must be positive")
         self._client = client
@@ -285,9 +300,9 @@ class RedisSink(MemorySink):
         try:
             self._client.ping()
         except redis.RedisError as exc:
-            return SinkHealth(False, f"Redis at {_where(self._client)} did not answer ({exc}); {START_REDIS}")
+            return SinkHealth(False, f"Redis at {where(self._client)} did not answer ({exc}); {START_REDIS}")
         latency = (time.perf_counter() - started) * 1000
-        return SinkHealth(True, f"Redis at {_where(self._client)} answered PING", round(latency, 3))
+        return SinkHealth(True, f"Redis at {where(self._client)} answered PING", round(latency, 3))
 
     def close(self) -> None:
         """Mark the sink closed; the client belongs to whoever made it (`from_url` closes its own)."""
