@@ -60,13 +60,7 @@ def load_cases(path: Path = CASES) -> list[dict[str, Any]]:
 def evidence_of(case: dict[str, Any]) -> Any:
     from validators.verdict import Evidence
 
-    return Evidence(
-        task=case["task"],
-        answer=case["answer"],
-        tool_outputs=tuple(case["tool_outputs"]),
-        tools=tuple(case["tools"]),
-        sources=tuple(case["sources"]),
-    )
+    return Evidence.from_dict(case)
 
 
 def round_robin(cases: Sequence[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

@@ -78,6 +78,17 @@ class Evidence:
         return "" if self.answer is None else str(self.answer)
 
     @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        """Evidence from plain data with the field names as keys (a labeled case, a stored approval)."""
+        return cls(
+            task=str(data["task"]),
+            answer=data.get("answer"),
+            tool_outputs=tuple(data.get("tool_outputs") or ()),
+            tools=tuple(data.get("tools") or ()),
+            sources=tuple(data.get("sources") or ()),
+        )
+
+    @classmethod
     def from_records(
         cls, task: str, answer: Any, records: Sequence[StepRecord], tool_calls: Sequence[ToolCall] = ()
     ) -> Evidence:

@@ -11,6 +11,7 @@ from smolagents.models import ChatMessage, MessageRole, Model
 
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ModelUnavailableError, StageError
+from tests.tools.tiny_language import tiny_sequence_classifier
 from tools.pool import PipelinePool
 from validators.cascade import Cascade
 from validators.judge import JUDGE_GRAMMAR, LLMJudge, NLIJudge, evidence_text, parse_judgement
@@ -142,37 +143,14 @@ def test_the_embedded_model_replies_in_the_grammar(embedded_gguf: Path) -> None:
 # --- the NLI judge -----------------------------------------------------------------------------------------
 
 
-def _tiny_nli(folder: Path, labels: list[str]) -> Path:
-    """A 1-layer BERT pair classifier with these labels (one label: a single entailment logit)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from tests.tools.tiny_language import BERT_SPECIALS, WORDS, word_tokenizer
-
-    make: Any = BertConfig  # its stubs do not list the PretrainedConfig keywords (num_labels, id2label)
-    config = make(
-        vocab_size=len(BERT_SPECIALS) + len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    word_tokenizer(BERT_SPECIALS, bert_pairs=True).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("torch", reason="the NLI judge needs torch: pip install torch==2.13.0 'smolcrew[ml]'")
     root = tmp_path_factory.mktemp("tiny-nli")
     return {
-        "upper": _tiny_nli(root / "upper", ["CONTRADICTION", "NEUTRAL", "ENTAILMENT"]),
-        "one_logit": _tiny_nli(root / "one", ["entailment"]),
-        "sentiment": _tiny_nli(root / "sentiment", ["NEGATIVE", "POSITIVE"]),
+        "upper": tiny_sequence_classifier(root / "upper", ["CONTRADICTION", "NEUTRAL", "ENTAILMENT"]),
+        "one_logit": tiny_sequence_classifier(root / "one", ["entailment"]),
+        "sentiment": tiny_sequence_classifier(root / "sentiment", ["NEGATIVE", "POSITIVE"]),
     }
 
 

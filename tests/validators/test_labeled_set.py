@@ -51,16 +51,6 @@ def cases() -> list[dict[str, Any]]:
     return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def evidence_of(case: dict[str, Any]) -> Evidence:
-    return Evidence(
-        task=case["task"],
-        answer=case["answer"],
-        tool_outputs=tuple(case["tool_outputs"]),
-        tools=tuple(case["tools"]),
-        sources=tuple(case["sources"]),
-    )
-
-
 def test_every_line_is_a_json_object() -> None:
     lines = [line for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert all(isinstance(json.loads(line), dict) for line in lines)
@@ -113,7 +103,7 @@ def test_missing_citation_cases_rest_on_retrieval_with_cite_labels(cases: list[d
 
 def test_rules_only_cascade_holds_its_measured_figures(cases: list[dict[str, Any]]) -> None:
     cascade = Cascade.from_settings(ValidationSettings(judge="none"))
-    outcomes = {case["id"]: cascade.check(evidence_of(case)).outcome for case in cases}
+    outcomes = {case["id"]: cascade.check(Evidence.from_dict(case)).outcome for case in cases}
     bad = [case["id"] for case in cases if case["label"] == "bad"]
     good = [case["id"] for case in cases if case["label"] == "good"]
     catch = sum(outcomes[i] != "pass" for i in bad) / len(bad)
