@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from smolagents import Tool
 
-from tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
-from tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage
-from tools.files import Workspace
-from tools.generation import EditImage, GenerateImage, RestyleImage
-from tools.generation_media import GenerateImageFromEdges, GenerateVideo, UpscaleImage
-from tools.language import (
+from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
+from smolcrew.tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.generation import EditImage, GenerateImage, RestyleImage
+from smolcrew.tools.generation_media import GenerateImageFromEdges, GenerateVideo, UpscaleImage
+from smolcrew.tools.language import (
     AnswerFromText,
     CheckEntailment,
     CheckGrammar,
@@ -28,14 +28,14 @@ from tools.language import (
     ExtractEntities,
     TagPartsOfSpeech,
 )
-from tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
-from tools.pool import PipelinePool
-from tools.rag import AnswerWithCitations, SearchDocuments
-from tools.recall import RecallMemory, TraceRun
-from tools.tables import DescribeTable, QueryTable, ReadTableInImage
-from tools.text import ClassifySentiment, CompareSentences, RankPassages
-from tools.video import ClassifyVideoZeroShot
-from tools.vision import (
+from smolcrew.tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments
+from smolcrew.tools.recall import RecallMemory, TraceRun
+from smolcrew.tools.tables import DescribeTable, QueryTable, ReadTableInImage
+from smolcrew.tools.text import ClassifySentiment, CompareSentences, RankPassages
+from smolcrew.tools.video import ClassifyVideoZeroShot
+from smolcrew.tools.vision import (
     AnswerImageQuestion,
     CaptionImage,
     ClassifyImage,
@@ -47,7 +47,7 @@ from tools.vision import (
 )
 
 if TYPE_CHECKING:
-    from memory.mirror import Mirror
+    from smolcrew.memory.mirror import Mirror
 
 __all__ = ["SPECIALISTS", "Specialist", "load_examples"]
 

@@ -14,13 +14,13 @@ from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
-from agents.specialists import SPECIALISTS, Specialist
-from memory.mirror import Mirror
-from memory.recorder import RecorderSlot
-from tools.base import CheckedTool
-from tools.files import Workspace
-from tools.pool import PipelinePool
-from validators.rules import require_answer
+from smolcrew.agents.specialists import SPECIALISTS, Specialist
+from smolcrew.memory.mirror import Mirror
+from smolcrew.memory.recorder import RecorderSlot
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.validators.rules import require_answer
 
 __all__ = ["SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
 

@@ -19,10 +19,10 @@ out = {
 }
 from smolcrew.backends import build_model, resolve_device
 from smolcrew.config import load_settings
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import ClassifySentiment
 from tests.tools.tiny_language import tiny_text_generator
 from tests.tools.tiny_models import tiny_text_classifier
-from tools.pool import PipelinePool
-from tools.text import ClassifySentiment
 
 tmp = Path(tempfile.mkdtemp())
 out["resolve_auto"] = resolve_device("auto")

@@ -91,7 +91,7 @@ def bench_model(name: str, *, n: int, tasks: tuple[str, ...], same_prompt_runs: 
     from smolagents.memory import ActionStep
     from smolagents.monitoring import LogLevel
 
-    from agents.team import compact_prompts
+    from smolcrew.agents.team import compact_prompts
     from smolcrew.backends import LlamaCppModel
     from smolcrew.gguf import resolve_gguf
 

@@ -1,6 +1,6 @@
 """Load bench of the HTTP API: N concurrent conversations against a real uvicorn server on localhost.
 
-The server (a child process: `python bench/load.py --serve PORT HOME`) runs `smolcrew.api` over Crews with a
+The server (a child process: `python bench/load.py --serve PORT HOME`) runs `smolcrew.server.api` over Crews with a
 scripted model (manager mode, no router), so the figures measure the service, not an LLM. Each conversation sends
 a message, reads its SSE stream to `run_end`, and repeats until `--seconds` pass. Reported: error rate, p50/p95
 time to first event and to the final answer, server RSS growth, and events lost or duplicated (each stream's step
@@ -34,13 +34,13 @@ RESULTS = Path(__file__).parent / "results" / "load.json"
 def _serve(port: int, home: str, workers: int) -> None:
     import uvicorn
 
-    from smolcrew.api import create_app
     from smolcrew.backends import ScriptedModel
-    from smolcrew.cli_serve import KEEP_ALIVE_S
+    from smolcrew.cli.serve import KEEP_ALIVE_S
     from smolcrew.config import Settings, load_settings
     from smolcrew.crew import Crew
     from smolcrew.errors import ModelUnavailableError
-    from smolcrew.service import ChatService
+    from smolcrew.server.api import create_app
+    from smolcrew.server.service import ChatService
 
     class NoRouterCrew(Crew):
         def route(self, request: str) -> Any:
@@ -123,7 +123,7 @@ async def _load(port: int, seconds: float, conversations: int) -> dict[str, list
 
 def _lost(home: Path, streams: list[list[dict[str, Any]]]) -> tuple[int, int]:
     """(events missing from the streams, events streamed twice), against each run's journal."""
-    from memory.sinks.journal import JournalSink
+    from smolcrew.memory.sinks.journal import JournalSink
 
     journal, lost, duplicated = JournalSink(home / "journal"), 0, 0
     for steps in streams:

@@ -69,7 +69,7 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def agent_run(steps: int, listener: Callable[[Any], None] | None) -> tuple[float, list[float], Any]:
     """A scripted `steps`-step run; returns wall seconds, callback-to-callback intervals, the recorder."""
-    from memory.recorder import RunRecorder
+    from smolcrew.memory.recorder import RunRecorder
     from tests.memory.test_faults import run_scripted_agent
 
     stamps: list[float] = []
@@ -87,8 +87,8 @@ def agent_run(steps: int, listener: Callable[[Any], None] | None) -> tuple[float
 
 
 def mirroring_cost(steps: int, sinks: list[Any], folder: Path) -> dict[str, Any]:
-    from memory.mirror import Mirror
-    from memory.sinks.journal import JournalSink
+    from smolcrew.memory.mirror import Mirror
+    from smolcrew.memory.sinks.journal import JournalSink
 
     bare_wall, bare_steps, _ = agent_run(steps, None)
     journal_only = Mirror(JournalSink(folder / "journal-only"), [], state_dir=folder / "state-only")
@@ -135,8 +135,8 @@ def mirroring_cost(steps: int, sinks: list[Any], folder: Path) -> dict[str, Any]
 
 
 def catch_up(count: int, sinks: list[Any], folder: Path) -> dict[str, Any]:
-    from memory.mirror import Mirror
-    from memory.sinks.journal import JournalSink
+    from smolcrew.memory.mirror import Mirror
+    from smolcrew.memory.sinks.journal import JournalSink
     from tests.memory.sink_contract import make_records
 
     journal = JournalSink(folder / "journal-b")
@@ -172,13 +172,13 @@ def main() -> None:
     args = parser.parse_args()
     steps, count = (300, 500) if args.quick else (1_000, 2_000)
 
-    from memory.sinks.chroma import ChromaSink, minilm_embedder
-    from memory.sinks.chroma_process import ChromaProcessSink
-    from memory.sinks.graph import GraphSink
-    from memory.sinks.redis import RedisSink
+    from smolcrew.memory.sinks.chroma import ChromaSink, minilm_embedder
+    from smolcrew.memory.sinks.chroma_process import ChromaProcessSink
+    from smolcrew.memory.sinks.graph import GraphSink
+    from smolcrew.memory.sinks.redis import RedisSink
+    from smolcrew.tools.pool import PipelinePool
     from tests.memory.arcadedb import graph_server
     from tests.memory.test_faults import RedisServer
-    from tools.pool import PipelinePool
 
     folder = Path(tempfile.mkdtemp(prefix="smolcrew-bench-memory-"))
     started = time.perf_counter()

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from memory.rag import DocumentStore, ingest  # noqa: E402
-from tools.rag import AnswerWithCitations, SearchDocuments  # noqa: E402
+from smolcrew.memory.rag import DocumentStore, ingest  # noqa: E402
+from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments  # noqa: E402
 
 _VOCABULARY = (
     "river harbour ledger budget valve sensor meadow quarry archive turbine schedule audit pipeline lantern "

@@ -138,9 +138,9 @@ def main() -> None:
     args = parser.parse_args()
     models = [] if args.quick or args.model == "none" else list(MODELS) if args.model == "all" else [args.model]
 
-    from agents.router import Router, llm_chooser
-    from agents.specialists import SPECIALISTS, load_examples
-    from tools.pool import PipelinePool
+    from smolcrew.agents.router import Router, llm_chooser
+    from smolcrew.agents.specialists import SPECIALISTS, load_examples
+    from smolcrew.tools.pool import PipelinePool
 
     cpu_start = cpu_snapshot()
     started_all = time.perf_counter()

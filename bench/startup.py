@@ -115,13 +115,13 @@ def main() -> None:
     probes = {
         "python -c 'import smolcrew'": loaded_heavy("import smolcrew", cwd),
         "smolcrew --help": loaded_heavy(
-            "sys.argv = ['smolcrew', '--help']\nfrom smolcrew.cli import main\nmain()", cwd
+            "sys.argv = ['smolcrew', '--help']\nfrom smolcrew.cli.app import main\nmain()", cwd
         ),
         "from smolcrew import Crew, Settings": loaded_heavy("from smolcrew import Crew, Settings", cwd),
     }
     slow = {
         "import smolcrew": slowest_imports("import smolcrew", cwd),
-        "smolcrew.cli": slowest_imports("import smolcrew.cli", cwd),
+        "smolcrew.cli.app": slowest_imports("import smolcrew.cli.app", cwd),
     }
 
     baseline = statistics.median(times["python -c pass"])
@@ -159,8 +159,8 @@ def main() -> None:
         f"{', '.join(HEAVY)}"
     )
     print(
-        "slowest packages imported by smolcrew.cli (cumulative ms): "
-        + ", ".join(f"{n} {ms:.0f}" for n, ms in slow["smolcrew.cli"])
+        "slowest packages imported by smolcrew.cli.app (cumulative ms): "
+        + ", ".join(f"{n} {ms:.0f}" for n, ms in slow["smolcrew.cli.app"])
     )
     print(f"CPU cores busy with other processes (avg): {foreign:.2f}" if foreign is not None else "")
     import_clean = not probes["python -c 'import smolcrew'"]["heavy"]

@@ -183,7 +183,7 @@ TINY_ROLES: list[tuple[str, str, str, tuple[Any, ...]]] = [
 
 def manifest_role(role: str) -> str:
     """The manifest's spelling of `role` (roles have been spelt both `zero-shot` and `zero_shot`)."""
-    from tools.manifest import manifest
+    from smolcrew.tools.manifest import manifest
 
     names = {name.replace("-", "_"): name for name in manifest()}
     return names.get(role.replace("-", "_"), role)
@@ -221,7 +221,7 @@ def sentences(count: int, seed: int = 0) -> list[str]:
 
 
 def section_overhead(pool: Any, reps: int, warmup: int) -> dict[str, Any]:
-    from tools.text import ClassifySentiment, CompareSentences
+    from smolcrew.tools.text import ClassifySentiment, CompareSentences
 
     sentiment, compare = ClassifySentiment(pool), CompareSentences(pool)
     pipe, encoder = pool.get(manifest_role("sentiment")), pool.get(manifest_role("embeddings"))
@@ -268,8 +268,8 @@ def section_per_call_load(pool: Any, folders: dict[str, str], reps_tiny: int, re
     from sentence_transformers import SentenceTransformer
     from transformers import pipeline
 
-    from tools.manifest import resolve_source
-    from tools.text import ClassifySentiment, CompareSentences
+    from smolcrew.tools.manifest import resolve_source
+    from smolcrew.tools.text import ClassifySentiment, CompareSentences
 
     sentiment, compare = ClassifySentiment(pool), CompareSentences(pool)
     sentiment(text=SENTIMENT_TEXT), compare(text_a=PAIR[0], text_b=PAIR[1])  # both loaded: warm
@@ -323,7 +323,7 @@ def section_per_call_load(pool: Any, folders: dict[str, str], reps_tiny: int, re
 
 
 def section_batching(pool: Any, reps: int) -> dict[str, Any]:
-    from tools.language import CheckGrammar, ClassifyTextZeroShot, ExtractEntities
+    from smolcrew.tools.language import CheckGrammar, ClassifyTextZeroShot, ExtractEntities
 
     texts = sentences(BATCH)
     grammar, zero_shot, entities = CheckGrammar(pool), ClassifyTextZeroShot(pool), ExtractEntities(pool)
@@ -392,8 +392,8 @@ def import_libraries() -> dict[str, float]:
 
 def section_cold_loads(roles: list[tuple[str, str, str, str]], reload: bool) -> list[dict[str, Any]]:
     """roles: (role, kind, builder or source, override or ''). One fresh pool per role and per load."""
-    from tools.manifest import resolve_source
-    from tools.pool import PipelinePool
+    from smolcrew.tools.manifest import resolve_source
+    from smolcrew.tools.pool import PipelinePool
 
     rows = []
     for role, kind, builder, override in roles:
@@ -443,7 +443,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -641,7 +641,7 @@ def main() -> None:
             rows,
         )
     )
-    from tools.manifest import manifest
+    from smolcrew.tools.manifest import manifest
 
     covered = {row["role"] for row in loads}
     missing = sorted(set(manifest()) - covered)

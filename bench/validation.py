@@ -58,7 +58,7 @@ def load_cases(path: Path = CASES) -> list[dict[str, Any]]:
 
 
 def evidence_of(case: dict[str, Any]) -> Any:
-    from validators.verdict import Evidence
+    from smolcrew.validators.verdict import Evidence
 
     return Evidence.from_dict(case)
 
@@ -302,7 +302,7 @@ def main() -> None:
 
     from smolcrew.backends import build_model
     from smolcrew.config import ValidationSettings, load_settings
-    from validators.cascade import Cascade
+    from smolcrew.validators.cascade import Cascade
 
     cpu_start = cpu_snapshot()
     started_all = time.perf_counter()

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory.records import StepRecord
-from memory.sinks.base import MemorySink
-from memory.sinks.journal import JournalSink
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import MemorySink
+from smolcrew.memory.sinks.journal import JournalSink
 
 __all__ = ["LaneStatus", "Mirror"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from smolagents.memory import MemoryStep
 
-from memory.records import StepRecord, record_from_step
+from smolcrew.memory.records import StepRecord, record_from_step
 
 __all__ = ["RecorderSlot", "RunRecorder", "ToolCall"]
 

@@ -13,7 +13,7 @@ from smolagents.memory import ActionStep, MemoryStep, TaskStep
 from smolagents.monitoring import AgentLogger, LogLevel, Timing
 from smolagents.utils import AgentExecutionError
 
-from memory.records import StepRecord
+from smolcrew.memory.records import StepRecord
 
 __all__ = ["agent_steps", "runs_of", "transcript"]
 

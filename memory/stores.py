@@ -14,14 +14,14 @@ from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from memory.mirror import Mirror
-from memory.sinks.base import MemorySink
-from memory.sinks.journal import JournalSink
 from smolcrew.errors import ConfigError, GraphServerError
+from smolcrew.memory.mirror import Mirror
+from smolcrew.memory.sinks.base import MemorySink
+from smolcrew.memory.sinks.journal import JournalSink
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
 
@@ -40,7 +40,7 @@ def _answers(url: str, default_port: int) -> bool:
 def local_graph_wanted(settings: Settings) -> bool:
     """Whether the graph is the managed local ArcadeDB: no `services.neo4j_uri`, `memory.graph_local` on, and
     arcadedb-embedded and the neo4j driver installed."""
-    from memory.arcadedb import installed
+    from smolcrew.memory.arcadedb import installed
 
     return not settings.services.neo4j_uri and settings.memory.graph_local and installed()
 
@@ -64,7 +64,7 @@ def wanted_sinks(settings: Settings) -> list[str]:
 def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[MemorySink] | None:
     """A sink on the managed ArcadeDB, launched in the background if none runs; None (logged) when it cannot
     start in auto mode. Raises ConfigError when `memory.sinks` names the graph and no server can be had."""
-    from memory.arcadedb import INSTALL, ManagedArcadeDB
+    from smolcrew.memory.arcadedb import INSTALL, ManagedArcadeDB
 
     explicit = settings.memory.sinks is not None
     if not local_graph_wanted(settings):
@@ -81,7 +81,7 @@ def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[M
             raise ConfigError(f"memory.sinks names 'graph', but {exc}", field="memory.sinks") from exc
         log.warning("no graph store: %s", exc)
         return None
-    from memory.sinks.graph import GraphSink
+    from smolcrew.memory.sinks.graph import GraphSink
 
     return GraphSink.from_url(
         state.uri, user=state.user, password=state.password, database=state.database, namespace=namespace
@@ -100,7 +100,7 @@ def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None =
     sinks: list[MemorySink] = []
     for name in wanted_sinks(settings):
         if name == "chroma":
-            from memory.sinks.chroma_process import ChromaProcessSink
+            from smolcrew.memory.sinks.chroma_process import ChromaProcessSink
 
             # Chroma and its MiniLM in a worker process (started on the first write): in this process their CPU
             # work would delay the agent's thread at every step. `pool`'s MiniLM stays for the tools.
@@ -111,11 +111,11 @@ def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None =
             )
             sinks.append(stack.enter_context(opened))
         elif name == "redis":
-            from memory.sinks.redis import RedisSink
+            from smolcrew.memory.sinks.redis import RedisSink
 
             sinks.append(stack.enter_context(RedisSink.from_url(services.redis_url, namespace=namespace)))
         elif name == "graph" and services.neo4j_uri:
-            from memory.sinks.graph import GraphSink
+            from smolcrew.memory.sinks.graph import GraphSink
 
             password = services.neo4j_password.get_secret_value() if services.neo4j_password else None
             graph = GraphSink.from_url(

@@ -23,7 +23,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ except ImportError:  # Windows: no flock; the in-process lock still holds, so on
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from memory.records import StepRecord
+    from smolcrew.memory.records import StepRecord
 
 __all__ = [
     "GENESIS",
@@ -45,7 +45,6 @@ __all__ = [
     "AuditReport",
     "canonical_json",
     "entry_hash",
-    "export_bundle",
     "jsonable",
 ]
 
@@ -393,26 +392,3 @@ def _misplaced(
         missing = f"entry {position} is" if index == position + 1 else f"entries {position} to {index - 1} are"
         return position, f"{name}: line {position + 1} holds entry {index}, {missing} missing — deleted"
     return position, f"{name}: it says it is entry {index} — entries were inserted before it, or renumbered"
-
-
-def export_bundle(
-    log: AuditLog,
-    run_id: str,
-    dest: Path,
-    *,
-    records: Sequence[StepRecord] = (),
-    expected_head: str | None = None,
-) -> Path:
-    """Write the folder `dest` (created if needed) and return it: `audit.json` (run id, verification report,
-    every entry, the step records) and `report.md`, a self-contained Markdown report (and `report.html`).
-    Without `records`, the step records are taken from the log's `step` entries. The bundle is written for a
-    log that fails verification too; its report says so first. Raises `AuditError` when `dest` cannot be
-    written."""
-    from smolcrew.cli_audit import write_bundle  # the rendering lives with the other presentation code
-
-    report = log.verify(run_id, expected_head=expected_head)
-    entries = log.entries(run_id)
-    try:
-        return write_bundle(Path(dest), report, entries, list(records))
-    except OSError as exc:
-        raise AuditError(f"cannot write the audit bundle to {dest} ({exc}); fix the path or permissions") from exc

@@ -21,17 +21,17 @@ if TYPE_CHECKING:
     from smolagents.memory import MemoryStep
     from smolagents.models import Model
 
-    from agents.router import RoutePlan, Router
-    from agents.team import Team
-    from memory.mirror import Mirror
-    from memory.recorder import RunRecorder, ToolResults
-    from memory.records import StepRecord
+    from smolcrew.agents.router import RoutePlan, Router
+    from smolcrew.agents.team import Team
     from smolcrew.audit import AuditLog
     from smolcrew.gate import Decision, Gate
-    from tools.files import Workspace
-    from tools.pool import PipelinePool
-    from validators.cascade import Cascade
-    from validators.human import ApprovalQueue
+    from smolcrew.memory.mirror import Mirror
+    from smolcrew.memory.recorder import RunRecorder, ToolResults
+    from smolcrew.memory.records import StepRecord
+    from smolcrew.tools.files import Workspace
+    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.validators.cascade import Cascade
+    from smolcrew.validators.human import ApprovalQueue
 
 __all__ = ["ChatSession", "Crew", "RunResult"]
 
@@ -148,7 +148,7 @@ class Crew:
     @property
     def pool(self) -> PipelinePool:
         if self._pool is None:
-            from tools.pool import PipelinePool
+            from smolcrew.tools.pool import PipelinePool
 
             self._pool = PipelinePool(
                 device=self.settings.device, overrides=self.settings.models, budget_mb=self.settings.pool.budget_mb
@@ -158,7 +158,7 @@ class Crew:
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
-            from tools.files import Workspace
+            from smolcrew.tools.files import Workspace
 
             self._workspace = Workspace(self.settings.home / "runs")
         return self._workspace
@@ -168,7 +168,7 @@ class Crew:
         """The memory mirror (journal + stores), opened on first use; None when `memory.enabled` is false."""
         self._check_open()
         if self._mirror is None and self.settings.memory.enabled:
-            from memory.stores import open_mirror
+            from smolcrew.memory.stores import open_mirror
 
             self._mirror = open_mirror(self.settings, self._stores, self.pool)
         return self._mirror
@@ -187,7 +187,7 @@ class Crew:
         """The validation cascade every answer passes (None when `validation.enabled` is false)."""
         validation = self.settings.validation
         if self._cascade is None and validation.enabled:
-            from validators.cascade import Cascade
+            from smolcrew.validators.cascade import Cascade
 
             model = self.model if validation.judge == "llm" else None
             self._cascade = Cascade.from_settings(validation, model=model, pool=self.pool)
@@ -202,7 +202,7 @@ class Crew:
         """
         self._check_open()
         if self._approvals is None:
-            from validators.human import ApprovalQueue
+            from smolcrew.validators.human import ApprovalQueue
 
             opened = ApprovalQueue.from_url(self.settings.services.redis_url, namespace=self.settings.memory.namespace)
             self._approvals = self._stores.enter_context(opened)
@@ -217,7 +217,7 @@ class Crew:
     def team(self) -> Team:
         self._check_open()
         if self._team is None:
-            from agents.team import build_team
+            from smolcrew.agents.team import build_team
 
             agents = self.settings.agents
             self._team = build_team(
@@ -243,8 +243,8 @@ class Crew:
         if self._router is None:
             if self._router_error is not None:
                 raise self._router_error
-            from agents.router import Router, llm_chooser
-            from agents.specialists import SPECIALISTS, load_examples
+            from smolcrew.agents.router import Router, llm_chooser
+            from smolcrew.agents.specialists import SPECIALISTS, load_examples
 
             descriptions = {name: spec.description for name, spec in SPECIALISTS.items()}
             try:
@@ -306,7 +306,7 @@ class Crew:
             raise ValueError("the task is empty: say what the crew should do")
         with self._lock:
             self._check_open()
-            from memory.recorder import RunRecorder
+            from smolcrew.memory.recorder import RunRecorder
 
             run_id = run_id or uuid.uuid4().hex[:16]
             if not _SAFE_ID.match(run_id):
@@ -350,7 +350,7 @@ class Crew:
     ) -> RunResult:
         from smolagents.utils import AgentError
 
-        from memory.restore import agent_steps, transcript
+        from smolcrew.memory.restore import agent_steps, transcript
 
         started = time.perf_counter()
         team = self.team
@@ -395,8 +395,8 @@ class Crew:
         """Let the agents correct a rejected answer themselves (bounded retries) before the final gate."""
         if cascade is None and not self.specialist_cascades:
             return
-        from validators.correct import final_answer_check
-        from validators.verdict import Evidence
+        from smolcrew.validators.correct import final_answer_check
+        from smolcrew.validators.verdict import Evidence
 
         def evidence_for(answer: Any) -> Evidence:
             return Evidence.from_records(task, answer, recorder.records, recorder.tool_calls)
@@ -530,7 +530,7 @@ class Crew:
         """
         with self._lock:
             self._check_open()
-            from memory.recorder import RunRecorder
+            from smolcrew.memory.recorder import RunRecorder
 
             records = self._journal_records(run_id)
             start = next((r for r in records if r.kind == "run_start"), None)

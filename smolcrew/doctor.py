@@ -51,7 +51,7 @@ def _check_llm(settings: Settings) -> Check:
 
 
 def _check_router(settings: Settings) -> Check:
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
     needed = settings.routing.mode == "router"
     pool = PipelinePool(device="cpu", overrides=settings.models)
@@ -83,7 +83,7 @@ def _reachable(url: str, default_port: int) -> bool:
 
 def _check_graph(settings: Settings) -> Check:
     """The graph store: the external URI, else the managed local ArcadeDB (running / not yet / not installed)."""
-    from memory.arcadedb import INSTALL, ManagedArcadeDB, installed
+    from smolcrew.memory.arcadedb import INSTALL, ManagedArcadeDB, installed
 
     uri = settings.services.neo4j_uri
     if uri:
@@ -167,7 +167,7 @@ def _size_mib(model: str) -> float | None:
     """On-disk size of a model that is here (package, folder or file); None when it is not local."""
     from pathlib import Path
 
-    from tools.manifest import resolve_source
+    from smolcrew.tools.manifest import resolve_source
 
     try:
         path = Path(resolve_source(model)).expanduser()
@@ -183,7 +183,7 @@ def _size_mib(model: str) -> float | None:
 def model_rows(settings: Settings) -> list[dict[str, Any]]:
     """One row per model role (the LLM bundles, then each pipeline role): model, source, size, present."""
     from smolcrew.gguf import BUNDLES, bundle_installed
-    from tools.manifest import PACKAGED, is_available_offline, manifest
+    from smolcrew.tools.manifest import PACKAGED, is_available_offline, manifest
 
     rows: list[dict[str, Any]] = []
     for bundle in BUNDLES.values():

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from smolcrew.errors import SmolcrewError
 
 if TYPE_CHECKING:
-    from memory.recorder import ToolCall
-    from memory.records import StepRecord
     from smolcrew.audit import AuditLog
+    from smolcrew.memory.recorder import ToolCall
+    from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunState
-    from validators.cascade import Cascade
-    from validators.human import Approval, ApprovalQueue
+    from smolcrew.validators.cascade import Cascade
+    from smolcrew.validators.human import Approval, ApprovalQueue
 
 __all__ = ["Decision", "Gate"]
 
@@ -84,7 +84,7 @@ class Gate:
             return Decision("max_steps_error", None, verdict["reasons"][0], (verdict,))
         if state != "success" or self.cascade is None:
             return Decision(state, answer if state == "success" else None)
-        from validators.verdict import Evidence
+        from smolcrew.validators.verdict import Evidence
 
         result = self.cascade.check(Evidence.from_records(task, answer, records, tool_calls))
         verdicts = tuple(verdict.to_dict() for verdict in result.verdicts)

@@ -18,8 +18,8 @@ from smolagents.monitoring import TokenUsage
 from smolcrew.errors import ModelUnavailableError, RunNotFoundError
 
 if TYPE_CHECKING:
-    from memory.records import StepRecord
     from smolcrew.crew import Crew
+    from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunResult
 
 __all__ = ["Divergence", "ReplayModel", "ReplayReport", "replay"]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from smolcrew.errors import AnswerRejected
 
 if TYPE_CHECKING:
-    from agents.router import RoutePlan
-    from memory.records import StepRecord
+    from smolcrew.agents.router import RoutePlan
+    from smolcrew.memory.records import StepRecord
 
 __all__ = ["RunResult", "RunState"]
 

@@ -20,6 +20,6 @@ def test_import_smolcrew_is_light() -> None:
 
 
 def test_cli_help_is_light() -> None:
-    assert _loaded_after("from smolcrew.cli import app") == []
+    assert _loaded_after("from smolcrew.cli.app import app") == []
     result = subprocess.run([sys.executable, "-m", "smolcrew.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "route" in result.stdout and "doctor" in result.stdout

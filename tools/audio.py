@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
-from tools.audio_engines import (
+from smolcrew.tools.audio_engines import (
     ESPEAK,
     center_extract,
     hpss,
@@ -20,11 +20,11 @@ from tools.audio_engines import (
     load_whisper,
     spectral_gate,
 )
-from tools.base import CheckedTool
-from tools.files import AUDIO_SUFFIXES, Workspace, load_audio, require_file
-from tools.manifest import ModelRole
-from tools.pool import PipelinePool
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.files import AUDIO_SUFFIXES, Workspace, load_audio, require_file
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import _PoolTool, require_text
 
 if TYPE_CHECKING:
     import numpy as np

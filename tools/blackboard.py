@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from memory.sinks.redis import decode, redis_errors, safe_text
 from smolcrew.errors import ToolInputError
-from tools.base import CheckedTool
+from smolcrew.memory.sinks.redis import decode, redis_errors, safe_text
+from smolcrew.tools.base import CheckedTool
 
 __all__ = ["MAX_KEY_CHARS", "MAX_VALUE_CHARS", "Blackboard", "ReadNote", "WriteNote"]
 

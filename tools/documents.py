@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.files import require_file
-from tools.manifest import ModelRole
-from tools.ocr import IMAGE_INPUT, PAGE_INPUT, ReadTextInImage, load_page_image, ocr_words, open_pdf
-from tools.pool import PipelinePool
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.files import require_file
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.ocr import IMAGE_INPUT, PAGE_INPUT, ReadTextInImage, load_page_image, ocr_words, open_pdf
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import _PoolTool, require_text
 
 __all__ = ["ROLES", "AnswerFromPdf", "AnswerFromScannedPage", "QaModel", "ReadTextInImage"]
 # ReadTextInImage (plain OCR) lives in tools.ocr and is re-exported here with the other document tools.

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
-from tools.files import Workspace, load_image, require_file
-from tools.manifest import ModelRole
-from tools.pool import PipelinePool
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.files import Workspace, load_image, require_file
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import _PoolTool, require_text
 
 if TYPE_CHECKING:
     from PIL import Image

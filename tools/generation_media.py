@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tools.base import CheckedTool
-from tools.files import Workspace, load_image
-from tools.generation import (
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.files import Workspace, load_image
+from smolcrew.tools.generation import (
     GUIDANCE_INPUT,
     NEGATIVE_INPUT,
     SEED_INPUT,
@@ -26,8 +26,8 @@ from tools.generation import (
     optional_text,
     seeded_generator,
 )
-from tools.pool import PipelinePool
-from tools.text import require_text
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import require_text
 
 MAX_UPSCALED_SIDE = 4096
 CLIP_ROLES = ("image_text_matcher", "clip")
@@ -345,7 +345,7 @@ def clip_score(pool: PipelinePool, images: list[Image.Image], prompt: str) -> tu
     The model is the first role of `CLIP_ROLES` the manifest declares. Returns (score or None, a note saying how
     it was computed or why there is none); a missing or unusable CLIP model never fails the caller.
     """
-    from tools.manifest import manifest
+    from smolcrew.tools.manifest import manifest
 
     role = next((name for name in CLIP_ROLES if name in manifest()), None)
     if role is None:

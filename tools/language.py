@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.base import CheckedTool
-from tools.language_seq2seq import (
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.language_seq2seq import (
     SEQ2SEQ_ROLES,
     Bundle,
     GenerateText,
@@ -23,9 +23,9 @@ from tools.language_seq2seq import (
     load_auto_bundle,
     optional,
 )
-from tools.manifest import ModelRole
-from tools.pool import PipelinePool
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import _PoolTool, require_text
 
 __all__ = [
     "ROLES",

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tools.manifest import ModelRole, is_available_offline
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.manifest import ModelRole, is_available_offline
+from smolcrew.tools.text import _PoolTool, require_text
 
 __all__ = [
     "SEQ2SEQ_ROLES",

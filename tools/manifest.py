@@ -23,13 +23,13 @@ Loader = Callable[[str, str, str], Any]
 """(source folder or Hub id, device, dtype) -> the loaded pipeline or model bundle."""
 
 DOMAINS = (
-    "tools.text",
-    "tools.language",
-    "tools.vision",
-    "tools.video",
-    "tools.audio",
-    "tools.generation",
-    "tools.documents",
+    "smolcrew.tools.text",
+    "smolcrew.tools.language",
+    "smolcrew.tools.vision",
+    "smolcrew.tools.video",
+    "smolcrew.tools.audio",
+    "smolcrew.tools.generation",
+    "smolcrew.tools.documents",
 )
 """Modules whose `ROLES` make up the manifest."""
 

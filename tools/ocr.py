@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tools.base import CheckedTool
-from tools.files import load_image, require_file
-from tools.pool import PipelinePool
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.files import load_image, require_file
+from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["IMAGE_INPUT", "PAGE_INPUT", "ReadTextInImage", "load_page_image", "ocr_words", "open_pdf", "tesseract"]
 

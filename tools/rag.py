@@ -14,14 +14,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memory.rag import DEFAULT_MODEL, Chunk, DocumentStore
 from smolcrew.errors import ToolInputError
-from tools.base import CheckedTool
+from smolcrew.memory.rag import DEFAULT_MODEL, Chunk, DocumentStore
+from smolcrew.tools.base import CheckedTool
 
 if TYPE_CHECKING:
     from smolagents import Model
 
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["POOR_SCORE", "WEAK_SCORE", "AnswerWithCitations", "SearchDocuments", "default_store_path", "rewrite_query"]
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from memory.sinks.base import Capability
 from smolcrew.errors import SinkError, ToolInputError
-from tools.base import CheckedTool
-from tools.pool import PipelinePool
-from tools.text import require_text
+from smolcrew.memory.sinks.base import Capability
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import require_text
 
 if TYPE_CHECKING:
-    from memory.mirror import Mirror
-    from memory.records import StepRecord
+    from smolcrew.memory.mirror import Mirror
+    from smolcrew.memory.records import StepRecord
 
 __all__ = ["RecallMemory", "TraceRun"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.base import CheckedTool
-from tools.files import Workspace, require_file
-from tools.ocr import PAGE_INPUT, load_page_image, ocr_words
-from tools.pool import PipelinePool
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.files import Workspace, require_file
+from smolcrew.tools.ocr import PAGE_INPUT, load_page_image, ocr_words
+from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["DescribeTable", "QueryTable", "ReadTableInImage", "load_table"]
 

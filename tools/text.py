@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.base import CheckedTool
-from tools.manifest import ModelRole
-from tools.pool import PipelinePool
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["ROLES", "ClassifySentiment", "CompareSentences", "RankPassages"]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.files import require_file
-from tools.manifest import ModelRole
-from tools.vision import ModelBundle, _VisionTool, bundle_loader, require_count, require_labels
+from smolcrew.tools.files import require_file
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.vision import ModelBundle, _VisionTool, bundle_loader, require_count, require_labels
 
 __all__ = ["ROLES", "ClassifyVideoZeroShot", "DecodedVideo", "decode_video", "probe_video"]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from tools.files import Workspace, load_image
-from tools.manifest import ModelRole
-from tools.pool import PipelinePool
-from tools.text import _PoolTool, require_text
+from smolcrew.tools.files import Workspace, load_image
+from smolcrew.tools.manifest import ModelRole
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import _PoolTool, require_text
 
 __all__ = [
     "ROLES",

@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, get_args
 
 from smolcrew.errors import ConfigError
-from validators.verdict import Evidence, Outcome, Stage, Verdict
+from smolcrew.validators.verdict import Evidence, Outcome, Stage, Verdict
 
 if TYPE_CHECKING:
     from smolagents.models import Model
 
     from smolcrew.config import ValidationSettings
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["Cascade", "CascadeResult"]
 
@@ -121,8 +121,8 @@ class Cascade:
         Raises:
             ConfigError: judge "llm" without a model, or invalid rule settings (banned regex, schema).
         """
-        from validators.judge import LLMJudge, NLIJudge
-        from validators.rules import RuleCheck
+        from smolcrew.validators.judge import LLMJudge, NLIJudge
+        from smolcrew.validators.rules import RuleCheck
 
         if not validation.enabled:
             return cls((), approval_tools=validation.approval_tools)
@@ -136,7 +136,7 @@ class Cascade:
                 )
             stages.append(LLMJudge(model, validation.judge_threshold))
         elif validation.judge == "nli":
-            from tools.pool import PipelinePool
+            from smolcrew.tools.pool import PipelinePool
 
             stages.append(NLIJudge(pool if pool is not None else PipelinePool(), validation.judge_threshold))
         return cls(stages, escalate_below=validation.escalate_below, approval_tools=validation.approval_tools)

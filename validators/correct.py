@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from smolcrew.errors import AnswerRejected
-from validators.cascade import Cascade, CascadeResult
-from validators.verdict import Evidence
+from smolcrew.validators.cascade import Cascade, CascadeResult
+from smolcrew.validators.verdict import Evidence
 
 __all__ = ["FinalAnswerCheck", "final_answer_check"]
 

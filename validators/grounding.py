@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from validators.verdict import RETRIEVAL_TOOLS, Evidence
+from smolcrew.validators.verdict import RETRIEVAL_TOOLS, Evidence
 
 __all__ = [
     "INJECTION_CONFIDENCE",

@@ -34,9 +34,9 @@ from typing import Any, Literal, TypeVar, get_args
 
 import redis
 
-from memory.sinks.base import SinkHealth
-from memory.sinks.redis import check_namespace, decode, safe_text, where
 from smolcrew.errors import ApprovalAlreadyDecided, ApprovalError, ApprovalNotFound, ApprovalQueueUnavailable
+from smolcrew.memory.sinks.base import SinkHealth
+from smolcrew.memory.sinks.redis import check_namespace, decode, safe_text, where
 
 __all__ = ["START_REDIS", "Approval", "ApprovalQueue", "ApprovalStatus"]
 

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError, StageError
-from validators.rules import answer_text
-from validators.verdict import Evidence, Verdict
+from smolcrew.validators.rules import answer_text
+from smolcrew.validators.verdict import Evidence, Verdict
 
 if TYPE_CHECKING:
     from smolagents.models import ChatMessage, Model
 
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["DEFAULT_RUBRIC", "JUDGE_GRAMMAR", "LLMJudge", "NLIJudge", "evidence_text", "parse_judgement"]
 
@@ -201,7 +201,7 @@ class NLIJudge:
     ) -> None:
         if not 0 <= overlap_words < chunk_words:
             raise ValueError("overlap_words must be at least 0 and less than chunk_words")
-        from tools.pool import PipelinePool
+        from smolcrew.tools.pool import PipelinePool
 
         self.pool = source if isinstance(source, PipelinePool) else None
         self._loaded: Any = None if self.pool is not None else source

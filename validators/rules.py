@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from smolcrew.config import RuleName
 from smolcrew.errors import ConfigError
-from validators.grounding import (
+from smolcrew.validators.grounding import (
     INJECTION_CONFIDENCE,
     RuleResult,
     check_citations,
@@ -31,7 +31,7 @@ from validators.grounding import (
     check_numbers,
     short_text,
 )
-from validators.verdict import Evidence, Verdict
+from smolcrew.validators.verdict import Evidence, Verdict
 
 if TYPE_CHECKING:
     from smolcrew.config import ValidationSettings

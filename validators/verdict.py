@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from memory.recorder import ToolCall
-    from memory.records import StepRecord
+    from smolcrew.memory.recorder import ToolCall
+    from smolcrew.memory.records import StepRecord
 
 __all__ = ["RETRIEVAL_TOOLS", "Evidence", "Outcome", "Stage", "Verdict"]
 

@@ -1,5 +1,5 @@
 """Memory sinks: one interface (`MemorySink`), one module per backend."""
 
-from memory.sinks.base import Capability, MemorySink, SinkHealth
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
 
 __all__ = ["Capability", "MemorySink", "SinkHealth"]

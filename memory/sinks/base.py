@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
-from memory.records import StepRecord
+from smolcrew.memory.records import StepRecord
 
 __all__ = ["Capability", "MemorySink", "SinkHealth"]
 

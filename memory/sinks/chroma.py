@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from memory.records import StepRecord, record_from_json
-from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
+from smolcrew.memory.records import StepRecord, record_from_json
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from tools.pool import PipelinePool
+    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["ChromaSink", "Embed", "collection_name", "minilm_embedder", "record_document", "record_json"]
 
@@ -55,7 +55,7 @@ def minilm_embedder(pool: PipelinePool | None = None) -> Embed:
 
     def embed(texts: list[str]) -> list[list[float]]:
         if "model" not in state:
-            from tools.pool import PipelinePool
+            from smolcrew.tools.pool import PipelinePool
 
             state["model"] = (pool or PipelinePool(device="cpu")).get("embeddings")
         vectors: list[list[float]] = state["model"].encode(texts, normalize_embeddings=True, batch_size=32).tolist()

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memory.records import StepRecord
-from memory.sinks.base import Capability, MemorySink, SinkHealth
-from memory.sinks.chroma import RECORD_LIMIT
-from memory.worker import WorkerProcess
 from smolcrew.errors import SinkError
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
+from smolcrew.memory.sinks.chroma import RECORD_LIMIT
+from smolcrew.memory.worker import WorkerProcess
 
 if TYPE_CHECKING:
-    from memory.sinks.chroma import ChromaSink
+    from smolcrew.memory.sinks.chroma import ChromaSink
 
 __all__ = ["ChromaProcessSink", "open_chroma"]
 
@@ -43,8 +43,8 @@ def open_chroma(
     connect_timeout: float,
 ) -> ChromaSink:
     """In the child: the `ChromaSink` it serves, embedding with the `embeddings` model in that process."""
-    from memory.sinks.chroma import ChromaSink, minilm_embedder
-    from tools.pool import PipelinePool
+    from smolcrew.memory.sinks.chroma import ChromaSink, minilm_embedder
+    from smolcrew.tools.pool import PipelinePool
 
     embed = minilm_embedder(PipelinePool(device="cpu", overrides=models))
     if url is not None:

@@ -26,9 +26,9 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from memory.records import StepRecord, record_from_json, record_to_json
-from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
+from smolcrew.memory.records import StepRecord, record_from_json, record_to_json
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
 
 __all__ = ["GraphSink"]
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.records import StepRecord, record_from_json, record_to_json
-from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkUnavailableError
+from smolcrew.memory.records import StepRecord, record_from_json, record_to_json
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
 
 __all__ = ["JournalProblem", "JournalSink"]
 

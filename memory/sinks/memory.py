@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from memory.records import StepRecord, record_to_json
-from memory.sinks.base import MemorySink, SinkHealth
 from smolcrew.errors import SinkUnavailableError
+from smolcrew.memory.records import StepRecord, record_to_json
+from smolcrew.memory.sinks.base import MemorySink, SinkHealth
 
 __all__ = ["InMemorySink"]
 

@@ -25,9 +25,9 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 
-from memory.records import StepRecord, record_from_json
-from memory.sinks.base import Capability, MemorySink, SinkHealth
 from smolcrew.errors import SinkError, SinkUnavailableError
+from smolcrew.memory.records import StepRecord, record_from_json
+from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
 
 __all__ = [
     "START_REDIS",

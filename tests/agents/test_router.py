@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.router import Router, split_steps
-from agents.specialists import SPECIALISTS, load_examples
-from tools.pool import PipelinePool
+from smolcrew.agents.router import Router, split_steps
+from smolcrew.agents.specialists import SPECIALISTS, load_examples
+from smolcrew.tools.pool import PipelinePool
 
 DESCRIPTIONS = {name: spec.description for name, spec in SPECIALISTS.items()}
 

@@ -31,11 +31,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from smolcrew.api import create_app
 from smolcrew.backends import ScriptedModel
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
-from smolcrew.service import ChatService
+from smolcrew.server.api import create_app
+from smolcrew.server.service import ChatService
 from tests.conftest import SHARED_CACHE, code
 from tests.memory.backends.redis import REDIS_URL
 from tests.validators.test_human import approval_queue

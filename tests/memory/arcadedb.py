@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.arcadedb import DATABASE, ManagedArcadeDB, free_port, http_status, package_dir
 from smolcrew.errors import GraphServerError
+from smolcrew.memory.arcadedb import DATABASE, ManagedArcadeDB, free_port, http_status, package_dir
 
 __all__ = [
     "DATABASE",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from memory.records import StepRecord
-from memory.sinks.base import MemorySink
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import MemorySink
 
 
 def make_records(run_id: str, count: int, *, start: int = 0) -> list[StepRecord]:

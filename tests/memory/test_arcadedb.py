@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from memory.arcadedb import ManagedArcadeDB, ServerState, installed
-from memory.sinks.graph import GraphSink
-from memory.sinks.journal import JournalSink
-from memory.stores import open_mirror, open_sinks, wanted_sinks
-from smolcrew.cli import app
+from smolcrew.cli.app import app
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
 from smolcrew.doctor import _check_graph
 from smolcrew.errors import ConfigError
+from smolcrew.memory.arcadedb import ManagedArcadeDB, ServerState, installed
+from smolcrew.memory.sinks.graph import GraphSink
+from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.memory.stores import open_mirror, open_sinks, wanted_sinks
 from tests.conftest import code
 from tests.memory.arcadedb import START_COMMAND
 from tests.memory.sink_contract import make_records
@@ -76,7 +76,7 @@ def test_auto_mode_adds_the_local_graph_only_when_it_can_run(tmp_path: Path, mon
     assert "graph" in wanted_sinks(external)
     assert wanted_sinks(_settings(tmp_path, sinks=["graph"], graph_local=False)) == ["graph"]  # as configured
 
-    monkeypatch.setattr("memory.arcadedb.installed", lambda: False)  # a machine without arcadedb-embedded
+    monkeypatch.setattr("smolcrew.memory.arcadedb.installed", lambda: False)  # a machine without arcadedb-embedded
     assert "graph" not in wanted_sinks(_settings(tmp_path))
     assert not (tmp_path / "graph").exists()  # deciding starts nothing
 
@@ -87,7 +87,7 @@ def test_naming_the_graph_without_a_uri_or_a_local_server_is_a_config_error(
     with ExitStack() as stack, pytest.raises(ConfigError, match="graph_local is false") as info:
         open_sinks(_settings(tmp_path, sinks=["graph"], graph_local=False), stack)
     assert info.value.field == "memory.sinks"
-    monkeypatch.setattr("memory.arcadedb.installed", lambda: False)
+    monkeypatch.setattr("smolcrew.memory.arcadedb.installed", lambda: False)
     with ExitStack() as stack, pytest.raises(ConfigError, match="smolcrew\\[graph-local\\]"):
         open_sinks(_settings(tmp_path, sinks=["graph"]), stack)
     check = _check_graph(_settings(tmp_path))

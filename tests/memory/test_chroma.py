@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from memory.records import StepRecord
-from memory.sinks.base import Capability, SinkHealth
-from memory.sinks.chroma import ChromaSink, Embed, collection_name, record_document, record_json
 from smolcrew.errors import SinkError, SinkUnavailableError
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import Capability, SinkHealth
+from smolcrew.memory.sinks.chroma import ChromaSink, Embed, collection_name, record_document, record_json
 from tests.memory.backends.chroma import MakeSink, chroma_embed, chroma_folder, make_chroma_sink
 
 __all__ = ["chroma_embed", "chroma_folder", "make_chroma_sink"]  # fixtures used here

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from memory.mirror import Mirror
-from memory.records import StepRecord
-from memory.sinks.base import MemorySink
-from memory.sinks.chroma_process import ChromaProcessSink
-from memory.sinks.journal import JournalSink
-from memory.worker import WorkerProcess
 from smolcrew.config import load_settings
 from smolcrew.errors import ModelUnavailableError, SinkError, SinkWorkerError
+from smolcrew.memory.mirror import Mirror
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import MemorySink
+from smolcrew.memory.sinks.chroma_process import ChromaProcessSink
+from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.memory.worker import WorkerProcess
 from tests.memory.sink_contract import CONTRACT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def steps(run_id: str, count: int) -> list[StepRecord]:
 def test_opening_starts_nothing_and_imports_stay_light(tmp_path: Path) -> None:
     settings = load_settings(home=str(tmp_path / "home"), memory={"sinks": ["chroma"]})
     with ExitStack() as stack:
-        from memory.stores import open_sinks
+        from smolcrew.memory.stores import open_sinks
 
         [sink] = open_sinks(settings, stack)
         assert isinstance(sink, ChromaProcessSink) and sink.worker.pid is None and sink.worker.starts == 0

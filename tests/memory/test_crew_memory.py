@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from memory.sinks.chroma import ChromaSink
-from memory.sinks.graph import GraphSink
-from memory.sinks.journal import JournalSink
-from memory.sinks.redis import RedisSink
 from smolcrew.crew import Crew
+from smolcrew.memory.sinks.chroma import ChromaSink
+from smolcrew.memory.sinks.graph import GraphSink
+from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.memory.sinks.redis import RedisSink
 from smolcrew.result import RunResult
 from tests.conftest import code
 from tests.memory.backends.redis import REDIS_URL

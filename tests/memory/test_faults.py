@@ -27,12 +27,12 @@ from smolagents import CodeAgent
 from smolagents.memory import ActionStep
 from smolagents.monitoring import LogLevel
 
-from memory.mirror import Mirror
-from memory.recorder import RecorderSlot, RunRecorder
-from memory.records import StepRecord
-from memory.sinks.base import MemorySink
-from memory.sinks.journal import JournalSink
 from smolcrew.backends import ScriptedModel
+from smolcrew.memory.mirror import Mirror
+from smolcrew.memory.recorder import RecorderSlot, RunRecorder
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import MemorySink
+from smolcrew.memory.sinks.journal import JournalSink
 from tests.memory.arcadedb import DATABASE, PASSWORD, START_COMMAND, free_port
 
 pytestmark = pytest.mark.slow
@@ -282,7 +282,7 @@ def _program(name: str, fix: str) -> str:
 @pytest.mark.timeout(150)
 def test_redis_killed_mid_run_gets_every_step(tmp_path: Path) -> None:
     pytest.importorskip("redis", reason="the Redis client is not installed: pip install redis")
-    from memory.sinks.redis import RedisSink
+    from smolcrew.memory.sinks.redis import RedisSink
 
     server = RedisServer(tmp_path / "redis", _program("redis-server", "apt-get install -y redis-server"))
     try:
@@ -294,7 +294,7 @@ def test_redis_killed_mid_run_gets_every_step(tmp_path: Path) -> None:
 @pytest.mark.timeout(150)
 def test_graph_killed_mid_run_gets_every_step(tmp_path: Path) -> None:
     pytest.importorskip("neo4j", reason=f"the neo4j driver is not installed: {START_COMMAND}")
-    from memory.sinks.graph import GraphSink
+    from smolcrew.memory.sinks.graph import GraphSink
     from tests.memory.arcadedb import GraphServerUnavailable, _package_dir
 
     try:
@@ -320,8 +320,8 @@ def chroma_program() -> Iterator[str]:
 
 @pytest.mark.timeout(180)
 def test_chroma_killed_mid_run_gets_every_step(tmp_path: Path, chroma_program: str, minilm_available: None) -> None:
-    from memory.sinks.chroma import ChromaSink, minilm_embedder
-    from tools.pool import PipelinePool
+    from smolcrew.memory.sinks.chroma import ChromaSink, minilm_embedder
+    from smolcrew.tools.pool import PipelinePool
 
     embed = minilm_embedder(PipelinePool(device="cpu"))
     embed(["warm up"])  # load MiniLM before the run, not inside the lane's first batch

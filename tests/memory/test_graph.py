@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from memory.records import StepRecord
-from memory.sinks.base import Capability
-from memory.sinks.graph import TEXT_LIMIT, GraphSink
 from smolcrew.errors import SinkUnavailableError
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import Capability
+from smolcrew.memory.sinks.graph import TEXT_LIMIT, GraphSink
 from tests.memory.arcadedb import GraphServer, GraphServerUnavailable, arcadedb_server, free_port
 from tests.memory.backends import graph as graph_backend
 

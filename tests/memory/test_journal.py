@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from memory.records import record_from_json, record_to_json
-from memory.sinks.journal import JournalSink
 from smolcrew.errors import SinkUnavailableError
+from smolcrew.memory.records import record_from_json, record_to_json
+from smolcrew.memory.sinks.journal import JournalSink
 from tests.memory.sink_contract import make_records
 
 

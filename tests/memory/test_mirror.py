@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
-from memory.mirror import Mirror
-from memory.sinks.journal import JournalSink
-from memory.sinks.memory import InMemorySink
+from smolcrew.memory.mirror import Mirror
+from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.memory.sinks.memory import InMemorySink
 from tests.memory.sink_contract import make_records
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from memory.rag import DocumentStore, IngestReport, ingest
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ToolInputError
-from tools.rag import AnswerWithCitations, SearchDocuments, rewrite_query
+from smolcrew.memory.rag import DocumentStore, IngestReport, ingest
+from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments, rewrite_query
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("minilm_available")]
 
@@ -206,8 +206,8 @@ def test_tools_built_like_specialists_load_the_pool_embeddings_role(
     """Built as `factory(pool)`: the store opens at <home>/documents with the pool's `embeddings` model, loaded
     on the first search; an empty store answers without loading it; a missing model is ModelUnavailableError."""
     from smolcrew.errors import ModelUnavailableError
-    from tools.manifest import manifest
-    from tools.pool import PipelinePool
+    from smolcrew.tools.manifest import manifest
+    from smolcrew.tools.pool import PipelinePool
 
     nowhere = PipelinePool(device="cpu", overrides=dict.fromkeys(manifest(), str(tmp_path / "absent-model")))
     tool = SearchDocuments(nowhere)

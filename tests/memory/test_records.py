@@ -3,8 +3,8 @@ from __future__ import annotations
 from smolagents.memory import ActionStep, FinalAnswerStep
 from smolagents.monitoring import Timing, TokenUsage
 
-from memory.recorder import RunRecorder
-from memory.records import OBSERVATION_LIMIT, called_names, record_from_step
+from smolcrew.memory.recorder import RunRecorder
+from smolcrew.memory.records import OBSERVATION_LIMIT, called_names, record_from_step
 
 
 def test_called_names_in_order_of_appearance() -> None:

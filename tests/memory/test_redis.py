@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("redis", reason="the Redis client is not installed: pip install redis")
 
-from memory.records import StepRecord
-from memory.sinks.base import Capability
-from memory.sinks.redis import RedisSink
 from smolcrew.errors import SinkError, SinkUnavailableError
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.base import Capability
+from smolcrew.memory.sinks.redis import RedisSink
 from tests.memory.backends import redis as backend
 from tests.memory.backends.redis import REDIS_URL, closed_port_url, fresh_namespace, redis
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from memory.sinks.base import MemorySink
-from memory.sinks.journal import JournalSink
-from memory.sinks.memory import InMemorySink
+from smolcrew.memory.sinks.base import MemorySink
+from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.memory.sinks.memory import InMemorySink
 from tests.memory.sink_contract import CONTRACT
 
 SinkFactory = Callable[[str], AbstractContextManager[MemorySink]]

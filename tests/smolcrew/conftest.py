@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from validators.human import ApprovalQueue
+    from smolcrew.validators.human import ApprovalQueue
 
 
 @pytest.fixture

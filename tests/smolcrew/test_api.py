@@ -19,10 +19,10 @@ pytest.importorskip("fastapi", reason="the API needs fastapi: pip install fastap
 import httpx
 import uvicorn
 
-from smolcrew.api import create_app
 from smolcrew.config import Settings
 from smolcrew.errors import ConfigError
-from smolcrew.service import ChatService
+from smolcrew.server.api import create_app
+from smolcrew.server.service import ChatService
 from tests.memory.backends.redis import REDIS_URL
 from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, png_bytes, service_settings
 from tests.validators.test_human import approval_queue

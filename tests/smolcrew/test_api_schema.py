@@ -13,8 +13,8 @@ pytest.importorskip("schemathesis", reason="pip install schemathesis")
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from smolcrew.api import create_app
-from smolcrew.service import ChatService
+from smolcrew.server.api import create_app
+from smolcrew.server.service import ChatService
 from tests.smolcrew.test_service import factory, service_settings
 
 EXAMPLES = 15

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from memory.records import StepRecord
-from smolcrew.audit import GENESIS, AuditLog, canonical_json, entry_hash, export_bundle
+from smolcrew.audit import GENESIS, AuditLog, canonical_json, entry_hash
+from smolcrew.audit_report import export_bundle
 from smolcrew.errors import AuditError
+from smolcrew.memory.records import StepRecord
 
 RUN = "run0001"
 

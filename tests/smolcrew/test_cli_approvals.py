@@ -10,11 +10,11 @@ pytest.importorskip("redis", reason="the Redis client is not installed: pip inst
 
 from typer.testing import CliRunner
 
-from smolcrew.cli import app
-from smolcrew.cli_approvals import _os_user
+from smolcrew.cli.app import app
+from smolcrew.cli.approvals import _os_user
+from smolcrew.validators.human import Approval, ApprovalQueue
 from tests.memory.backends.redis import closed_port_url
 from tests.validators.test_human import ask
-from validators.human import Approval, ApprovalQueue
 
 runner = CliRunner()
 

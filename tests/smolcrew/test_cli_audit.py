@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from memory.records import StepRecord
-from memory.sinks.journal import JournalSink
 from smolcrew.audit import AuditLog
-from smolcrew.cli import app
+from smolcrew.cli.app import app
+from smolcrew.memory.records import StepRecord
+from smolcrew.memory.sinks.journal import JournalSink
 from tests.smolcrew.test_audit import RUN, write_run
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smolcrew.backends import ScriptedModel
-from smolcrew.cli import app
+from smolcrew.cli.app import app
 from smolcrew.config import load_settings
 from smolcrew.crew import Crew
 from tests.conftest import code
@@ -67,7 +67,7 @@ def test_memory_sync_replays_the_journal_into_redis(
 ) -> None:
     import uuid
 
-    from memory.sinks.redis import RedisSink
+    from smolcrew.memory.sinks.redis import RedisSink
     from tests.memory.backends.redis import REDIS_URL, require_redis
 
     require_redis()
@@ -97,7 +97,7 @@ def test_ingest_then_search_documents(tmp_path: Path) -> None:
     assert report["files"] == 1 and report["chunks"] >= 1 and len(report["skipped"]) == 1
     again = runner.invoke(app, ["ingest", str(docs), "--store", str(store), "--json"])
     assert json.loads(again.stdout)["chunks"] == 0 and json.loads(again.stdout)["unchanged"] == 1
-    from tools.rag import SearchDocuments
+    from smolcrew.tools.rag import SearchDocuments
 
     [hit, *_] = SearchDocuments(path=store)(query="how often is the weather logged?")
     assert hit["source"].endswith("keeper.md") and "four hours" in hit["text"]

@@ -14,11 +14,11 @@ pytest.importorskip("redis", reason="the Redis client is not installed: pip inst
 from typer.testing import CliRunner
 
 from smolcrew.backends import ScriptedModel
-from smolcrew.cli import app
+from smolcrew.cli.app import app
 from smolcrew.config import load_settings
 from smolcrew.crew import Crew
+from smolcrew.validators.human import ApprovalQueue
 from tests.conftest import code
-from validators.human import ApprovalQueue
 
 pytestmark = pytest.mark.usefixtures("minilm_available")
 

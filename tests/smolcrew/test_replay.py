@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from memory.records import StepRecord
 from smolcrew.crew import Crew
+from smolcrew.memory.records import StepRecord
 from smolcrew.replay import replay
 from tests.conftest import code
 

@@ -16,8 +16,8 @@ from smolcrew.backends import ScriptedModel
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
 from smolcrew.errors import ConversationNotFoundError, ModelUnavailableError, UnsupportedUploadError
-from smolcrew.service import ChatService, RunEvent
-from smolcrew.uploads import Upload
+from smolcrew.server.service import ChatService, RunEvent
+from smolcrew.server.uploads import Upload
 from tests.conftest import code
 
 __all__ = ["APPROVAL_REPLIES", "NoRouterCrew", "echo", "png_bytes", "service_settings"]

@@ -20,9 +20,9 @@ import gradio as gr
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from smolcrew.api import create_app
-from smolcrew.service import ChatService
-from smolcrew.ui import ChatView, Panels, build_ui, decide, media_for, poll, submit, theme, tree_markdown
+from smolcrew.server.api import create_app
+from smolcrew.server.service import ChatService
+from smolcrew.server.ui import ChatView, Panels, build_ui, decide, media_for, poll, submit, theme, tree_markdown
 from tests.memory.backends.redis import REDIS_URL
 from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, service_settings
 from tests.validators.test_human import approval_queue

@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools import audio_engines
+from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.pool import PipelinePool
 from tests.tools.tiny_audio import (
     RATE,
     band_energy,
@@ -22,10 +26,6 @@ from tests.tools.tiny_audio import (
     tone_with_clicks,
     write_wav,
 )
-from tools import audio_engines
-from tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
-from tools.files import Workspace
-from tools.pool import PipelinePool
 
 soundfile = pytest.importorskip("soundfile")
 needs_espeak = pytest.mark.skipif(

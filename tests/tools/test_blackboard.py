@@ -13,11 +13,11 @@ pytest.importorskip("redis", reason="the Redis client is not installed: pip inst
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory.sinks.redis import RedisSink
 from smolcrew.errors import SinkUnavailableError, ToolInputError
+from smolcrew.memory.sinks.redis import RedisSink
+from smolcrew.tools.blackboard import MAX_VALUE_CHARS, Blackboard, ReadNote, WriteNote
 from tests.memory.backends import redis as backend
 from tests.memory.backends.redis import closed_port_url, fresh_namespace, redis
-from tools.blackboard import MAX_VALUE_CHARS, Blackboard, ReadNote, WriteNote
 
 redis_client = backend.redis_client
 

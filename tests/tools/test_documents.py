@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from smolcrew.errors import ToolInputError
+from smolcrew.tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage, best_span
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from tests.tools.tiny_documents import (
     render_table,
     render_text,
@@ -16,10 +20,6 @@ from tests.tools.tiny_documents import (
     tiny_extractive_qa,
     tiny_layoutlm_qa,
 )
-from tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage, best_span
-from tools.files import Workspace
-from tools.pool import PipelinePool
-from tools.tables import DescribeTable, QueryTable, ReadTableInImage
 
 
 @pytest.fixture(scope="module")

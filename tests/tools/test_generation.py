@@ -9,12 +9,19 @@ import pytest
 from PIL import Image, ImageSequence
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.generation import ROLES, STYLES, EditImage, GenerateImage, RestyleImage, check_side
+from smolcrew.tools.generation_media import (
+    CLIP_ROLES,
+    GenerateImageFromEdges,
+    GenerateVideo,
+    UpscaleImage,
+    clip_score,
+    edge_map,
+)
+from smolcrew.tools.manifest import ModelRole, manifest
+from smolcrew.tools.pool import PipelinePool
 from tests.tools import tiny_generation as tiny
-from tools.files import Workspace
-from tools.generation import ROLES, STYLES, EditImage, GenerateImage, RestyleImage, check_side
-from tools.generation_media import CLIP_ROLES, GenerateImageFromEdges, GenerateVideo, UpscaleImage, clip_score, edge_map
-from tools.manifest import ModelRole, manifest
-from tools.pool import PipelinePool
 
 CLIP_HUB_ID = "openai/clip-vit-base-patch32"
 
@@ -220,15 +227,15 @@ def test_clip_score_with_a_tiny_clip(folders: dict[str, Path], monkeypatch: pyte
     if role is None:  # no module declares a CLIP role yet: declare one for this test, as tools.vision would
         role = CLIP_ROLES[0]
         roles[role] = ModelRole(role, "zero-shot-image-classification", CLIP_HUB_ID, CLIP_HUB_ID)
-        monkeypatch.setattr("tools.manifest.manifest", lambda: roles)
-        monkeypatch.setattr("tools.pool.manifest", lambda: roles)
+        monkeypatch.setattr("smolcrew.tools.manifest.manifest", lambda: roles)
+        monkeypatch.setattr("smolcrew.tools.pool.manifest", lambda: roles)
     frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
     score, note = clip_score(PipelinePool(device="cpu", overrides={role: str(folders["clip"])}), frames, "a red square")
     assert isinstance(score, float) and 0.0 <= score <= 100.0, note
     assert "2 sampled frames" in note
     for name in CLIP_ROLES:
         roles.pop(name, None)
-    monkeypatch.setattr("tools.manifest.manifest", lambda: roles)
+    monkeypatch.setattr("smolcrew.tools.manifest.manifest", lambda: roles)
     score, note = clip_score(PipelinePool(device="cpu"), frames, "a red square")
     assert score is None and "no CLIP model role" in note
 

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-import tools.manifest
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tests.tools import tiny_language as tiny
-from tools import language
-from tools.language import (
+from smolcrew.tools import language, manifest
+from smolcrew.tools.language import (
     AnswerFromText,
     CheckEntailment,
     CheckGrammar,
@@ -19,7 +17,8 @@ from tools.language import (
     TagPartsOfSpeech,
     TranslateText,
 )
-from tools.pool import PipelinePool
+from smolcrew.tools.pool import PipelinePool
+from tests.tools import tiny_language as tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")  # MarianTokenizer's hint
 
@@ -64,7 +63,7 @@ def pool(folders: dict[str, str]) -> PipelinePool:
 def test_roles_and_tool_names_are_unique_and_in_the_manifest() -> None:
     names = [tool.name for tool in TOOLS]
     assert len(set(names)) == len(names) == 11
-    roles = tools.manifest.manifest()
+    roles = manifest.manifest()
     assert {role.role for role in language.ROLES} <= set(roles)
     assert roles["zero_shot"].default == "facebook/bart-large-mnli"
     assert all(

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tests.tools.tiny_models import tiny_text_classifier
-from tools.pool import PipelinePool
-from tools.text import ClassifySentiment, CompareSentences, RankPassages
 
 
 @pytest.mark.usefixtures("minilm_available")
@@ -100,7 +100,7 @@ def test_resident_bytes_sees_models_inside_bundles() -> None:
 
     import torch
 
-    from tools.pool import resident_bytes
+    from smolcrew.tools.pool import resident_bytes
 
     layer = torch.nn.Linear(10, 10)  # 110 float32 parameters
     expected = 110 * 4

@@ -8,8 +8,8 @@ import pytest
 
 from smolcrew.crew import Crew
 from smolcrew.errors import ToolInputError
+from smolcrew.tools.recall import RecallMemory, TraceRun
 from tests.conftest import code
-from tools.recall import RecallMemory, TraceRun
 
 pytestmark = pytest.mark.usefixtures("minilm_available")
 

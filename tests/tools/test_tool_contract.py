@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smolagents import Tool
 
-from agents.specialists import SPECIALISTS
+from smolcrew.agents.specialists import SPECIALISTS
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tools.files import Workspace
-from tools.manifest import manifest
-from tools.pool import PipelinePool
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.manifest import manifest
+from smolcrew.tools.pool import PipelinePool
 
 TOOL_CLASSES = sorted(
     {factory for spec in SPECIALISTS.values() for factory in spec.tool_factories}, key=lambda factory: factory.name

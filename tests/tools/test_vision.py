@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from tests.tools import tiny_vision
-from tools.files import Workspace
-from tools.pool import PipelinePool
-from tools.vision import (
+from smolcrew.tools.files import Workspace
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.vision import (
     AnswerImageQuestion,
     CaptionImage,
     ClassifyImage,
@@ -23,6 +22,7 @@ from tools.vision import (
     SegmentImage,
     _VisionTool,
 )
+from tests.tools import tiny_vision
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -208,7 +208,7 @@ def test_image_sentiment_checks_inputs_then_reports_missing_model(photo: str, tm
 def video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePool]:
     """A pool serving tiny X-CLIP and CLAP; registers tools.video in the manifest until it is listed in DOMAINS."""
     pytest.importorskip("av")
-    from tools import manifest
+    from smolcrew.tools import manifest
 
     root = tmp_path_factory.mktemp("tiny-video")
     overrides = {
@@ -216,8 +216,8 @@ def video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePoo
         "video_sound_matcher": str(tiny_vision.tiny_clap(root / "clap")),
     }
     with pytest.MonkeyPatch.context() as patch:
-        if "tools.video" not in manifest.DOMAINS:
-            patch.setattr(manifest, "DOMAINS", (*manifest.DOMAINS, "tools.video"))
+        if "smolcrew.tools.video" not in manifest.DOMAINS:
+            patch.setattr(manifest, "DOMAINS", (*manifest.DOMAINS, "smolcrew.tools.video"))
         manifest.manifest.cache_clear()
         yield PipelinePool(device="cpu", overrides=overrides)
     manifest.manifest.cache_clear()
@@ -239,7 +239,7 @@ def _assert_distribution(scored: list[dict[str, object]], labels: list[str]) -> 
 
 
 def test_video_zero_shot_fuses_frames_and_sound(video_pool: PipelinePool, clips: dict[str, str]) -> None:
-    from tools.video import ClassifyVideoZeroShot
+    from smolcrew.tools.video import ClassifyVideoZeroShot
 
     labels = ["a cat", "a dog", "music"]
     result = ClassifyVideoZeroShot(video_pool)(video=clips["sound"], candidate_labels=labels, segments=3)
@@ -253,7 +253,7 @@ def test_video_zero_shot_fuses_frames_and_sound(video_pool: PipelinePool, clips:
 
 
 def test_video_zero_shot_without_sound(video_pool: PipelinePool, clips: dict[str, str]) -> None:
-    from tools.video import ClassifyVideoZeroShot
+    from smolcrew.tools.video import ClassifyVideoZeroShot
 
     tool = ClassifyVideoZeroShot(video_pool)
     silent = tool(video=clips["silent"], candidate_labels=["a cat", "a dog"], segments=2)
@@ -265,7 +265,7 @@ def test_video_zero_shot_without_sound(video_pool: PipelinePool, clips: dict[str
 
 
 def test_video_bad_inputs_fail_before_loading(video_pool: PipelinePool, clips: dict[str, str], tmp_path: Path) -> None:
-    from tools.video import ClassifyVideoZeroShot
+    from smolcrew.tools.video import ClassifyVideoZeroShot
 
     pool = PipelinePool(device="cpu", overrides={"video_text_matcher": str(tmp_path / "no-model")})
     tool = ClassifyVideoZeroShot(pool)

@@ -10,7 +10,7 @@ from typing import Any, get_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from validators.verdict import Evidence, Outcome, Stage, Verdict
+from smolcrew.validators.verdict import Evidence, Outcome, Stage, Verdict
 
 OUTCOMES = set(get_args(Outcome))
 

@@ -8,11 +8,11 @@ import pytest
 from smolcrew.backends import ScriptedModel
 from smolcrew.config import ValidationSettings
 from smolcrew.errors import ConfigError
-from tools.pool import PipelinePool
-from validators.cascade import Cascade, CascadeResult
-from validators.judge import LLMJudge, NLIJudge
-from validators.rules import RuleCheck
-from validators.verdict import Evidence, Outcome, Verdict
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.validators.cascade import Cascade, CascadeResult
+from smolcrew.validators.judge import LLMJudge, NLIJudge
+from smolcrew.validators.rules import RuleCheck
+from smolcrew.validators.verdict import Evidence, Outcome, Verdict
 
 EVIDENCE = Evidence(task="What is the total?", answer="42", tool_outputs=("42",), tools=("python_interpreter",))
 

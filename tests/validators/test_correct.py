@@ -6,14 +6,14 @@ import pytest
 from smolagents import CodeAgent, tool
 from smolagents.memory import ActionStep, AgentMemory, TaskStep
 
-from memory.records import record_from_step
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import AnswerRejected
+from smolcrew.memory.records import record_from_step
+from smolcrew.validators.cascade import Cascade
+from smolcrew.validators.correct import FinalAnswerCheck, final_answer_check
+from smolcrew.validators.rules import RuleCheck
+from smolcrew.validators.verdict import Evidence, Verdict
 from tests.conftest import code
-from validators.cascade import Cascade
-from validators.correct import FinalAnswerCheck, final_answer_check
-from validators.rules import RuleCheck
-from validators.verdict import Evidence, Verdict
 
 TOOL_OUTPUT = "Last output from code snippet:\n1234"
 

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("redis", reason="the Redis client is not installed: pip install redis")
 
 from smolcrew.errors import ApprovalAlreadyDecided, ApprovalNotFound, ApprovalQueueUnavailable
+from smolcrew.validators.human import NO_REASON, Approval, ApprovalQueue
 from tests.memory.backends.redis import REDIS_URL, closed_port_url, fresh_namespace, redis, require_redis
-from validators.human import NO_REASON, Approval, ApprovalQueue
 
 
 @contextmanager

@@ -11,11 +11,11 @@ from smolagents.models import ChatMessage, MessageRole, Model
 
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ModelUnavailableError, StageError
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.validators.cascade import Cascade
+from smolcrew.validators.judge import JUDGE_GRAMMAR, LLMJudge, NLIJudge, evidence_text, parse_judgement
+from smolcrew.validators.verdict import Evidence
 from tests.tools.tiny_language import tiny_sequence_classifier
-from tools.pool import PipelinePool
-from validators.cascade import Cascade
-from validators.judge import JUDGE_GRAMMAR, LLMJudge, NLIJudge, evidence_text, parse_judgement
-from validators.verdict import Evidence
 
 EVIDENCE = Evidence(
     task="What was the total?",

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from smolcrew.config import ValidationSettings
-from validators.cascade import Cascade
-from validators.verdict import RETRIEVAL_TOOLS, Evidence
+from smolcrew.validators.cascade import Cascade
+from smolcrew.validators.verdict import RETRIEVAL_TOOLS, Evidence
 
 CASES = Path(__file__).resolve().parents[2] / "bench" / "data" / "validation_cases.jsonl"
 FIELDS = {
@@ -86,7 +86,7 @@ def test_labels_fit_their_category(cases: list[dict[str, Any]]) -> None:
 
 
 def test_tool_names_are_real(cases: list[dict[str, Any]]) -> None:
-    from agents.specialists import SPECIALISTS
+    from smolcrew.agents.specialists import SPECIALISTS
 
     real = {name for spec in SPECIALISTS.values() for name in spec.tool_names()}
     unknown = {(case["id"], tool) for case in cases for tool in case["tools"] if tool not in real}

@@ -6,8 +6,8 @@ import pytest
 
 from smolcrew.config import ValidationSettings
 from smolcrew.errors import ConfigError
-from validators.rules import DEFAULT_RULES, INJECTION_CONFIDENCE, RULES, RuleCheck, require_answer
-from validators.verdict import Evidence
+from smolcrew.validators.rules import DEFAULT_RULES, INJECTION_CONFIDENCE, RULES, RuleCheck, require_answer
+from smolcrew.validators.verdict import Evidence
 
 RETRIEVED = (
     "[{'source': 'docs/pump.pdf', 'page': 3, 'score': 0.71, 'text': 'The pump warranty lasts 2 years.', "
@@ -253,8 +253,8 @@ def test_require_answer_still_guards_agents() -> None:
 
 
 def test_an_answer_from_recalled_runs_cites_them_by_run_id() -> None:
-    from validators.rules import RuleCheck
-    from validators.verdict import Evidence
+    from smolcrew.validators.rules import RuleCheck
+    from smolcrew.validators.verdict import Evidence
 
     hits = "[{'run_id': '9f3c2a7b1d004e21', 'seq': 4, 'agent': 'language', 'kind': 'final_answer', 'text': '0.71'}]"
     evidence = Evidence("What did we conclude?", "", tool_outputs=(hits,), tools=("recall_memory",))
@@ -285,7 +285,7 @@ def test_an_answer_from_recalled_runs_cites_them_by_run_id() -> None:
     ],
 )
 def test_well_formed_catches_placeholders_errors_code_and_broken_json(answer: str, task: str, ok: bool) -> None:
-    from validators.verdict import Evidence
+    from smolcrew.validators.verdict import Evidence
 
     verdict = RuleCheck(rules=("well_formed",)).check(Evidence(task, answer))
     assert verdict.passed is ok, verdict.reasons

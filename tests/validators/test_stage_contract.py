@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from smolcrew.backends import ScriptedModel
+from smolcrew.tools.pool import PipelinePool
+from smolcrew.validators.judge import LLMJudge, NLIJudge
+from smolcrew.validators.rules import RULES, RuleCheck
+from smolcrew.validators.verdict import Stage
 from tests.validators.stage_contract import CONTRACT
-from tools.pool import PipelinePool
-from validators.judge import LLMJudge, NLIJudge
-from validators.rules import RULES, RuleCheck
-from validators.verdict import Stage
 
 STAGES = ["rules", "llm_judge", "nli_judge"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from memory.sinks.chroma import ChromaSink, Embed, minilm_embedder
-from tools.pool import PipelinePool
+from smolcrew.memory.sinks.chroma import ChromaSink, Embed, minilm_embedder
+from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["chroma_embed", "chroma_folder", "make_chroma_sink"]
 

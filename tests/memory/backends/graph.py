@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import pytest
 
-from memory.sinks.graph import GraphSink
+from smolcrew.memory.sinks.graph import GraphSink
 from tests.memory.arcadedb import GraphServer, GraphServerUnavailable
 from tests.memory.arcadedb import graph_server as start_graph_server
 

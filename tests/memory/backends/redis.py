@@ -20,7 +20,7 @@ pytest.importorskip("redis", reason="the Redis client is not installed: pip inst
 
 import redis
 
-from memory.sinks.redis import START_REDIS, RedisSink
+from smolcrew.memory.sinks.redis import START_REDIS, RedisSink
 
 __all__ = [
     "REDIS_URL",

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from memory.records import StepRecord
     from smolcrew.crew import Crew, RunResult
+    from smolcrew.memory.records import StepRecord
 
 app = typer.Typer(
     name="smolcrew",
@@ -29,21 +29,21 @@ err = Console(stderr=True)
 
 
 def _add_memory_commands() -> None:
-    from smolcrew.cli_memory import ingest, memory_app, runs_app
+    from smolcrew.cli.memory import ingest, memory_app, runs_app
 
     app.add_typer(runs_app, name="runs")
     app.add_typer(memory_app, name="memory")
     app.command()(ingest)
 
-    from smolcrew.cli_approvals import approvals_app
+    from smolcrew.cli.approvals import approvals_app
 
     app.add_typer(approvals_app, name="approvals")
 
-    from smolcrew.cli_audit import audit_app
+    from smolcrew.cli.audit import audit_app
 
     app.add_typer(audit_app, name="audit")
 
-    from smolcrew.cli_serve import serve
+    from smolcrew.cli.serve import serve
 
     app.command()(serve)
 
@@ -253,7 +253,7 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def tools(as_json: JsonOption = False) -> None:
     """List every tool by specialist, with its inputs. Loads no model."""
-    from agents.specialists import SPECIALISTS
+    from smolcrew.agents.specialists import SPECIALISTS
 
     rows = [
         {
@@ -313,7 +313,3 @@ def replay(
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

@@ -46,13 +46,13 @@ from smolcrew.errors import (
     RunNotFoundError,
     ServiceError,
 )
-from smolcrew.uploads import Upload, check_upload, store_upload
+from smolcrew.server.uploads import Upload, check_upload, store_upload
 
 if TYPE_CHECKING:
-    from memory.records import StepRecord
     from smolcrew.config import Settings
+    from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunResult
-    from validators.human import Approval, ApprovalQueue, ApprovalStatus
+    from smolcrew.validators.human import Approval, ApprovalQueue, ApprovalStatus
 
 __all__ = [
     "ChatService",
@@ -329,8 +329,9 @@ class ChatService:
         import json
         import tempfile
 
-        from memory.sinks.journal import JournalSink
-        from smolcrew.audit import AuditLog, export_bundle
+        from smolcrew.audit import AuditLog
+        from smolcrew.audit_report import export_bundle
+        from smolcrew.memory.sinks.journal import JournalSink
 
         journal_id = self._journal_id(run_id)
         log = AuditLog(self.settings.home / "audit")
@@ -355,7 +356,7 @@ class ChatService:
         with self._lock:
             self._check_open()
             if self._approvals is None:
-                from validators.human import ApprovalQueue
+                from smolcrew.validators.human import ApprovalQueue
 
                 opened = ApprovalQueue.from_url(
                     self.settings.services.redis_url, namespace=self.settings.memory.namespace
@@ -390,7 +391,7 @@ class ChatService:
 
     def ready(self) -> Readiness:
         """Readiness: Redis (the approval queue) answers, the journal is writable, the model backend builds."""
-        from memory.sinks.journal import JournalSink
+        from smolcrew.memory.sinks.journal import JournalSink
 
         checks: dict[str, tuple[bool, str]] = {}
         try:

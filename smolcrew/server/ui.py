@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import RunNotFoundError, SmolcrewError
-from smolcrew.ui_render import (
+from smolcrew.server.ui_render import (
     AUDIO_SUFFIXES,
     IMAGE_SUFFIXES,
     Media,
@@ -42,8 +42,8 @@ from smolcrew.ui_render import (
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from smolcrew.service import ChatService, RunEvent
-    from smolcrew.uploads import Upload
+    from smolcrew.server.service import ChatService, RunEvent
+    from smolcrew.server.uploads import Upload
 
 __all__ = [
     "ApprovalsView",
@@ -161,7 +161,7 @@ def approvals_view(service: ChatService, prefer: str | None = None) -> Approvals
 
 # callbacks ------------------------------------------------------------------------------------------------------
 def _uploads(paths: Sequence[str]) -> list[Upload]:
-    from smolcrew.uploads import Upload
+    from smolcrew.server.uploads import Upload
 
     kinds = [mimetypes.guess_type(path)[0] or "application/octet-stream" for path in paths]
     return [Upload(Path(path).name, kind, Path(path).read_bytes()) for path, kind in zip(paths, kinds, strict=True)]

@@ -30,7 +30,6 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smolcrew import api_models as m
 from smolcrew.config import Settings, load_settings
 from smolcrew.errors import (
     ApprovalAlreadyDecided,
@@ -45,8 +44,9 @@ from smolcrew.errors import (
     UnsupportedUploadError,
     UploadTooLargeError,
 )
-from smolcrew.service import ChatService, RunInfo
-from smolcrew.uploads import Upload
+from smolcrew.server import models as m
+from smolcrew.server.service import ChatService, RunInfo
+from smolcrew.server.uploads import Upload
 
 __all__ = ["PROBLEM_JSON", "create_app", "is_loopback"]
 
@@ -163,7 +163,7 @@ def create_app(
     settings: Settings | None = None, *, service: ChatService | None = None, mount_ui: bool = False
 ) -> FastAPI:
     """The FastAPI app. Without `service`, one is built from `settings` (and closed at shutdown); a given
-    service belongs to the caller. `mount_ui` calls `smolcrew.ui.mount(app, service)` when that module exists.
+    service belongs to the caller. `mount_ui` calls `smolcrew.server.ui.mount(app, service)` when that module exists.
 
     Raises:
         ConfigError: `server.host` is not loopback and `server.token` is unset; or tracing is on without its
@@ -204,8 +204,8 @@ def create_app(
         import importlib
         import importlib.util
 
-        if importlib.util.find_spec("smolcrew.ui") is not None:
-            importlib.import_module("smolcrew.ui").mount(app, chat)
+        if importlib.util.find_spec("smolcrew.server.ui") is not None:
+            importlib.import_module("smolcrew.server.ui").mount(app, chat)
     if server.token is not None:
         app.add_middleware(_TokenGate, token=server.token.get_secret_value())
     return app

@@ -13,14 +13,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich.tree import Tree
+
+from smolcrew.audit_report import delegation_tree
+from smolcrew.cli.options import ConfigOption, JsonOption, settings_or_exit
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from memory.records import StepRecord
-    from memory.sinks.journal import JournalSink
     from smolcrew.config import Settings
+    from smolcrew.memory.records import StepRecord
+    from smolcrew.memory.sinks.journal import JournalSink
 
 runs_app = typer.Typer(help="Past runs, read from the journal.", no_args_is_help=True)
 memory_app = typer.Typer(
@@ -34,24 +34,9 @@ graph_server_app = typer.Typer(
 memory_app.add_typer(graph_server_app, name="graph-server")
 console = Console()
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
-
-
-def settings_or_exit(config: Path | None) -> Settings:
-    """The settings, or exit 2 printing what is wrong with them (shared by the CLI modules)."""
-    from smolcrew.config import load_settings
-    from smolcrew.errors import ConfigError
-
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
-
 
 def _journal(settings: Settings) -> JournalSink:
-    from memory.sinks.journal import JournalSink
+    from smolcrew.memory.sinks.journal import JournalSink
 
     return JournalSink(settings.home / "journal")
 
@@ -183,9 +168,9 @@ def memory_search(
     """Find past steps by meaning (Chroma, when configured) or by words (the journal)."""
     from contextlib import ExitStack
 
-    from memory.sinks.base import Capability
-    from memory.stores import open_sinks
     from smolcrew.errors import SinkError
+    from smolcrew.memory.sinks.base import Capability
+    from smolcrew.memory.stores import open_sinks
 
     settings = settings_or_exit(config)
     with ExitStack() as stack:
@@ -209,24 +194,6 @@ def memory_search(
     console.print(table)
 
 
-def delegation_tree(run_id: str, records: Sequence[StepRecord]) -> Tree:
-    """Who delegated what to whom in a run, each agent's tool calls and answers, as a rich Tree (labels carry
-    markup). Shared by `smolcrew memory graph` and the audit report (smolcrew/audit.py)."""
-    tree = Tree(f"run {run_id}")
-    nodes: dict[str | None, Tree] = {None: tree}
-    for r in records:
-        parent = nodes.get(r.payload.get("parent"), tree)
-        if r.kind == "delegation":
-            nodes[f"{r.run_id}:{r.seq}"] = parent.add(
-                f"[cyan]{r.agent} → {r.payload.get('to')}[/]: {escape(str(r.payload.get('task'))[:80])}"
-            )
-        elif r.kind == "action" and r.payload.get("calls"):
-            parent.add(f"{r.agent} step {r.payload.get('step_number')}: {', '.join(r.payload['calls'])}")
-        elif r.kind == "final_answer":
-            parent.add(f"[green]{r.agent} answers[/]: {escape(str(r.payload.get('output'))[:80])}")
-    return tree
-
-
 @memory_app.command("graph")
 def memory_graph(run_id: str, config: ConfigOption = None) -> None:
     """The delegation tree of a run, as text."""
@@ -241,7 +208,7 @@ def memory_sync(
     """Replay journaled runs into every configured store (catch-up after an outage); idempotent."""
     from contextlib import ExitStack
 
-    from memory.stores import open_mirror
+    from smolcrew.memory.stores import open_mirror
 
     settings = settings_or_exit(config)
     with ExitStack() as stack:
@@ -264,9 +231,9 @@ def ingest(
 ) -> None:
     """Add documents to the research specialist's store (chunked, embedded with the local MiniLM); re-ingesting
     an unchanged file adds nothing, a changed file replaces its chunks."""
-    from memory.rag import DocumentStore
-    from memory.rag import ingest as ingest_paths
-    from tools.pool import PipelinePool
+    from smolcrew.memory.rag import DocumentStore
+    from smolcrew.memory.rag import ingest as ingest_paths
+    from smolcrew.tools.pool import PipelinePool
 
     settings = settings_or_exit(config)
     folder = store or settings.home / "documents"
@@ -294,7 +261,7 @@ def ingest(
 @graph_server_app.command("status")
 def graph_server_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Whether the local ArcadeDB runs: pid, Bolt URI, data folder, log (never the password)."""
-    from memory.arcadedb import ManagedArcadeDB
+    from smolcrew.memory.arcadedb import ManagedArcadeDB
 
     server = ManagedArcadeDB(settings_or_exit(config).home / "graph")
     state = server.status()
@@ -319,7 +286,7 @@ def graph_server_status(config: ConfigOption = None, as_json: JsonOption = False
 @graph_server_app.command("stop")
 def graph_server_stop(config: ConfigOption = None) -> None:
     """Stop the local ArcadeDB. Crews still open keep journaling and catch the graph up when it runs again."""
-    from memory.arcadedb import ManagedArcadeDB
+    from smolcrew.memory.arcadedb import ManagedArcadeDB
 
     state = ManagedArcadeDB(settings_or_exit(config).home / "graph").stop()
     console.print(f"stopped (pid {state.pid})" if state else "not running")

@@ -136,9 +136,9 @@ def media_for(result: Mapping[str, Any], bundle: Mapping[str, Any] | None, uploa
 
 def audit_markdown(bundle: Mapping[str, Any]) -> str:
     """The Markdown report of an audit export (`ChatService.audit_export`), as `smolcrew audit export` writes it."""
-    from memory.records import StepRecord
     from smolcrew.audit import AuditEntry, AuditReport
-    from smolcrew.cli_audit import render_report
+    from smolcrew.audit_report import render_report
+    from smolcrew.memory.records import StepRecord
 
     entries = [AuditEntry(**entry) for entry in bundle["entries"]]
     records = [StepRecord(**record) for record in bundle["records"]]

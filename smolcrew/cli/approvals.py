@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from validators.human import Approval, ApprovalQueue
+    from smolcrew.validators.human import Approval, ApprovalQueue
 
 __all__ = ["approvals_app"]
 
@@ -51,7 +51,7 @@ def _queue(config: Path | None) -> Iterator[ApprovalQueue]:
     exit codes with the message (2: unknown id, config, Redis down; 1: decided before)."""
     from smolcrew.config import load_settings
     from smolcrew.errors import ApprovalAlreadyDecided, ApprovalError, ConfigError
-    from validators.human import ApprovalQueue
+    from smolcrew.validators.human import ApprovalQueue
 
     try:
         settings = load_settings(config)

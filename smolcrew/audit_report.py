@@ -1,7 +1,7 @@
-"""`smolcrew audit ...`: verify a run's hash-chained audit log, export it as a bundle (JSON + Markdown report).
+"""A run's audit bundle: `audit.json`, a Markdown report and its HTML page, and the delegation tree as text.
 
-The expected head of a run is the `audit_head` of the last `run_end` record in its journal; a run without one
-(still going, or crashed) is verified as a chain alone, and the output says so.
+Shared by the CLI (`smolcrew audit export`, `smolcrew memory graph`) and the server (the report the UI shows); it
+reads the audit log and the step records and writes nothing else.
 """
 
 from __future__ import annotations
@@ -9,107 +9,51 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.tree import Tree
 
-from smolcrew.cli_memory import ConfigOption, JsonOption, settings_or_exit
+from smolcrew.audit import AuditEntry, AuditLog, AuditReport, jsonable
+from smolcrew.errors import AuditError
 
 if TYPE_CHECKING:
-    from memory.records import StepRecord
-    from smolcrew.audit import AuditEntry, AuditLog, AuditReport
+    from smolcrew.memory.records import StepRecord
 
-__all__ = ["audit_app", "audit_export", "audit_verify", "render_report", "write_bundle"]
+__all__ = ["delegation_tree", "export_bundle", "render_report", "write_bundle"]
 
-audit_app = typer.Typer(help="The hash-chained audit log of each run: verify it, export it.", no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)  # soft wrap: hashes and messages stay on one line
 TEXT_LIMIT = 2_000
 """Characters of a tool's arguments, output or an answer shown in report.md (audit.json keeps everything)."""
 
 
-def _open(config: Path | None, run_id: str) -> tuple[AuditLog, list[StepRecord], str | None]:
-    """The audit log, the run's journal records and its recorded head; exits 2 when the run has no audit log."""
-    from memory.sinks.journal import JournalSink
-    from smolcrew.audit import AuditLog
-    from smolcrew.errors import AuditError
-
-    settings = settings_or_exit(config)
-    log = AuditLog(settings.home / "audit")
-    try:
-        known = log.path(run_id).is_file()
-    except AuditError:
-        known = False
-    if not known:
-        console.print(
-            f"[bold red]error:[/] no audit log for run {escape(repr(run_id))} in {log.folder}; list runs with "
-            "`smolcrew runs list`"
-        )
-        raise typer.Exit(2)
-    try:
-        records = JournalSink(settings.home / "journal").read(run_id)
-    except ValueError:
-        records = []
-    ends = [r for r in records if r.kind == "run_end" and isinstance(r.payload.get("audit_head"), str)]
-    return log, records, ends[-1].payload["audit_head"] if ends else None
-
-
-def _say(report: AuditReport) -> None:
-    if report.ok:
-        console.print(f"[green]ok:[/] {report.entries} entries, head {report.head}")
-    else:
-        console.print(f"[bold red]FAILED:[/] {escape(str(report.problem))}")
-    if report.expected_head is None:
-        console.print(
-            "[yellow]note:[/] the journal records no head for this run (still running, or it crashed): the chain "
-            "was verified alone, so entries removed from its end would go unnoticed"
-        )
-
-
-@audit_app.command("verify")
-def audit_verify(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Check a run's hash chain against the head in its journal; exit 1 naming the first bad entry, 2 if unknown."""
-    log, _, expected = _open(config, run_id)
-    report = log.verify(run_id, expected_head=expected)
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
-    else:
-        _say(report)
-    raise typer.Exit(0 if report.ok else 1)
-
-
-@audit_app.command("export")
-def audit_export(
+def export_bundle(
+    log: AuditLog,
     run_id: str,
-    config: ConfigOption = None,
-    out: Annotated[Path | None, typer.Option(help="Bundle folder (default: ./audit-RUN).")] = None,
-) -> None:
-    """Write audit.json, report.md and report.html of a run; exit 1 if its log fails verification, 2 if unknown."""
-    from smolcrew.audit import export_bundle
-    from smolcrew.errors import AuditError
-
-    log, records, expected = _open(config, run_id)
+    dest: Path,
+    *,
+    records: Sequence[StepRecord] = (),
+    expected_head: str | None = None,
+) -> Path:
+    """Write the folder `dest` (created if needed) and return it: `audit.json` (run id, verification report,
+    every entry, the step records) and `report.md`, a self-contained Markdown report (and `report.html`).
+    Without `records`, the step records are taken from the log's `step` entries. The bundle is written for a
+    log that fails verification too; its report says so first. Raises `AuditError` when `dest` cannot be
+    written."""
+    report = log.verify(run_id, expected_head=expected_head)
+    entries = log.entries(run_id)
     try:
-        folder = export_bundle(log, run_id, out or Path(f"audit-{run_id}"), records=records, expected_head=expected)
-    except AuditError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
-    console.print(str(folder))
-    report = log.verify(run_id, expected_head=expected)  # the bundle holds the same report; this sets the exit code
-    if not report.ok:
-        _say(report)
-        raise typer.Exit(1)
+        return write_bundle(Path(dest), report, entries, list(records))
+    except OSError as exc:
+        raise AuditError(f"cannot write the audit bundle to {dest} ({exc}); fix the path or permissions") from exc
 
 
 def write_bundle(dest: Path, report: AuditReport, entries: list[AuditEntry], records: list[StepRecord]) -> Path:
-    """The files of `smolcrew.audit.export_bundle` (see there), written into `dest`."""
-    from smolcrew.audit import jsonable
-
+    """The files of `export_bundle` (see there), written into `dest`."""
     records = records or _step_records(entries)
     dest.mkdir(parents=True, exist_ok=True)
     data = {
@@ -142,7 +86,7 @@ def _html_escape(text: str) -> str:
 
 
 def _step_records(entries: list[AuditEntry]) -> list[StepRecord]:
-    from memory.records import StepRecord
+    from smolcrew.memory.records import StepRecord
 
     records = []
     for entry in entries:
@@ -242,7 +186,6 @@ def _task(entries: list[AuditEntry], records: list[StepRecord]) -> str | None:
 
 
 def _tree(run_id: str, records: list[StepRecord]) -> str:
-    from smolcrew.cli_memory import delegation_tree
 
     buffer = io.StringIO()
     plain = Console(file=buffer, width=200, color_system=None, no_color=True, highlight=False, emoji=False)
@@ -270,3 +213,21 @@ def _inline(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     flat = flat if len(flat) <= limit else flat[:limit] + "…"
     return re.sub(r"([\\`*_{}\[\]<>#|~!])", r"\\\1", flat)
+
+
+def delegation_tree(run_id: str, records: Sequence[StepRecord]) -> Tree:
+    """Who delegated what to whom in a run, each agent's tool calls and answers, as a rich Tree (labels carry
+    markup). Shared by `smolcrew memory graph` and the audit report (smolcrew/audit.py)."""
+    tree = Tree(f"run {run_id}")
+    nodes: dict[str | None, Tree] = {None: tree}
+    for r in records:
+        parent = nodes.get(r.payload.get("parent"), tree)
+        if r.kind == "delegation":
+            nodes[f"{r.run_id}:{r.seq}"] = parent.add(
+                f"[cyan]{r.agent} → {r.payload.get('to')}[/]: {escape(str(r.payload.get('task'))[:80])}"
+            )
+        elif r.kind == "action" and r.payload.get("calls"):
+            parent.add(f"{r.agent} step {r.payload.get('step_number')}: {', '.join(r.payload['calls'])}")
+        elif r.kind == "final_answer":
+            parent.add(f"[green]{r.agent} answers[/]: {escape(str(r.payload.get('output'))[:80])}")
+    return tree

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smolcrew.cli_memory import ConfigOption
+from smolcrew.cli.options import ConfigOption
 
 __all__ = ["serve"]
 
@@ -36,7 +36,7 @@ def serve(
     try:
         import uvicorn
 
-        from smolcrew.api import create_app
+        from smolcrew.server.api import create_app
 
         settings = load_settings(config, **overrides)
         app = create_app(settings, mount_ui=ui)

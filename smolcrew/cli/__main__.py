@@ -1,0 +1,3 @@
+from smolcrew.cli.app import main
+
+main()
