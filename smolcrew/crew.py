@@ -1,32 +1,33 @@
-"""The Crew: one object that routes a request, runs the agents and returns a structured result."""
+"""The Crew: one object that routes a request, runs the agents and returns a structured result.
+
+This module is the facade: building the crew's parts on first use (model, pool, team, router, memory, audit log,
+approval queue), the public methods and `ChatSession`. A run's lifecycle (dispatch, the final gate, sealing,
+resuming) is in smolcrew/run.py.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from smolcrew.config import Settings, load_settings
-from smolcrew.errors import CrewClosedError, ModelUnavailableError, RunNotFoundError
-from smolcrew.result import RunResult, RunState
+from smolcrew.errors import CrewClosedError, ModelUnavailableError
+from smolcrew.result import RunResult
+from smolcrew.run import resume_run, run_result, start_run
 
 if TYPE_CHECKING:
-    from smolagents.memory import MemoryStep
     from smolagents.models import Model
 
     from smolcrew.agents.router import RoutePlan, Router
     from smolcrew.agents.team import Team
     from smolcrew.audit import AuditLog
-    from smolcrew.gate import Decision, Gate
     from smolcrew.memory.mirror import Mirror
-    from smolcrew.memory.recorder import RunRecorder, ToolResults
+    from smolcrew.memory.recorder import ToolResults
     from smolcrew.memory.records import StepRecord
     from smolcrew.tools.files import Workspace
     from smolcrew.tools.pool import PipelinePool
@@ -34,31 +35,6 @@ if TYPE_CHECKING:
     from smolcrew.validators.human import ApprovalQueue
 
 __all__ = ["ChatSession", "Crew", "RunResult"]
-
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-def _unique(items: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
-
-
-def _plain(value: Any) -> Any:
-    """An answer as JSON can hold it (records and audit entries are JSON)."""
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
-    """The answers of the router's delegations that finished, in order, up to the first that did not."""
-    finals = {r.payload.get("parent"): r.payload.get("output") for r in records if r.kind == "final_answer"}
-    answers = []
-    for record in records:
-        if record.kind == "delegation" and record.agent == "router":
-            delegation = f"{record.run_id}:{record.seq}"
-            if delegation not in finals:
-                break
-            answers.append(finals[delegation])
-    return answers
 
 
 class Crew:
@@ -208,11 +184,6 @@ class Crew:
             self._approvals = self._stores.enter_context(opened)
         return self._approvals
 
-    def _gate(self, cascade: Cascade | None) -> Gate:
-        from smolcrew.gate import Gate
-
-        return Gate(cascade, lambda: self.approvals, self.audit, wait_s=self.settings.validation.approval_timeout_s)
-
     @property
     def team(self) -> Team:
         self._check_open()
@@ -306,219 +277,19 @@ class Crew:
             raise ValueError("the task is empty: say what the crew should do")
         with self._lock:
             self._check_open()
-            from smolcrew.memory.recorder import RunRecorder
-
-            run_id = run_id or uuid.uuid4().hex[:16]
-            if not _SAFE_ID.match(run_id):
-                raise ValueError(f"run id {run_id!r}: use 1-64 letters, digits or _.:- characters")
-            recorder = RunRecorder(
-                run_id,
-                known=self.team.known_names(),
-                listeners=self._listeners(on_step),
+            return start_run(
+                self,
+                task.strip(),
+                images=images,
+                max_steps=max_steps,
+                on_step=on_step,
+                context=context,
                 conversation_id=conversation_id,
-                on_tool_call=lambda call: self.audit.append(run_id, "tool_call", call.to_dict()),
+                history=history,
+                cascade=cascade,
                 tool_results=tool_results,
+                run_id=run_id,
             )
-            return self._run(recorder, task.strip(), list(images), max_steps, context, history, cascade)
-
-    def _listeners(self, on_step: Callable[[StepRecord], None] | None) -> list[Callable[[StepRecord], None]]:
-        def audit(record: StepRecord) -> None:
-            if record.kind != "run_end":  # the run_end record carries the audit head: it seals the log
-                self.audit.record(record)
-
-        return [listener for listener in (on_step, self.mirror, audit) if listener is not None]
-
-    def _plan(self, task: str) -> RoutePlan | None:
-        try:
-            return self.route(task)
-        except ModelUnavailableError:
-            if self.settings.routing.mode == "router":
-                raise
-            return None  # no embeddings here: the manager routes alone
-
-    def _run(
-        self,
-        recorder: RunRecorder,
-        task: str,
-        images: list[Any],
-        max_steps: int | None,
-        context: str | None,
-        history: Sequence[StepRecord],
-        cascade: Cascade | None,
-        *,
-        resumed: Sequence[StepRecord] = (),
-    ) -> RunResult:
-        from smolagents.utils import AgentError
-
-        from smolcrew.memory.restore import agent_steps, transcript
-
-        started = time.perf_counter()
-        team = self.team
-        plan = self._plan(task)
-        mode = self.settings.routing.mode
-        direct = plan is not None and (mode == "router" or (mode == "auto" and plan.confident))
-        if history and direct and context is None:
-            context = transcript(history)
-        memory = agent_steps([*history, *resumed]) if (history or resumed) and not direct else None
-        prompt = task if context is None else f"{context}\n\nNow: {task}"
-        if plan is not None and not direct:
-            prompt += "\n\n" + plan.hint()
-        cascade = cascade or self.cascade
-        self._add_answer_checks(recorder, task, cascade, plan.specialists if direct and plan else ["manager"])
-        if not resumed:
-            start = {"task": task, "prompt": prompt, "mode": "router" if direct else "manager", "max_steps": max_steps}
-            recorder.mark("run_start", {**start, "plan": plan.to_dict() if plan else None})
-        self.workspace.run_id = recorder.run_id
-        written_before = len(self.workspace.written)
-        answer: Any = None
-        state: RunState = "success"
-        error: str | None = None
-        with team.slot.recording(recorder):
-            try:
-                if direct and plan is not None:
-                    answer, state = self._dispatch(plan, recorder, images, context, resumed)
-                else:
-                    answer, state = self._manage(prompt, recorder, images, max_steps, memory, bool(resumed))
-            except (AgentError, ModelUnavailableError) as exc:
-                state, error = "error", str(exc)
-        decision = self._gate(cascade).judge(
-            recorder.run_id, task, answer, state, recorder.records, recorder.tool_calls
-        )
-        if error is not None:
-            decision = dataclasses.replace(decision, error=error)
-        written = tuple(str(path) for path in self.workspace.written[written_before:] if path.exists())
-        return self._finish(recorder, decision, "router" if direct else "manager", plan, started, answer, written)
-
-    def _add_answer_checks(
-        self, recorder: RunRecorder, task: str, cascade: Cascade | None, answering: Sequence[str]
-    ) -> None:
-        """Let the agents correct a rejected answer themselves (bounded retries) before the final gate."""
-        if cascade is None and not self.specialist_cascades:
-            return
-        from smolcrew.validators.correct import final_answer_check
-        from smolcrew.validators.verdict import Evidence
-
-        def evidence_for(answer: Any) -> Evidence:
-            return Evidence.from_records(task, answer, recorder.records, recorder.tool_calls)
-
-        retries = self.settings.validation.max_retries
-        chosen = {name: cascade for name in answering} if cascade is not None else {}
-        for name, own in {**chosen, **self.specialist_cascades}.items():
-            recorder.answer_checks[name] = final_answer_check(own, evidence_for, retries)
-
-    def _finish(
-        self,
-        recorder: RunRecorder,
-        decision: Decision,
-        mode: Literal["manager", "router"],
-        plan: RoutePlan | None,
-        started: float,
-        candidate: Any,
-        artifacts: tuple[str, ...],
-    ) -> RunResult:
-        """Seal the run: its final audit entry, then a `run_end` record carrying the audit head."""
-        run_id = recorder.run_id
-        final = {"state": decision.state, "answer": _plain(decision.answer), "error": decision.error}
-        self.audit.append(run_id, "final", final)
-        head = self.audit.head(run_id)
-        end = {
-            **final,
-            "candidate": _plain(candidate) if decision.state == "pending_approval" else None,
-            "verdicts": list(decision.verdicts),
-            "approval_id": decision.approval_id,
-            "audit_head": head,
-            "mode": mode,
-        }
-        recorder.mark("run_end", end)
-        result = self._result(recorder.records, started, plan)
-        return dataclasses.replace(result, artifacts=artifacts, warnings=tuple(recorder.listener_errors))
-
-    def _dispatch(
-        self,
-        plan: RoutePlan,
-        recorder: RunRecorder,
-        images: list[Any],
-        context: str | None,
-        resumed: Sequence[StepRecord] = (),
-    ) -> tuple[Any, RunState]:
-        done = _finished_delegations(resumed)
-        answer: Any = None
-        previous: str | None = None
-        with recorder.agent("router"):
-            for number, step in enumerate(plan.steps):
-                if number < len(done):  # finished before the run stopped: keep its answer
-                    answer, previous = done[number], step.specialist
-                    continue
-                agent = self.team.specialists[step.specialist]
-                task = step.task if context is None else f"{context}\n\nNow: {step.task}"
-                if previous is not None:
-                    task += f"\n\nResult of the previous step ({previous}): {answer}"
-                with recorder.delegation(step.specialist, task):
-                    result = agent.run(task, images=images or None, return_full_result=True)
-                if result.state == "max_steps_error":
-                    return None, "max_steps_error"
-                answer, previous = result.output, step.specialist
-        return answer, "success"
-
-    def _manage(
-        self,
-        prompt: str,
-        recorder: RunRecorder,
-        images: list[Any],
-        max_steps: int | None,
-        memory: list[MemoryStep] | None,
-        resuming: bool,
-    ) -> tuple[Any, RunState]:
-        manager = self.team.manager
-        with recorder.agent("manager"):
-            if memory is None:
-                result = manager.run(prompt, images=images or None, max_steps=max_steps, return_full_result=True)
-            else:
-                manager.memory.reset()
-                manager.memory.steps = list(memory)
-                task = "Continue the task above from where it stopped." if resuming else prompt
-                result = manager.run(
-                    task, images=images or None, max_steps=max_steps, reset=False, return_full_result=True
-                )
-        return result.output, result.state
-
-    def _result(self, records: Sequence[StepRecord], started: float | None, plan: RoutePlan | None) -> RunResult:
-        """A RunResult from a run's records (its `run_end` gives the state and answer)."""
-        run_id = records[0].run_id
-        end = next((r.payload for r in reversed(records) if r.kind == "run_end"), {})
-        delegations = [(r.agent, r.payload["to"], r.payload["task"]) for r in records if r.kind == "delegation"]
-        skip = set(self.team.specialists) | {"final_answer"}
-        tools = [name for r in records for name in r.payload.get("calls", []) if name not in skip]
-        first, last = records[0].ts, records[-1].ts
-        return RunResult(
-            answer=end.get("answer"),
-            run_id=run_id,
-            state=end.get("state", "error"),
-            mode=end.get("mode", "manager"),
-            agents=_unique([to for _, to, _ in delegations]),
-            tools=_unique(tools),
-            delegations=tuple(delegations),
-            steps=tuple(records),
-            input_tokens=sum(int(r.payload.get("input_tokens") or 0) for r in records),
-            output_tokens=sum(int(r.payload.get("output_tokens") or 0) for r in records),
-            duration_s=time.perf_counter() - started if started is not None else last - first,
-            route=plan,
-            error=end.get("error"),
-            verdicts=tuple(end.get("verdicts") or ()),
-            approval_id=end.get("approval_id"),
-            audit_head=end.get("audit_head"),
-        )
-
-    def _journal_records(self, run_id: str) -> list[StepRecord]:
-        if self.mirror is None:
-            raise RunNotFoundError(f"run {run_id!r}: memory is off (`memory.enabled`), so no run is journaled")
-        try:
-            records = self.mirror.journal.read(run_id)
-        except ValueError:
-            records = []
-        if not records:
-            raise RunNotFoundError(f"no run {run_id!r} in {self.mirror.journal.folder}; see `smolcrew runs list`")
-        return records
 
     def resume(self, run_id: str, *, on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
         """Finish a run from its journal: settle a pending approval, or continue a run that stopped half-way
@@ -530,30 +301,7 @@ class Crew:
         """
         with self._lock:
             self._check_open()
-            from smolcrew.memory.recorder import RunRecorder
-
-            records = self._journal_records(run_id)
-            start = next((r for r in records if r.kind == "run_start"), None)
-            end = next((r for r in reversed(records) if r.kind == "run_end"), None)
-            if start is None:
-                raise RunNotFoundError(f"run {run_id!r} has no run_start record (an older smolcrew made it)")
-            if end is not None and end.payload.get("state") != "pending_approval":
-                return self._result(records, None, None)
-            recorder = RunRecorder(
-                run_id,
-                known=self.team.known_names(),
-                listeners=self._listeners(on_step),
-                conversation_id=start.payload.get("conversation_id"),
-                on_tool_call=lambda call: self.audit.append(run_id, "tool_call", call.to_dict()),
-                records=records,
-            )
-            if end is None:
-                return self._run(recorder, start.payload["task"], [], None, None, (), None, resumed=records)
-            started = time.perf_counter()
-            approval = self.approvals.get(str(end.payload["approval_id"]))
-            verdicts = tuple(end.payload.get("verdicts") or ())
-            decision = self._gate(self.cascade).settle(run_id, approval, end.payload.get("candidate"), verdicts)
-            return self._finish(recorder, decision, end.payload.get("mode", "manager"), None, started, None, ())
+            return resume_run(self, run_id, on_step=on_step)
 
     def chat(self, conversation_id: str | None = None) -> ChatSession:
         """A multi-turn conversation: each turn sees the earlier turns. With `conversation_id`, the turns
@@ -567,7 +315,7 @@ class Crew:
             records = journal.read(run_id) if journal is not None else []
             start = records[0] if records and records[0].kind == "run_start" else None
             if start is not None and start.payload.get("conversation_id") == conversation_id:
-                session.turns.append((str(start.payload.get("task")), self._result(records, None, None)))
+                session.turns.append((str(start.payload.get("task")), run_result(self, records)))
         return session
 
 

@@ -162,8 +162,9 @@ def replay(crew: Crew, run_id: str, *, from_step: int | None = None) -> ReplayRe
         RunNotFoundError: no journal for the run, or it was recorded without a run_start record.
     """
     from smolcrew.crew import Crew
+    from smolcrew.run import journal_records
 
-    records = crew._journal_records(run_id)
+    records = journal_records(crew.mirror, run_id)
     start = next((r for r in records if r.kind == "run_start"), None)
     end = next((r for r in reversed(records) if r.kind == "run_end"), None)
     if start is None:
