@@ -1,0 +1,202 @@
+"""The chat service's log of runs: each run's events and state, kept in memory for the last `keep_runs` runs.
+
+A run's events are `step` (a `StepRecord` dict, as it happens), `pending_approval` (a RunResult dict: a person
+must decide; the stream stays open) and last `run_end` (the final RunResult dict). Event ids count from 0 per
+run; `events(run_id, after=n)` gives those after id n, so a subscriber that reconnects with its last id loses
+and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from smolcrew.errors import RunNotFoundError
+
+__all__ = ["EventKind", "LiveRun", "RunEvent", "RunInfo", "RunLog", "RunStatus", "error_result"]
+
+EventKind = Literal["step", "pending_approval", "run_end"]
+RunStatus = Literal["queued", "running", "pending_approval", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of a run. `id` counts from 0 within the run; `data` is JSON-able."""
+
+    id: int
+    event: EventKind
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Where a run stands. `result` (a RunResult dict) is set once it is `pending_approval` or `done`."""
+
+    run_id: str
+    conversation_id: str
+    status: RunStatus
+    text: str
+    journal_run_id: str | None
+    result: dict[str, Any] | None
+    files: tuple[str, ...]
+
+
+class LiveRun:
+    """A run's events and state; `append` wakes blocked and async subscribers."""
+
+    def __init__(self, run_id: str, conversation_id: str, text: str, files: tuple[str, ...]) -> None:
+        self.run_id, self.conversation_id, self.text, self.files = run_id, conversation_id, text, files
+        self.status: RunStatus = "queued"
+        self.journal_run_id: str | None = run_id  # the Crew runs under the service's id (Crew.run(run_id=...))
+        self.result: dict[str, Any] | None = None
+        self.events: list[RunEvent] = []
+        self.cond = threading.Condition()
+        self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def __repr__(self) -> str:
+        return f"LiveRun({self.run_id!r}, {self.status}, {len(self.events)} events)"
+
+    def append(self, event: EventKind, data: dict[str, Any]) -> None:
+        with self.cond:
+            self.events.append(RunEvent(len(self.events), event, data))
+            self.cond.notify_all()
+            waiters = list(self.waiters)
+        for loop, flag in waiters:
+            loop.call_soon_threadsafe(flag.set)
+
+    def after(self, after: int | None) -> list[RunEvent]:
+        with self.cond:
+            return self.events[(-1 if after is None else after) + 1 :]
+
+    def ended(self) -> bool:
+        """Whether the run's stream has ended (its last event is `run_end`)."""
+        return _ended(self.after(None))
+
+    def info(self) -> RunInfo:
+        with self.cond:
+            return RunInfo(
+                self.run_id, self.conversation_id, self.status, self.text, self.journal_run_id, self.result, self.files
+            )
+
+    def pending(self, data: dict[str, Any]) -> None:
+        """The run waits for a person (`data`: its RunResult dict); the stream stays open for the decision."""
+        with self.cond:
+            self.status, self.result = "pending_approval", data
+        self.append("pending_approval", data)
+
+    def end(self, data: dict[str, Any]) -> None:
+        """End the stream with `run_end` (a RunResult dict)."""
+        with self.cond:
+            self.status, self.result = "done", data
+        self.append("run_end", data)
+
+
+def error_result(run: LiveRun, error: str) -> dict[str, Any]:
+    """The RunResult dict of a run that broke (or never ran): state error, no answer."""
+    return {"run_id": run.journal_run_id, "state": "error", "answer": None, "error": error, "steps": []}
+
+
+def _ended(events: Sequence[RunEvent]) -> bool:
+    return bool(events) and events[-1].event == "run_end"
+
+
+class RunLog:
+    """The last `keep_runs` runs by id; the oldest finished runs are forgotten first. Thread-safe."""
+
+    def __init__(self, keep_runs: int) -> None:
+        self.keep_runs = keep_runs
+        self._runs: OrderedDict[str, LiveRun] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __repr__(self) -> str:
+        return f"RunLog({len(self._runs)} runs, keep_runs={self.keep_runs})"
+
+    def add(self, run: LiveRun) -> None:
+        """Log `run`, forgetting the oldest finished runs over `keep_runs`."""
+        with self._lock:
+            self._runs[run.run_id] = run
+            excess = len(self._runs) - self.keep_runs
+            for run_id in [r for r, logged in self._runs.items() if logged.status == "done"][: max(0, excess)]:
+                self._runs.pop(run_id)
+
+    def find(self, run_id: str) -> LiveRun | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def get(self, run_id: str) -> LiveRun:
+        """The run `run_id`. Raises RunNotFoundError."""
+        found = self.find(run_id)
+        if found is None:
+            raise RunNotFoundError(
+                f"no run {run_id!r} on this server (it keeps the last {self.keep_runs}); "
+                "older runs: `smolcrew runs show RUN`"
+            )
+        return found
+
+    def all(self) -> list[LiveRun]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def journal_id(self, run_id: str) -> str:
+        """The run's id in the journal and audit log; an id this log does not hold is taken as one (of an earlier
+        server process, maybe). Raises RunNotFoundError for a run that has not started."""
+        run = self.find(run_id)
+        if run is None:
+            return run_id
+        if run.journal_run_id is None:
+            raise RunNotFoundError(f"run {run_id} has not started yet; try again once it has")
+        return run.journal_run_id
+
+    def events(self, run_id: str, after: int | None = None, timeout_s: float | None = None) -> Iterator[RunEvent]:
+        """See `ChatService.events`."""
+        run = self.get(run_id)
+        while True:
+            with run.cond:
+                deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                batch = run.after(after)
+                while not batch:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return
+                    run.cond.wait(left)
+                    batch = run.after(after)
+            yield from batch
+            if _ended(batch):
+                return
+            after = batch[-1].id
+
+    async def aevents(
+        self, run_id: str, after: int | None = None, timeout_s: float | None = None
+    ) -> AsyncIterator[RunEvent]:
+        """See `ChatService.aevents`."""
+        run = self.get(run_id)
+        flag = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), flag)
+        with run.cond:
+            run.waiters.add(waiter)
+        try:
+            while True:
+                flag.clear()
+                batch = run.after(after)
+                if not batch:
+                    try:
+                        await asyncio.wait_for(flag.wait(), timeout_s)
+                    except TimeoutError:
+                        return
+                    continue
+                for event in batch:
+                    yield event
+                if _ended(batch):
+                    return
+                after = batch[-1].id
+        finally:
+            with run.cond:
+                run.waiters.discard(waiter)
