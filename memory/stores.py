@@ -21,7 +21,6 @@ from smolcrew.memory.sinks.journal import JournalSink
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
-    from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
 
@@ -88,7 +87,7 @@ def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[M
     )
 
 
-def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None = None) -> list[MemorySink]:
+def open_sinks(settings: Settings, stack: ExitStack) -> list[MemorySink]:
     """Open each wanted store; `stack` closes them. Nothing here contacts a store yet (the local ArcadeDB is
     launched, not waited for).
 
@@ -103,7 +102,7 @@ def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None =
             from smolcrew.memory.sinks.chroma_process import ChromaProcessSink
 
             # Chroma and its MiniLM in a worker process (started on the first write): in this process their CPU
-            # work would delay the agent's thread at every step. `pool`'s MiniLM stays for the tools.
+            # work would delay the agent's thread at every step. The crew's own MiniLM stays for the tools.
             opened = (
                 ChromaProcessSink(url=services.chroma_url, namespace=namespace, models=settings.models)
                 if services.chroma_url
@@ -133,9 +132,9 @@ def open_sinks(settings: Settings, stack: ExitStack, pool: PipelinePool | None =
     return sinks
 
 
-def open_mirror(settings: Settings, stack: ExitStack, pool: PipelinePool | None = None) -> Mirror:
+def open_mirror(settings: Settings, stack: ExitStack) -> Mirror:
     """The journal under `<home>/journal` and a mirror to every wanted store (closed by `stack`)."""
     journal = JournalSink(settings.home / "journal")
-    mirror = Mirror(journal, open_sinks(settings, stack, pool), state_dir=settings.home / "state")
+    mirror = Mirror(journal, open_sinks(settings, stack), state_dir=settings.home / "state")
     stack.callback(mirror.close)
     return mirror

@@ -41,12 +41,14 @@ if TYPE_CHECKING:
 __all__ = ["WorkerProcess", "serve"]
 
 _CHILD = (
-    "import sys; sys.path.insert(0, sys.argv[1]); import memory.worker as w; w.serve(int(sys.argv[2]), sys.argv[3])"
+    "import sys; sys.path.insert(0, sys.argv[1]); import smolcrew.memory.worker as w; "
+    "w.serve(int(sys.argv[2]), sys.argv[3])"
 )
 """The child's command line. Not multiprocessing's spawn: that re-runs the parent's main script in the child,
 which breaks (or repeats the work of) any script without an `if __name__ == "__main__":` guard."""
-_ROOT = str(Path(__file__).resolve().parent.parent)
-"""The folder holding the `memory` package: the child imports this very code, whatever its working folder."""
+_ROOT = str(Path(__file__).parents[__name__.count(".")])
+"""The folder holding the `smolcrew` package: the child imports this very code, whatever its working folder (and
+only through `smolcrew.`, never as a bare `memory` package)."""
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str, str, str]:

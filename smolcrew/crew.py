@@ -146,7 +146,7 @@ class Crew:
         if self._mirror is None and self.settings.memory.enabled:
             from smolcrew.memory.stores import open_mirror
 
-            self._mirror = open_mirror(self.settings, self._stores, self.pool)
+            self._mirror = open_mirror(self.settings, self._stores)
         return self._mirror
 
     @property

@@ -57,8 +57,8 @@ def test_opening_starts_nothing_and_imports_stay_light(tmp_path: Path) -> None:
         assert sink.search("  ") == [] and sink.worker.starts == 0
     with pytest.raises(ValueError, match="exactly one"):
         ChromaProcessSink(path=tmp_path, url="http://127.0.0.1:8000")
-    probe = "import sys, smolcrew, memory.worker, memory.sinks.chroma_process, memory.stores; print(sorted({'torch',"
-    probe += " 'chromadb', 'sentence_transformers'} & set(sys.modules)))"
+    probe = "import sys, smolcrew.memory.worker, smolcrew.memory.sinks.chroma_process, smolcrew.memory.stores; "
+    probe += "print(sorted({'torch', 'chromadb', 'sentence_transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
 
