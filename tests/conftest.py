@@ -1,9 +1,12 @@
-"""Shared fixtures: an isolated smolcrew home per test, scripted crews, and the packaged models."""
+"""Shared fixtures: an isolated smolcrew home per test, scripted crews, the packaged models, and the programs
+some tests run (`require_program`)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +18,15 @@ from smolcrew.crew import Crew
 
 SHARED_CACHE = Path(os.environ.get("SMOLCREW_TEST_CACHE", Path.home() / ".cache" / "smolcrew-tests"))
 """Joined GGUF files and router embeddings survive between test sessions here (they take seconds to make)."""
+
+
+def home_with_shared_cache(home: Path) -> Path:
+    """Make `home` a fresh smolcrew home (journal, runs, audit of its own) whose `cache` (router embeddings, joined
+    GGUF files) is the one shared between tests and sessions; return it."""
+    home.mkdir(parents=True)
+    (SHARED_CACHE / "home" / "cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(SHARED_CACHE / "home" / "cache", target_is_directory=True)
+    return home
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +54,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"skipped in CI, where everything must be installed: {report.longrepr}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    """The same for a module that skips as a whole while it is collected (`pytest.importorskip` at its top)."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where everything must be installed: {report.longrepr}"
+
+
+def require_program(name: str, install: str) -> str:
+    """The path of the program `name` (a name looked up on PATH, then next to this Python where a venv keeps its
+    console scripts; or an absolute path). When it is missing the test skips with `install`, the command that
+    installs it; in CI (env CI), where everything must be installed, it fails."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        message = f"`{name}` is not installed: {install}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 def code(source: str) -> str:
     """A scripted LLM reply: one thought and one code block, as a CodeAgent expects."""
     return f"Thought: scripted.\n<code>\n{source}\n</code>"
@@ -52,10 +87,7 @@ def scripted_crew(tmp_path: Path) -> Iterator[Callable[..., Crew]]:
     """Build a Crew around a ScriptedModel; extra keyword arguments are settings overrides. Its home is the
     test's own (journal, runs), with the cache (router embeddings) shared between tests."""
     crews: list[Crew] = []
-    home = tmp_path / "crew-home"
-    home.mkdir()
-    (SHARED_CACHE / "home" / "cache").mkdir(parents=True, exist_ok=True)
-    (home / "cache").symlink_to(SHARED_CACHE / "home" / "cache", target_is_directory=True)
+    home = home_with_shared_cache(tmp_path / "crew-home")
 
     def build(replies: list[str] | Callable[[list[dict]], str], **overrides: object) -> Crew:
         overrides.setdefault("home", str(home))

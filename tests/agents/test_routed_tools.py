@@ -1,6 +1,7 @@
 """One routed run per specialist, end to end: the router picks the specialist, the scripted LLM writes the
 code a model would, and the specialist's real tool runs (tools here need no model download: Tesseract,
-espeak-ng, langdetect, pandas, PIL)."""
+espeak-ng, langdetect, pandas, PIL). Tesseract and espeak-ng are Debian programs (`make system-deps`): without
+one, its test skips with the command that installs it (in CI it fails)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from smolcrew.crew import Crew
-from tests.conftest import code
+from tests.conftest import code, require_program
 
 pytestmark = pytest.mark.usefixtures("minilm_available")
 
@@ -43,6 +44,7 @@ def test_research_request_runs_query_table(scripted_crew: Callable[..., Crew], t
 
 
 def test_vision_request_reads_text_in_an_image(scripted_crew: Callable[..., Crew], tmp_path: Path) -> None:
+    require_program("tesseract", "apt-get install -y tesseract-ocr tesseract-ocr-eng (or: make system-deps)")
     sign = tmp_path / "sign.png"
     image = Image.new("RGB", (640, 160), "white")
     ImageDraw.Draw(image).text((20, 40), "EXIT ONLY", fill="black", font=ImageFont.load_default(size=72))
@@ -54,6 +56,7 @@ def test_vision_request_reads_text_in_an_image(scripted_crew: Callable[..., Crew
 
 
 def test_audio_request_writes_speech_into_the_run_folder(scripted_crew: Callable[..., Crew]) -> None:
+    require_program("espeak-ng", "apt-get install -y espeak-ng (or: make system-deps)")
     crew = scripted_crew([code('r = synthesize_speech(text="Your table is ready.")\nfinal_answer(r["path"])')])
     agent, data = _run(crew, "Read this aloud for me: 'Your table is ready.'")
     assert agent == "audio" and data["tools"] == ["synthesize_speech"]

@@ -6,11 +6,9 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from smolcrew.errors import SinkError, SinkUnavailableError
 from smolcrew.memory.records import StepRecord
 from smolcrew.memory.sinks.base import Capability, SinkHealth
 from smolcrew.memory.sinks.chroma import ChromaSink, Embed, collection_name, record_document, record_json
+from tests.conftest import require_program
 from tests.memory.backends.chroma import MakeSink, chroma_embed, chroma_folder, make_chroma_sink
 
 __all__ = ["chroma_embed", "chroma_folder", "make_chroma_sink"]  # fixtures used here
@@ -249,9 +248,7 @@ class ChromaServer:
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
     """`chroma run` on a free port with a temp folder, stopped afterwards."""
-    program = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    if not Path(program).exists():
-        pytest.skip("the chroma server is not installed: pip install 'chromadb>=1.5,<1.6' (provides `chroma run`)")
+    program = require_program("chroma", "pip install 'chromadb>=1.5,<1.6' (provides `chroma run`)")
     server = ChromaServer(program, tmp_path, free_port())
     server.start()
     try:

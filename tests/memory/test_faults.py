@@ -10,10 +10,8 @@ every step exactly once and the lane owes nothing. Each test starts its own serv
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +31,7 @@ from smolcrew.memory.recorder import RecorderSlot, RunRecorder
 from smolcrew.memory.records import StepRecord
 from smolcrew.memory.sinks.base import MemorySink
 from smolcrew.memory.sinks.journal import JournalSink
+from tests.conftest import require_program
 from tests.memory.arcadedb import DATABASE, PASSWORD, START_COMMAND, free_port
 
 pytestmark = pytest.mark.slow
@@ -272,19 +271,13 @@ def assert_survives_outage(
         assert stored == journaled
 
 
-def _program(name: str, fix: str) -> str:
-    program = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(program).exists():
-        pytest.skip(f"`{name}` is not installed: {fix}")
-    return program
-
-
 @pytest.mark.timeout(150)
 def test_redis_killed_mid_run_gets_every_step(tmp_path: Path) -> None:
     pytest.importorskip("redis", reason="the Redis client is not installed: pip install redis")
     from smolcrew.memory.sinks.redis import RedisSink
 
-    server = RedisServer(tmp_path / "redis", _program("redis-server", "apt-get install -y redis-server"))
+    program = require_program("redis-server", "apt-get install -y redis-server (or: make system-deps)")
+    server = RedisServer(tmp_path / "redis", program)
     try:
         assert_survives_outage(tmp_path, server, lambda: RedisSink.from_url(server.url, namespace="faults"))
     finally:
@@ -315,7 +308,7 @@ def test_graph_killed_mid_run_gets_every_step(tmp_path: Path) -> None:
 @pytest.fixture
 def chroma_program() -> Iterator[str]:
     pytest.importorskip("chromadb", reason="chromadb is not installed: pip install 'chromadb>=1.5,<1.6'")
-    yield _program("chroma", "pip install 'chromadb>=1.5,<1.6' (provides `chroma run`)")
+    yield require_program("chroma", "pip install 'chromadb>=1.5,<1.6' (provides `chroma run`)")
 
 
 @pytest.mark.timeout(180)
