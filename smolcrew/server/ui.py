@@ -8,7 +8,8 @@
   player, detected-object boxes drawn on the image, cited chunks); pending approvals with their reasons
   (approve/reject with a note); the run's audit report (the Markdown of `smolcrew audit export`).
 - A turn streams until its run ends or waits for a person; then a timer picks up the rest of the stream (a
-  decision made here, in another tab or from the CLI resumes the run), so no thread waits on a person.
+  decision made here, in another tab or from the CLI resumes the run), so no thread waits on a person. Once
+  decided, the chat's "A person must approve…" message says the decision (who approved; who rejected and why).
 - Offline: nothing is fetched from another host. Analytics off (`analytics_enabled=False` and
   GRADIO_ANALYTICS_ENABLED=False before gradio is imported); fonts are the ones Gradio serves itself (`LocalFont`)
   with system fallbacks; no SSR (no Node); no share link. Besides Gradio's upload cache, the page may load files
@@ -32,9 +33,13 @@ from smolcrew.server.ui_render import (
     AUDIO_SUFFIXES,
     IMAGE_SUFFIXES,
     Media,
+    answer_markdown,
     audit_markdown,
+    decision_line,
+    decision_markdown,
     inline,
     media_for,
+    status_markdown,
     steps_markdown,
     tree_markdown,
 )
@@ -83,6 +88,8 @@ class ChatView:
     """True while a turn's generator follows the run (the timer leaves the run alone then)."""
     finished: bool = False
     """True once the ended run's media and audit report were shown."""
+    asked: int | None = None
+    """Index in `messages` of the run's "A person must approve…" message, replaced by the decision."""
     approvals_checked: float = 0.0
 
     @property
@@ -118,29 +125,6 @@ class Panels:
 
 
 # presentation ---------------------------------------------------------------------------------------------------
-def _status(view: ChatView) -> str:
-    result = view.result
-    if result is None:
-        return f"Running: {len(view.records)} steps so far." if view.run_id else "Send a message to start a run."
-    state = result.get("state")
-    if state == "pending_approval":
-        return f"Waiting for a person to decide approval `{result.get('approval_id')}` (Approvals panel)."
-    took = f" in {result['duration_s']} s" if result.get("duration_s") is not None else ""
-    return f"Run `{result.get('run_id')}` ended: **{state}**{took}."
-
-
-def _answer(result: Mapping[str, Any]) -> str:
-    state = result.get("state")
-    if state == "success":
-        return str(result.get("answer"))
-    if state == "pending_approval":
-        return (
-            f"A person must approve this answer before you get it (approval `{result.get('approval_id')}`): "
-            "decide in the Approvals panel."
-        )
-    return f"**{state}**: {result.get('error') or 'no answer'}"
-
-
 def approvals_view(service: ChatService, prefer: str | None = None) -> ApprovalsView:
     """The pending approvals, `prefer` selected when pending (else the oldest); Redis down is said, not raised."""
     try:
@@ -169,7 +153,8 @@ def _uploads(paths: Sequence[str]) -> list[Upload]:
 
 def _run_panels(view: ChatView) -> Panels:
     chat, records = list(view.messages), view.records
-    return Panels(view, chat, _status(view), tree_markdown(records), steps_markdown(records))
+    status = status_markdown(view.result, view.run_id, len(records))
+    return Panels(view, chat, status, tree_markdown(records), steps_markdown(records))
 
 
 def _apply(view: ChatView, event: RunEvent) -> None:
@@ -185,13 +170,23 @@ def _apply(view: ChatView, event: RunEvent) -> None:
     view.result = event.data
     if working is not None:
         view.messages.pop()  # the "working" line gives way to what the run ended with
-    view.messages.append({"role": "assistant", "content": _answer(event.data)})
+    if event.event == "pending_approval":
+        view.asked = len(view.messages)
+    if view.asked is None or event.data.get("state") != "rejected":  # a rejection's reason is in the decision
+        view.messages.append({"role": "assistant", "content": answer_markdown(event.data)})
     if event.event == "run_end":
         view.messages += [
             {"role": "assistant", "content": {"path": str(path)}}
             for path in event.data.get("artifacts") or []
             if Path(path).suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES
         ]
+
+
+def _decided(view: ChatView, decision: str) -> list[dict[str, Any]]:
+    """Replace the run's "A person must approve…" message with the decision; the chat's messages."""
+    if view.asked is not None:
+        view.messages[view.asked] = {"role": "assistant", "content": decision}
+    return list(view.messages)
 
 
 def _finish(service: ChatService, view: ChatView, panels: Panels) -> Panels:
@@ -205,6 +200,8 @@ def _finish(service: ChatService, view: ChatView, panels: Panels) -> Panels:
         except SmolcrewError as exc:  # e.g. a run that broke before its audit log began
             panels.audit = (view.run_id, f"No audit report: {exc}")
         panels.media = media_for(view.result, bundle, service.run_info(view.run_id).files)
+        if view.asked is not None:
+            panels.chat = _decided(view, decision_markdown(view.result, bundle))
     panels.approvals = approvals_view(service, prefer=(view.result or {}).get("approval_id"))
     view.approvals_checked = time.monotonic()
     return panels
@@ -242,6 +239,7 @@ def submit(service: ChatService, view: ChatView, message: Mapping[str, Any] | No
         yield Panels(view, chat=list(view.messages), status=f"Not sent: {inline(exc, 300)}")
         return
     view.run_id, view.after, view.records, view.result, view.finished = ticket.run_id, None, [], None, False
+    view.asked = None
     view.messages.append(
         {"role": "assistant", "content": "queued", "metadata": {"title": "working", "status": "pending"}}
     )
@@ -270,7 +268,7 @@ def poll(service: ChatService, view: ChatView) -> Panels:
 
 def decide(service: ChatService, view: ChatView, approval_id: str | None, approve: bool, note: str, by: str) -> Panels:
     """Approve or reject one approval; its run resumes in the background and `poll` shows how it ends."""
-    notice = "Pick a pending approval first."
+    notice, chat = "Pick a pending approval first.", None
     if approval_id:
         try:
             made = service.decide(approval_id, approve=approve, by=by.strip() or "web", note=note.strip() or None)
@@ -279,8 +277,12 @@ def decide(service: ChatService, view: ChatView, approval_id: str | None, approv
             )
         except SmolcrewError as exc:
             notice = f"Not decided: {inline(exc, 300)}"
+        else:
+            if view.asked is not None and (view.result or {}).get("approval_id") == made.id:  # say it now
+                chat = _decided(view, decision_line(made.id, made.status, made.decided_by, made.note))
     view.approvals_checked = time.monotonic()
-    return Panels(view, approvals=approvals_view(service, prefer=(view.result or {}).get("approval_id")), notice=notice)
+    approvals = approvals_view(service, prefer=(view.result or {}).get("approval_id"))
+    return Panels(view, chat=chat, approvals=approvals, notice=notice)
 
 
 # Gradio ---------------------------------------------------------------------------------------------------------

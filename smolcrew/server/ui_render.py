@@ -1,5 +1,6 @@
-"""What the web chat shows, rendered from plain data: the delegation tree and steps as Markdown, a finished
-run's media (images, audio, boxes on an image, cited chunks) and its audit report. No Gradio here."""
+"""What the web chat shows, rendered from plain data: a run's answer and a person's decision on it, the delegation
+tree and steps as Markdown, a finished run's media (images, audio, boxes on an image, cited chunks) and its audit
+report. No Gradio here."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "IMAGE_SUFFIXES",
     "Media",
+    "answer_markdown",
     "audit_markdown",
+    "decision_line",
+    "decision_markdown",
     "media_for",
+    "status_markdown",
     "steps_markdown",
     "tree_markdown",
 ]
@@ -39,6 +44,53 @@ def inline(value: Any, limit: int = 120) -> str:
     flat = " ".join(str(value).split())
     flat = flat if len(flat) <= limit else flat[:limit] + "…"
     return re.sub(r"([\\`*_{}\[\]<>#|~!])", r"\\\1", flat)
+
+
+def status_markdown(result: Mapping[str, Any] | None, run_id: str | None, steps: int) -> str:
+    """One line on the followed run: running (with its step count), waiting for a person, or how it ended."""
+    if result is None:
+        return f"Running: {steps} steps so far." if run_id else "Send a message to start a run."
+    state = result.get("state")
+    if state == "pending_approval":
+        return f"Waiting for a person to decide approval `{result.get('approval_id')}` (Approvals panel)."
+    took = f" in {result['duration_s']} s" if result.get("duration_s") is not None else ""
+    return f"Run `{result.get('run_id')}` ended: **{state}**{took}."
+
+
+def answer_markdown(result: Mapping[str, Any]) -> str:
+    """What a run ended with (a RunResult dict): the answer, the approval it waits for, or the state and error."""
+    state = result.get("state")
+    if state == "success":
+        return str(result.get("answer"))
+    if state == "pending_approval":
+        return (
+            f"A person must approve this answer before you get it (approval `{result.get('approval_id')}`): "
+            "decide in the Approvals panel."
+        )
+    return f"**{state}**: {result.get('error') or 'no answer'}"
+
+
+def decision_line(approval_id: Any, status: Any, by: Any = None, note: Any = None) -> str:
+    """A person's decision on an answer that waited for one: "Approved by ana (approval `…`): looks right"."""
+    who = f" by {inline(by, 40)}" if by else ""
+    why = f": {inline(note, 300)}" if note else ""
+    return f"{inline(status, 20).capitalize()}{who} (approval `{inline(approval_id, 40)}`){why}"
+
+
+def decision_markdown(result: Mapping[str, Any], bundle: Mapping[str, Any] | None) -> str:
+    """The decision a settled run (a RunResult dict with an `approval_id`) ended by: the last decided `approval`
+    entry of its audit bundle, else what the result says (success: approved; rejected: the run's error)."""
+    entries = [
+        entry.get("body") or {} for entry in (bundle or {}).get("entries", []) if entry.get("kind") == "approval"
+    ]
+    made = next((body for body in reversed(entries) if body.get("status") in ("approved", "rejected")), None)
+    if made is not None:
+        return decision_line(made.get("approval_id"), made["status"], made.get("by"), made.get("note"))
+    state = result.get("state")
+    if state in ("success", "rejected"):
+        status = "approved" if state == "success" else "rejected"
+        return decision_line(result.get("approval_id"), status, note=result.get("error"))
+    return decision_line(result.get("approval_id"), "decided")
 
 
 def tree_markdown(records: Sequence[Mapping[str, Any]]) -> str:

@@ -4,7 +4,7 @@ the approvals panel and sees the run finish; no request leaves 127.0.0.1. A scre
 SMOLCREW_ARTIFACTS_DIR (default tests/browser/artifacts/) for CI to keep.
 
 Needs Debian's chromium and chromium-driver (`.ci/install-browser`), Redis and the packaged MiniLM; outside CI a
-missing one skips with the command that installs or starts it.
+missing one skips with the command that installs or starts it (in CI it fails).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
 from smolcrew.server.api import create_app
 from smolcrew.server.service import ChatService
-from tests.conftest import SHARED_CACHE, code
+from tests.conftest import code, home_with_shared_cache, require_program
 from tests.memory.backends.redis import REDIS_URL
 from tests.validators.test_human import approval_queue
 
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("minilm_available")
 ARTIFACTS = Path(os.environ.get("SMOLCREW_ARTIFACTS_DIR") or Path(__file__).parent / "artifacts").resolve()
 """Read at import: the autouse `isolated_env` fixture clears SMOLCREW_* variables before each test."""
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-INSTALL = "install them with .ci/install-browser (apt-get install chromium chromium-driver)"
+INSTALL = "bash .ci/install-browser (apt-get install chromium chromium-driver)"
 SIMILARITY = code(
     'r = compare_sentences(text_a="the cat sleeps", text_b="a kitten naps")\nfinal_answer(r["similarity"])'
 )
@@ -63,10 +63,7 @@ def _free_port() -> int:
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
     """Settings whose runs escalate to a person (the run calls compare_sentences), in a fresh Redis namespace."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (SHARED_CACHE / "home" / "cache").mkdir(parents=True, exist_ok=True)  # router embeddings, made once
-    (home / "cache").symlink_to(SHARED_CACHE / "home" / "cache", target_is_directory=True)
+    home = home_with_shared_cache(tmp_path / "home")  # router embeddings, made once
     with approval_queue() as queue:
         yield load_settings(
             home=str(home),
@@ -98,18 +95,16 @@ def server(settings: Settings) -> Iterator[tuple[str, ChatService]]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium driven by the system chromedriver, with its network log on."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} missing: {INSTALL}")
+    chromium, chromedriver = (require_program(str(path), INSTALL) for path in (CHROMIUM, CHROMEDRIVER))
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage", "--window-size=1400,1600"):  # fmt: skip
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.set_page_load_timeout(WAIT_S)
     yield driver
     driver.quit()
@@ -171,6 +166,8 @@ def test_a_person_approves_the_answer_in_the_ui_and_sees_the_run_finish(
         result = service.result(approval.run_id)
         assert result is not None and result["state"] == "success" and isinstance(result["answer"], float)
         assert result["run_id"] in status
+        chat = _wait_for(browser, "#chat", "Approved by web (approval", approval.id, "): checked by hand")
+        assert "A person must approve" not in chat  # the waiting message became the decision
         _wait_for(browser, "#chat", str(result["answer"]))
         _wait_for(browser, "#approval-details", "No approvals are pending")
         assert service.get_approval(approval.id).note == "checked by hand"

@@ -1,6 +1,7 @@
 """The web UI: it builds and mounts without asking another host for anything, and its callbacks drive a real
 ChatService of scripted Crews (a turn streams its steps and tree, an escalated answer is approved from the
-approvals panel and the timer shows the run finish, mistakes are said in the panels)."""
+approvals panel and the timer shows the run finish, the chat's waiting message becomes the decision, mistakes are
+said in the panels)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from PIL import Image
 from smolcrew.server.api import create_app
 from smolcrew.server.service import ChatService
 from smolcrew.server.ui import ChatView, Panels, build_ui, decide, media_for, poll, submit, theme, tree_markdown
+from smolcrew.server.ui_render import decision_markdown
 from tests.memory.backends.redis import REDIS_URL
 from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, service_settings
 from tests.validators.test_human import approval_queue
@@ -37,9 +39,36 @@ def service(tmp_path: Path) -> Iterator[ChatService]:
         yield made
 
 
+@pytest.fixture
+def approving_service(tmp_path: Path) -> Iterator[ChatService]:
+    """The same service, but a run that calls `language` waits for a person (queue in a fresh Redis namespace)."""
+    with approval_queue() as queue:
+        settings = service_settings(
+            tmp_path / "home",
+            validation={"approval_tools": ["language"]},
+            services={"redis_url": REDIS_URL},
+            memory={"namespace": queue.namespace},
+        )
+        with ChatService(settings, crew_factory=factory(APPROVAL_REPLIES)) as made:
+            yield made
+
+
 def _run(service: ChatService, text: str, view: ChatView | None = None) -> tuple[ChatView, list[Panels]]:
     view = view or ChatView()
     return view, list(submit(service, view, {"text": text, "files": []}))
+
+
+def _settle(service: ChatService, view: ChatView) -> Panels:
+    """Tick the timer until the followed run ends (at most 10 s); the panels of the last tick."""
+    ended, deadline = Panels(view), time.monotonic() + 10
+    while not view.settled and time.monotonic() < deadline:
+        ended = poll(service, view)
+        time.sleep(0.05)
+    return ended
+
+
+def _waiting(view: ChatView) -> list[str]:
+    return [str(m["content"]) for m in view.messages if "A person must approve" in str(m["content"])]
 
 
 def test_the_ui_builds_and_its_page_asks_no_other_host(service: ChatService) -> None:
@@ -77,36 +106,63 @@ def test_a_turn_streams_its_steps_and_delegation_tree_then_the_answer_and_report
     assert again.conversation_id == view.conversation_id and len(view.messages) == 4
 
 
-def test_an_escalated_answer_is_approved_in_the_panel_and_the_timer_shows_the_end(tmp_path: Path) -> None:
-    with approval_queue() as queue:
-        settings = service_settings(
-            tmp_path / "home",
-            validation={"approval_tools": ["language"]},
-            services={"redis_url": REDIS_URL},
-            memory={"namespace": queue.namespace},
-        )
-        with ChatService(settings, crew_factory=factory(APPROVAL_REPLIES)) as service:
-            view, panels = _run(service, "Say hi, please.")
-            waiting = panels[-1]
-            assert view.result is not None and view.result["state"] == "pending_approval"
-            assert waiting.approvals is not None and waiting.approvals.selected == view.result["approval_id"]
-            assert "needs a person's approval" in waiting.approvals.details and "language" in waiting.approvals.details
-            assert "A person must approve" in view.messages[-1]["content"] and waiting.audit is None
-            assert poll(service, view).chat is None  # nothing new while nobody has decided
+def test_an_escalated_answer_is_approved_in_the_panel_and_the_timer_shows_the_end(
+    approving_service: ChatService,
+) -> None:
+    service = approving_service
+    view, panels = _run(service, "Say hi, please.")
+    waiting = panels[-1]
+    assert view.result is not None and view.result["state"] == "pending_approval"
+    approval_id = view.result["approval_id"]
+    assert waiting.approvals is not None and waiting.approvals.selected == approval_id
+    assert "needs a person's approval" in waiting.approvals.details and "language" in waiting.approvals.details
+    assert "A person must approve" in view.messages[-1]["content"] and waiting.audit is None
+    assert poll(service, view).chat is None  # nothing new while nobody has decided
 
-            decided = decide(service, view, waiting.approvals.selected, True, "looks right", "ana")
-            assert decided.notice is not None and "approved by ana" in decided.notice
-            assert decided.approvals is not None and decided.approvals.choices == []
-            deadline = time.monotonic() + 10
-            while not view.settled and time.monotonic() < deadline:
-                ended = poll(service, view)
-                time.sleep(0.05)
-            assert view.result is not None and view.result["state"] == "success"
-            assert view.messages[-1] == {"role": "assistant", "content": "hi"}
-            assert ended.audit is not None and "approved" in ended.audit[1] and "ana" in ended.audit[1]
-            assert queue.get(decided.approvals.selected or view.result["approval_id"]).note == "looks right"
-            again = decide(service, view, view.result["approval_id"], False, "", "bo")
-            assert again.notice is not None and again.notice.startswith("Not decided:") and "already" in again.notice
+    decided = decide(service, view, approval_id, True, "looks right", "ana")
+    assert decided.notice is not None and "approved by ana" in decided.notice
+    assert decided.approvals is not None and decided.approvals.choices == []
+    said = {"role": "assistant", "content": f"Approved by ana (approval `{approval_id}`): looks right"}
+    assert decided.chat is not None and decided.chat[-1] == said and _waiting(view) == []  # at once
+    ended = _settle(service, view)
+    assert view.result is not None and view.result["state"] == "success"
+    assert view.messages[-2:] == [said, {"role": "assistant", "content": "hi"}] and ended.chat == view.messages
+    assert _waiting(view) == []
+    assert ended.audit is not None and "approved" in ended.audit[1] and "ana" in ended.audit[1]
+    assert service.get_approval(approval_id).note == "looks right"
+    again = decide(service, view, approval_id, False, "", "bo")
+    assert again.notice is not None and again.notice.startswith("Not decided:") and "already" in again.notice
+    assert again.chat is None  # a decision that failed leaves the chat as it is
+
+
+def test_a_rejection_made_elsewhere_replaces_the_waiting_message_with_who_and_why(
+    approving_service: ChatService,
+) -> None:
+    view, _ = _run(approving_service, "Say hi, please.")
+    assert view.result is not None and view.result["state"] == "pending_approval" and len(_waiting(view)) == 1
+    approval_id = view.result["approval_id"]
+    approving_service.decide(approval_id, approve=False, by="bo", note="too *vague*")  # another tab, or the CLI
+    ended = _settle(approving_service, view)
+    assert view.result is not None and view.result["state"] == "rejected"
+    said = {"role": "assistant", "content": f"Rejected by bo (approval `{approval_id}`): too \\*vague\\*"}
+    assert ended.chat is not None and ended.chat[-1] == said
+    assert view.messages == [{"role": "user", "content": "Say hi, please."}, said]  # the reason is said once
+
+
+def test_a_decision_is_read_from_the_audit_else_from_the_result() -> None:
+    audit = {
+        "entries": [
+            {"kind": "approval", "body": {"approval_id": "a1", "status": "requested"}},
+            {"kind": "verdict", "body": {"status": "approved", "by": "not an approval entry"}},
+            {"kind": "approval", "body": {"approval_id": "a1", "status": "approved", "by": "ana", "note": None}},
+        ]
+    }
+    assert decision_markdown({"state": "success", "approval_id": "a1"}, audit) == "Approved by ana (approval `a1`)"
+    assert decision_markdown({"state": "success", "approval_id": "a1"}, None) == "Approved (approval `a1`)"
+    rejected = {"state": "rejected", "approval_id": "a1", "error": "rejected by bo: no"}
+    assert decision_markdown(rejected, {"entries": []}) == "Rejected (approval `a1`): rejected by bo: no"
+    broke = {"state": "error", "approval_id": "a1", "error": "boom"}  # the decision is unknown: the error follows
+    assert decision_markdown(broke, None) == "Decided (approval `a1`)"
 
 
 def test_mistakes_are_said_in_the_panels(service: ChatService, tmp_path: Path) -> None:
