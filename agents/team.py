@@ -14,6 +14,8 @@ from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
+from smolcrew.agents.dispatch import Embedder
+from smolcrew.agents.specialist_model import specialist_model
 from smolcrew.agents.specialists import SPECIALISTS, Specialist
 from smolcrew.memory.mirror import Mirror
 from smolcrew.memory.recorder import RecorderSlot
@@ -85,6 +87,15 @@ class Team:
         return {name: [t for t in agent.tools if t != "final_answer"] for name, agent in self.specialists.items()}
 
 
+def _embedder(pool: PipelinePool) -> Embedder:
+    """The pool's sentence embedder, loaded on the first direct-dispatch decision, not at team building."""
+
+    def embed(texts: list[str]) -> Any:
+        return pool.get("embeddings").encode(texts, normalize_embeddings=True)
+
+    return embed
+
+
 def _callbacks(slot: RecorderSlot) -> dict[type, Any]:
     return {kind: slot.step_callback for kind in (ActionStep, PlanningStep, FinalAnswerStep)}
 
@@ -106,7 +117,7 @@ def _specialist(
             tool.around_call = slot.around_tool_call  # every call recorded (audit, replay)
     agent = SpecialistAgent(
         tools=tools,
-        model=model,
+        model=specialist_model(model, tools, _embedder(pool)),
         prompt_templates=compact_prompts(),
         name=spec.name,
         description=spec.description,

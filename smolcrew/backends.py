@@ -152,10 +152,14 @@ class LlamaCppModel(Model):
     def supports_stop_parameter(self) -> bool:
         return True
 
+    supports_grammar = True
+    """`generate(..., grammar=GBNF)` constrains the reply (see smolcrew.agents.grammar)."""
+
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one OpenAI-style chat completion request to llama.cpp and return its raw response."""
         request = {"temperature": self.temperature, "max_tokens": self.max_tokens, **request}
-        if self.code_grammar and "</code>" in (request.get("stop") or ()) and "response_format" not in request:
+        stops_at_code_end = "</code>" in (request.get("stop") or ())
+        if self.code_grammar and stops_at_code_end and "response_format" not in request and "grammar" not in request:
             request["grammar"] = CODE_REPLY_GRAMMAR
         with self._lock:
             try:

@@ -10,15 +10,8 @@ import pytest
 
 from smolcrew.agents.router import Router, split_steps
 from smolcrew.agents.specialists import SPECIALISTS, load_examples
-from smolcrew.tools.pool import PipelinePool
 
 DESCRIPTIONS = {name: spec.description for name, spec in SPECIALISTS.items()}
-
-
-@pytest.fixture(scope="module")
-def embed(minilm_available: None):  # type: ignore[no-untyped-def]
-    encoder = PipelinePool(device="cpu").get("embeddings")
-    return lambda texts: encoder.encode(texts, normalize_embeddings=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,122 @@
+"""Direct dispatch: when a specialist's task names a file and exactly one of its tools fits it, call that tool
+without asking the model to write the call.
+
+A tool fits when one of its required inputs takes that kind of file (by the input's name: `audio`, `image`,
+`video`, `pdf_path`, `path`) and every other required input can be filled from the task itself (`question` is
+the task; `text` a quoted passage; `target_language` a language the task names). Among fitting tools, the one
+whose description is nearest the task (cosine of MiniLM embeddings) wins when it leads the next by `margin`;
+otherwise the call is not certain, and the model decides under the tool-call grammar instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DirectCall", "Embedder", "asks_for_output", "plan_direct_call"]
+
+Embedder = Callable[[list[str]], np.ndarray]
+"""Texts in, L2-normalised vectors out (one row per text), as the router's."""
+
+_KINDS: dict[str, tuple[str, ...]] = {
+    "audio": ("wav", "mp3", "flac", "ogg", "m4a", "aac", "opus"),
+    "image": ("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"),
+    "video": ("mp4", "mov", "avi", "mkv", "webm"),
+    "pdf": ("pdf",),
+    "table": ("csv", "tsv", "xlsx", "xls"),
+}
+_NOUNS = {"audio": "the recording", "image": "the image", "video": "the video", "pdf": "the PDF", "table": "the table"}
+_INPUTS_FOR_KIND: dict[str, tuple[str, ...]] = {
+    "audio": ("audio",),
+    "image": ("image",),
+    "video": ("video",),
+    "pdf": ("pdf_path",),
+    "table": ("path",),
+}
+_FILE = re.compile(r"(?<![\w/.-])([\w./-]+\.(" + "|".join(e for exts in _KINDS.values() for e in exts) + r"))\b", re.I)
+_QUOTED = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|'([^']{4,})'")
+_LANGUAGES = (
+    "english|french|german|spanish|italian|portuguese|dutch|polish|russian|chinese|japanese|korean|arabic|"
+    "turkish|swedish|danish|norwegian|finnish|greek|czech|hindi"
+)
+_TARGET = re.compile(r"\b(?:to|into|in)\s+(" + _LANGUAGES + r")\b", re.I)
+_OUTPUT_ITSELF = re.compile(
+    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:transcribe|write down|read (?:out|aloud)|read\b(?!.*\?)|"
+    r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|generate|draw|make|create)",
+    re.I,
+)
+_QUESTION = re.compile(r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me)\b", re.I)
+
+
+def _kind(path: str) -> str | None:
+    extension = path.rsplit(".", 1)[-1].lower()
+    return next((kind for kind, extensions in _KINDS.items() if extension in extensions), None)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectCall:
+    """One tool call decided from the task alone."""
+
+    tool: str
+    arguments: dict[str, Any]
+
+    def code(self) -> str:
+        """The code action a model would have written: call, then show the output to the next step."""
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.arguments.items())
+        return f"result = {self.tool}({arguments})\nresult"
+
+    def reply(self) -> str:
+        return f"Thought: I call {self.tool} on the file the task names.\n<code>\n{self.code()}\n</code>"
+
+
+def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
+    """A value for a required input taken from the task, or None."""
+    if name == "question":
+        return task.strip()
+    if name == "text":
+        quoted = _QUOTED.search(task)
+        return next(group for group in quoted.groups() if group) if quoted else None
+    if name == "target_language":
+        target = _TARGET.search(task)
+        return target.group(1).capitalize() if target else None
+    return None
+
+
+def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04) -> DirectCall | None:
+    """The one call that does the task's first step, or None when the task does not make it certain."""
+    files = [(match.group(1), _kind(match.group(1))) for match in _FILE.finditer(task)]
+    if len({path for path, _ in files}) != 1:
+        return None  # no file, or several: which goes where is the model's call
+    path, kind = files[0]
+    candidates: list[tuple[str, DirectCall]] = []
+    for tool in tools:
+        required = {key: spec for key, spec in tool.inputs.items() if not spec.get("nullable")}
+        file_inputs = [key for key in required if kind and key in _INPUTS_FOR_KIND[kind]]
+        if len(file_inputs) != 1:
+            continue
+        arguments: dict[str, Any] = {file_inputs[0]: path}
+        for key, spec in required.items():
+            if key not in arguments:
+                value = _fill(task, key, spec)
+                if value is None:
+                    break
+                arguments[key] = value
+        else:
+            summary = tool.description.strip().split("\n", 1)[0]
+            candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments)))
+    if len(candidates) < 2:
+        return candidates[0][1] if candidates else None
+    vectors = embed([task.replace(path, _NOUNS.get(kind or "", "the file")), *(text for text, _ in candidates)])
+    scores = vectors[1:] @ vectors[0]
+    best, runner_up = np.argsort(scores)[::-1][:2]
+    return candidates[best][1] if scores[best] - scores[runner_up] >= margin else None
+
+
+def asks_for_output(task: str) -> bool:
+    """Whether the task asks for a tool's output itself (a transcript, a translation, a file) rather than an
+    answer to a question about it."""
+    return bool(_OUTPUT_ITSELF.match(task)) and not _QUESTION.search(task)

@@ -1,0 +1,155 @@
+"""The model a specialist thinks with: the crew's model, steered step by step so that a small model cannot
+write a call that fails, cannot repeat a failing step, and answers the question it was asked.
+
+Per step (the messages tell which):
+1. The first step of a task that names one file that exactly one tool fits is written here, not by the model
+   (`plan_direct_call`): `result = TOOL(file=...)` then `result`, so the next step sees the output.
+2. Otherwise the model writes it under the tool-call grammar (`tool_call_grammar`): a call of one of the
+   specialist's tools, or an answer; a first step about a file must call a tool.
+3. After a call that worked, the model answers under an answer grammar: a question is answered in words or a
+   number (`words`); a task that wants the output itself may return it (`answer`).
+4. A reply that repeats the code of the step that just failed is asked for again once, with the error, the
+   tool's exact signature and an example filled with the task's own file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from smolagents.models import ChatMessage, MessageRole, Model
+from smolagents.monitoring import TokenUsage
+
+from smolcrew.agents.dispatch import Embedder, asks_for_output, plan_direct_call
+from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
+from smolcrew.errors import ModelUnavailableError
+
+__all__ = ["SpecialistModel", "specialist_model"]
+
+_CODE = "<code>"
+_ERROR = re.compile(r"^\s*(?:Call id: \S+\n)?Error:")
+
+
+def _role(message: ChatMessage | dict[str, Any]) -> str:
+    role = message.role if isinstance(message, ChatMessage) else message.get("role")
+    return str(getattr(role, "value", role))
+
+
+def _text(message: ChatMessage | dict[str, Any]) -> str:
+    content = message.content if isinstance(message, ChatMessage) else message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def _code(reply: str) -> str:
+    return reply.split(_CODE, 1)[-1].split("</code>", 1)[0].strip()
+
+
+class SpecialistModel(Model):
+    """`model` steered for one specialist with these `tools` (see the module docstring); `embed` picks the
+    tool for a direct call (without it, the model always writes the first call)."""
+
+    def __init__(self, model: Model, tools: Iterable[Any], embed: Embedder | None = None) -> None:
+        super().__init__(model_id=model.model_id)
+        self.model = model
+        self.tools = [tool for tool in tools if tool.name != "final_answer"]
+        self.embed = embed
+        self._grammars: dict[Step, str] = {}
+        self.direct_calls = 0
+        """Steps written here instead of by the model (see `plan_direct_call`)."""
+
+    def __repr__(self) -> str:
+        return f"SpecialistModel({self.model!r}, tools={[tool.name for tool in self.tools]})"
+
+    @property
+    def supports_stop_parameter(self) -> bool:
+        return self.model.supports_stop_parameter
+
+    def grammar(self, step: Step) -> str:
+        if step not in self._grammars:
+            self._grammars[step] = tool_call_grammar(self.tools, step)
+        return self._grammars[step]
+
+    def plan_step(self, messages: list[ChatMessage | dict[str, Any]]) -> tuple[str, Step]:
+        """(the task, what this step may be), read from the agent's messages."""
+        users = [_text(m) for m in messages if _role(m) in ("user", "tool-response")]
+        task = users[0].removeprefix("New task:").strip() if users else ""
+        replies = [_text(m) for m in messages if _role(m) == "assistant"]
+        if not replies:
+            return task, "call" if FILE_NAME.search(task) and self.tools else "any"
+        last_reply, last_result = replies[-1], users[-1] if len(users) > 1 else ""
+        if "result = " in _code(last_reply) and not _ERROR.match(last_result):
+            return task, "answer" if asks_for_output(task) else "words"
+        return task, "any"
+
+    def generate(
+        self,
+        messages: list[ChatMessage | dict[str, Any]],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        def ask(extra: Sequence[ChatMessage | dict[str, Any]] = (), step: Step = "any") -> ChatMessage:
+            return self.model.generate(
+                [*messages, *extra],
+                stop_sequences=stop_sequences,
+                response_format=response_format,
+                tools_to_call_from=tools_to_call_from,
+                grammar=self.grammar(step),
+                **kwargs,
+            )
+
+        task, step = self.plan_step(messages)
+        if self.embed is not None and not any(_role(m) == "assistant" for m in messages):
+            try:
+                planned = plan_direct_call(task, self.tools, self.embed)
+            except ModelUnavailableError:
+                planned = None  # no embedding model: the model writes the call
+            if planned is not None:
+                self.direct_calls += 1
+                return ChatMessage(
+                    role=MessageRole.ASSISTANT,
+                    content=planned.reply(),
+                    token_usage=TokenUsage(input_tokens=0, output_tokens=0),
+                )
+        reply = ask(step=step)
+        failed = self._failed_code(messages)
+        if failed is not None and _code(str(reply.content)) == failed:
+            reply = ask([{"role": "user", "content": [{"type": "text", "text": self._hint(task, failed)}]}], step)
+        return reply
+
+    def _failed_code(self, messages: list[ChatMessage | dict[str, Any]]) -> str | None:
+        """The code of the previous step if it failed, else None."""
+        replies = [_text(m) for m in messages if _role(m) == "assistant"]
+        users = [_text(m) for m in messages if _role(m) in ("user", "tool-response")]
+        if replies and users and _ERROR.match(users[-1]):
+            return _code(replies[-1])
+        return None
+
+    def _hint(self, task: str, failed: str) -> str:
+        named = next((tool for tool in self.tools if f"{tool.name}(" in failed), None)
+        found = FILE_NAME.search(task)
+        lines = ["That exact code just failed; do not send it again. Change the call or answer from what you have."]
+        if named is not None:
+            signature = ", ".join(
+                f"{key}: {spec['type']}{' (optional)' if spec.get('nullable') else ''}"
+                for key, spec in named.inputs.items()
+            )
+            lines.append(f"{named.name} takes: {signature}.")
+            first = next(iter(named.inputs), None)
+            if found and first:
+                lines.append(f'For example: result = {named.name}({first}="{found.group(0)}")')
+        return "\n".join(lines)
+
+
+def specialist_model(model: Model, tools: Iterable[Any], embed: Embedder | None = None) -> Model:
+    """The steered model for a specialist with `tools`, where `model` takes grammars (llama.cpp); else `model`
+    itself: the scripted, transformers and server backends are used as they are."""
+    if not getattr(model, "supports_grammar", False):
+        return model
+    return SpecialistModel(model, tools, embed)

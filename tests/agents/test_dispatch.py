@@ -1,0 +1,91 @@
+"""Direct dispatch: the first call is decided from the task alone only when the task makes it certain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from smolcrew.agents.dispatch import DirectCall, Embedder, asks_for_output, plan_direct_call
+from smolcrew.agents.specialists import SPECIALISTS
+
+
+@pytest.fixture
+def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
+    return lambda specialist, task: plan_direct_call(task, SPECIALISTS[specialist].tool_factories, embed)
+
+
+@pytest.mark.parametrize(
+    ("specialist", "task", "tool", "arguments"),
+    [
+        ("audio", "Transcribe meeting.wav", "transcribe_speech", {"audio": "meeting.wav"}),
+        ("audio", "please transcribe voice-memo.m4a for me", "transcribe_speech", {"audio": "voice-memo.m4a"}),
+        ("vision", "What does the text in sign.png say?", "read_text_in_image", {"image": "sign.png"}),
+        ("vision", "Give a caption for beach.jpg", "caption_image", {"image": "beach.jpg"}),
+        (
+            "vision",
+            "How many dogs are in park.jpg?",
+            "answer_image_question",
+            {"image": "park.jpg", "question": "How many dogs are in park.jpg?"},
+        ),
+        ("research", "Which city sold most in data/sales.csv?", "describe_table", {"path": "data/sales.csv"}),
+        (
+            "research",
+            "How many people answered the survey in report.pdf?",
+            "answer_from_pdf",
+            {"pdf_path": "report.pdf", "question": "How many people answered the survey in report.pdf?"},
+        ),
+    ],
+)
+def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
+    plan: Callable[[str, str], DirectCall | None], specialist: str, task: str, tool: str, arguments: dict[str, str]
+) -> None:
+    planned = plan(specialist, task)
+    assert planned == DirectCall(tool, arguments)
+    assert planned.code().endswith("\nresult")
+    assert planned.code().startswith(f"result = {tool}(")
+
+
+@pytest.mark.parametrize(
+    ("specialist", "task"),
+    [
+        ("audio", "Say hello to everyone"),  # no file
+        ("audio", "Compare a.wav with b.wav"),  # two files: which goes where is the model's call
+        ("language", "What language is notes.txt in?"),  # no language tool takes a file
+    ],
+)
+def test_no_dispatch_when_the_task_does_not_make_the_call_certain(
+    plan: Callable[[str, str], DirectCall | None], specialist: str, task: str
+) -> None:
+    assert plan(specialist, task) is None
+
+
+def test_a_close_call_between_tools_is_left_to_the_model(embed: Embedder) -> None:
+    tools = [tool for tool in SPECIALISTS["audio"].tool_factories if tool.name in ("enhance_speech", "classify_audio")]
+    assert plan_direct_call("Do something with memo.wav", tools, embed, margin=1.0) is None
+    assert plan_direct_call("Do something with memo.wav", tools, embed, margin=-1.0) is not None
+
+
+def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedder) -> None:
+    tools = SPECIALISTS["vision"].tool_factories
+    sentiment = next(tool for tool in tools if tool.name == "describe_image_sentiment")  # needs `text`
+    assert plan_direct_call('How does "a rainy day" fit mood.png?', [sentiment], embed) == DirectCall(
+        "describe_image_sentiment", {"image": "mood.png", "text": "a rainy day"}
+    )
+    assert plan_direct_call("How does it fit mood.png?", [sentiment], embed) is None
+
+
+@pytest.mark.parametrize(
+    ("task", "wanted"),
+    [
+        ("Transcribe meeting.wav", True),
+        ("please transcribe call.mp3 for me", True),
+        ("Read aloud: 'good morning'", True),
+        ("Translate this into French: 'hello'", True),
+        ("What day is the review, according to meeting.wav?", False),
+        ("Read the receipt and tell me the total", False),
+        ("Which city sold most?", False),
+    ],
+)
+def test_asks_for_output(task: str, wanted: bool) -> None:
+    assert asks_for_output(task) is wanted

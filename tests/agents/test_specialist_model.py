@@ -1,0 +1,89 @@
+"""The specialist's steered model in a real smolagents loop: direct calls, step grammars, no identical retries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smolagents import CodeAgent
+from smolagents.models import ChatMessage
+
+from smolcrew.agents.specialist_model import SpecialistModel, specialist_model
+from smolcrew.backends import ScriptedModel
+from smolcrew.errors import ToolInputError
+from smolcrew.tools.base import CheckedTool
+
+
+class GrammarScripted(ScriptedModel):
+    """A scripted model that takes grammars like llama.cpp, and keeps the grammar of each call."""
+
+    supports_grammar = True
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(replies)
+        self.grammars: list[str | None] = []
+
+    def generate(self, messages: list[ChatMessage | dict[str, Any]], *args: Any, **kwargs: Any) -> ChatMessage:
+        self.grammars.append(kwargs.pop("grammar", None))
+        return super().generate(messages, *args, **kwargs)
+
+
+class CountRows(CheckedTool):
+    name = "count_rows"
+    description = "Counts the rows of a CSV table file."
+    inputs = {"path": {"type": "string", "description": "The .csv file."}}
+    output_type = "integer"
+
+    def forward(self, path: str) -> int:
+        if not Path(path).is_file():
+            raise ToolInputError(f"no file {path}")
+        return len(Path(path).read_text().splitlines()) - 1
+
+
+def _code(body: str) -> str:
+    return f"Thought: I do it.\n<code>\n{body}\n</code>"
+
+
+def _agent(model: GrammarScripted) -> tuple[CodeAgent, SpecialistModel]:
+    tool = CountRows()
+    steered = specialist_model(model, [tool], embed=lambda texts: pytest.fail("one tool fits: nothing to rank"))
+    assert isinstance(steered, SpecialistModel)
+    return CodeAgent(tools=[tool], model=steered, max_steps=4, verbosity_level=0), steered
+
+
+def test_a_task_naming_a_file_gets_a_direct_call_and_a_question_is_answered_in_words(tmp_path: Path) -> None:
+    table = tmp_path / "sales.csv"
+    table.write_text("city,sales\nLisbon,120\nPorto,95\nFaro,40\n")
+    model = GrammarScripted([_code('final_answer("There are 3 cities.")')])
+    agent, steered = _agent(model)
+    answer = agent.run(f"How many cities are in {table}?")
+    assert answer == "There are 3 cities."
+    assert steered.direct_calls == 1 and model.call_count == 1  # the first step was written without the model
+    first = agent.memory.steps[1]
+    assert first.code_action == f"result = count_rows(path={str(table)!r})\nresult"
+    assert "3" in str(first.observations)
+    assert model.grammars == [steered.grammar("words")]  # a question: answered, not echoed
+
+
+def test_without_a_file_the_model_writes_the_step_under_the_grammar(tmp_path: Path) -> None:
+    model = GrammarScripted([_code("final_answer(17*23+5)")])
+    agent, steered = _agent(model)
+    assert agent.run("What is 17*23+5?") == 396
+    assert steered.direct_calls == 0
+    assert model.grammars == [steered.grammar("any")]
+
+
+def test_a_reply_repeating_the_failed_code_is_asked_again_with_the_signature(tmp_path: Path) -> None:
+    failing = _code('result = count_rows(path="nowhere.csv")\nresult')
+    model = GrammarScripted([failing, failing, _code('final_answer("I could not find the table.")')])
+    agent, _ = _agent(model)
+    assert agent.run("Count the rows of the sales table") == "I could not find the table."
+    assert model.call_count == 3
+    hint = str(model.calls[-1][-1]["content"])
+    assert "That exact code just failed" in hint and "count_rows takes: path: string" in hint
+
+
+def test_models_that_take_no_grammar_are_used_as_they_are() -> None:
+    scripted = ScriptedModel([_code("final_answer(1)")])
+    assert specialist_model(scripted, [CountRows()]) is scripted
