@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DirectCall", "Embedder", "asks_for_output", "plan_direct_call"]
+__all__ = ["DirectCall", "Embedder", "asks_for_output", "file_kinds", "files_named", "plan_direct_call"]
 
 Embedder = Callable[[list[str]], np.ndarray]
 """Texts in, L2-normalised vectors out (one row per text), as the router's."""
@@ -57,6 +57,23 @@ def _kind(path: str) -> str | None:
     return next((kind for kind, extensions in _KINDS.items() if extension in extensions), None)
 
 
+def files_named(text: str) -> list[tuple[str, str | None]]:
+    """(path, kind) of every file `text` names, kind one of audio, image, video, pdf, table."""
+    return [(match.group(1), _kind(match.group(1))) for match in _FILE.finditer(text)]
+
+
+def file_kinds(tools: Iterable[Any]) -> frozenset[str]:
+    """The kinds of file that at least one of `tools` takes as a required input."""
+    return frozenset(
+        kind
+        for tool in tools
+        for key, spec in tool.inputs.items()
+        if not spec.get("nullable")
+        for kind, names in _INPUTS_FOR_KIND.items()
+        if key in names
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DirectCall:
     """One tool call decided from the task alone."""
@@ -88,7 +105,7 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
 
 def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04) -> DirectCall | None:
     """The one call that does the task's first step, or None when the task does not make it certain."""
-    files = [(match.group(1), _kind(match.group(1))) for match in _FILE.finditer(task)]
+    files = files_named(task)
     if len({path for path, _ in files}) != 1:
         return None  # no file, or several: which goes where is the model's call
     path, kind = files[0]

@@ -6,7 +6,9 @@ How it decides, cheapest first:
 2. A step's score per specialist is the mean cosine similarity (local MiniLM embeddings) of its three
    nearest example requests of that specialist, plus small priors from what the step mentions: an image,
    audio, video or document file, or quoted text to work on.
-3. When the best specialist does not lead the runner-up by `margin`, the LLM picks between the top
+3. A step that names a file goes to a specialist with a tool that takes that kind of file (`accepts`), when
+   one has: "what day is the review, according to meeting.wav?" is a question, but only audio tools hear it.
+4. When the best specialist does not lead the runner-up by `margin`, the LLM picks between the top
    candidates, its output constrained to their names (a JSON schema), if an LLM chooser was given.
 Nothing here runs a tool.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from smolcrew.agents.dispatch import file_kinds, files_named
 
 __all__ = ["RoutePlan", "RouteStep", "Router", "split_steps"]
 
@@ -167,6 +171,7 @@ class Router:
         descriptions: specialist name -> description.
         examples: (specialist, example request) pairs.
         tools: specialist name -> tool names, reported in plans.
+        accepts: specialist name -> kinds of file its tools take (see `smolcrew.agents.dispatch.file_kinds`).
         choose: the tie-breaker; None routes on embeddings alone.
         margin: the lead the top score needs over the runner-up to skip the tie-breaker.
         cache_dir: where the example embeddings are cached between processes.
@@ -179,6 +184,7 @@ class Router:
         examples: Sequence[tuple[str, str]],
         *,
         tools: dict[str, list[str]] | None = None,
+        accepts: dict[str, frozenset[str]] | None = None,
         choose: Chooser | None = None,
         margin: float = 0.06,
         top_k: int = 3,
@@ -191,12 +197,29 @@ class Router:
             raise ValueError(f"examples name unknown specialists: {sorted(unknown)}")
         self.descriptions = descriptions
         self.tools = tools or {}
+        self.accepts = accepts or {}
         self.choose = choose
         self.margin = margin
         self.top_k = top_k
         self._embed = embed
         self._labels = np.array([self.names.index(name) for name, _ in examples])
         self._examples = self._example_vectors([text for _, text in examples], cache_dir, embedder_id)
+
+    @classmethod
+    def for_specialists(cls, embed: Embedder, specialists: dict[str, Any] | None = None, **options: Any) -> Router:
+        """The router over `specialists` (default: the crew's five): their descriptions, example bank, tools
+        and the kinds of file their tools take; `options` as for the constructor."""
+        from smolcrew.agents.specialists import SPECIALISTS, load_examples
+
+        chosen = specialists or SPECIALISTS
+        return cls(
+            embed,
+            {name: spec.description for name, spec in chosen.items()},
+            [(name, text) for name, text in load_examples() if name in chosen],
+            tools={name: spec.tool_names() for name, spec in chosen.items()},
+            accepts={name: file_kinds(spec.tool_factories) for name, spec in chosen.items()},
+            **options,
+        )
 
     def __repr__(self) -> str:
         return f"Router({len(self.names)} specialists, {len(self._labels)} examples, llm={self.choose is not None})"
@@ -222,7 +245,14 @@ class Router:
             out[:, column] = mine.mean(axis=1)
         for row, text in enumerate(texts):
             out[row] += self._priors(text)
+            out[row] -= self._unable(text)
         return out
+
+    def _unable(self, text: str) -> np.ndarray:
+        """1 for each specialist with no tool for the kinds of file `text` names, when another has one."""
+        kinds = {kind for _, kind in files_named(text) if kind}
+        able = np.array([bool(kinds & self.accepts.get(name, frozenset())) for name in self.names])
+        return (~able).astype(float) if kinds and able.any() else np.zeros(len(self.names))
 
     def _priors(self, text: str) -> np.ndarray:
         prior = np.zeros(len(self.names))

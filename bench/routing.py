@@ -147,7 +147,6 @@ def main() -> None:
     code_before = fingerprint()
     sets = {name: load_set(path) for name, path in SETS.items()}
     descriptions = {name: spec.description for name, spec in SPECIALISTS.items()}
-    tools = {name: spec.tool_names() for name, spec in SPECIALISTS.items()}
     examples = load_examples()
     code_before["examples"] = len(examples)
 
@@ -160,11 +159,8 @@ def main() -> None:
         return encoder.encode(texts, normalize_embeddings=True, batch_size=32)
 
     def build_router(choose: CountingChooser | None) -> Any:
-        return Router(
+        return Router.for_specialists(
             embed,
-            descriptions,
-            examples,
-            tools=tools,
             choose=choose,
             margin=args.margin,
             cache_dir=smolcrew_home() / "cache",

@@ -215,9 +215,8 @@ class Crew:
             if self._router_error is not None:
                 raise self._router_error
             from smolcrew.agents.router import Router, llm_chooser
-            from smolcrew.agents.specialists import SPECIALISTS, load_examples
+            from smolcrew.agents.specialists import SPECIALISTS
 
-            descriptions = {name: spec.description for name, spec in SPECIALISTS.items()}
             try:
                 encoder = self.pool.get("embeddings")
             except ModelUnavailableError as exc:
@@ -226,12 +225,9 @@ class Crew:
             routing = self.settings.routing
             chooser = None
             if routing.use_llm and self.settings.llm.backend != "scripted":
-                chooser = llm_chooser(self.model, descriptions)
-            self._router = Router(
+                chooser = llm_chooser(self.model, {name: spec.description for name, spec in SPECIALISTS.items()})
+            self._router = Router.for_specialists(
                 lambda texts: encoder.encode(texts, normalize_embeddings=True, batch_size=32),
-                descriptions,
-                load_examples(),
-                tools={name: spec.tool_names() for name, spec in SPECIALISTS.items()},
                 choose=chooser,
                 margin=routing.confidence_margin,
                 cache_dir=self.settings.cache_dir,

@@ -16,7 +16,7 @@ DESCRIPTIONS = {name: spec.description for name, spec in SPECIALISTS.items()}
 
 @pytest.fixture(scope="module")
 def router(embed) -> Router:  # type: ignore[no-untyped-def]
-    return Router(embed, DESCRIPTIONS, load_examples(), tools={"language": ["compare_sentences"]})
+    return Router.for_specialists(embed)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_directive_is_honoured_and_removed_from_the_task(router: Router) -> None
     plan = router.route("What is 17*23+5? Use the language specialist if needed.")
     assert plan.specialists == ["language"]
     assert plan.steps[0].task == "What is 17*23+5?"
-    assert plan.tools == {"language": ["compare_sentences"]}
+    assert plan.tools == {"language": SPECIALISTS["language"].tool_names()}
     assert "language(task='What is 17*23+5?')" in plan.hint()
 
 
@@ -109,3 +109,24 @@ def test_plan_serialises(router: Router) -> None:
     assert data["specialists"] == ["audio", "language"]
     assert data["steps"][0]["task"] == "transcribe call.wav"
     assert {"request", "confident", "tools"} <= set(data)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "specialist"),
+    [
+        ("What day is the budget review, according to meeting.wav?", "audio"),
+        ("Who called in voicemail.mp3 and what did they want?", "audio"),
+        ("How many respondents did the survey in report.pdf have?", "research"),
+    ],
+)
+def test_a_question_about_a_file_goes_to_a_specialist_that_can_open_it(
+    router: Router, request_text: str, specialist: str
+) -> None:
+    assert router.route(request_text).specialists == [specialist]
+
+
+def test_the_file_kind_rule_leaves_requests_without_files_alone(embed) -> None:  # type: ignore[no-untyped-def]
+    plain = Router(embed, DESCRIPTIONS, load_examples())
+    able = Router.for_specialists(embed)
+    for request_text in ("Write a haiku about rain", "Translate 'good morning' into French"):
+        assert np.allclose(plain.scores([request_text]), able.scores([request_text]))
