@@ -1,11 +1,12 @@
-"""Direct dispatch: when a specialist's task names a file and exactly one of its tools fits it, call that tool
-without asking the model to write the call.
+"""Direct dispatch: when a specialist's task names a file (or quotes a passage) and exactly one of its tools fits
+it, call that tool without asking the model to write the call.
 
 A tool fits when one of its required inputs takes that kind of file (by the input's name: `audio`, `image`,
-`video`, `pdf_path`, `path`) and every other required input can be filled from the task itself (`question` is
-the task; `text` a quoted passage; `target_language` a language the task names). Among fitting tools, the one
-whose description is nearest the task (cosine of MiniLM embeddings) wins when it leads the next by `margin`;
-otherwise the call is not certain, and the model decides under the tool-call grammar instead.
+`video`, `pdf_path`, `path`; for a quoted passage, `text`) and every other required input can be filled from the
+task itself (`question` is the task; `text` a quoted passage; `target_language` a language the task names).
+Among fitting tools, the one whose description is nearest the task (cosine of MiniLM embeddings) wins when it
+leads the next by `margin`; otherwise the call is not certain, and the model decides under the tool-call
+grammar instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DirectCall", "Embedder", "asks_for_output", "file_kinds", "files_named", "plan_direct_call"]
+__all__ = [
+    "DirectCall",
+    "Embedder",
+    "asks_for_output",
+    "file_kinds",
+    "files_named",
+    "plan_direct_call",
+    "quoted_passage",
+]
 
 Embedder = Callable[[list[str]], np.ndarray]
 """Texts in, L2-normalised vectors out (one row per text), as the router's."""
@@ -95,27 +104,37 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
     if name == "question":
         return task.strip()
     if name == "text":
-        quoted = _QUOTED.search(task)
-        return next(group for group in quoted.groups() if group) if quoted else None
+        return quoted_passage(task)
     if name == "target_language":
         target = _TARGET.search(task)
         return target.group(1).capitalize() if target else None
     return None
 
 
+def quoted_passage(task: str) -> str | None:
+    """The first quoted passage of the task (the text to work on), if any."""
+    quoted = _QUOTED.search(task)
+    return next(group for group in quoted.groups() if group) if quoted else None
+
+
 def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04) -> DirectCall | None:
-    """The one call that does the task's first step, or None when the task does not make it certain."""
+    """The one call that does the task's first step, or None when the task does not make it certain.
+
+    The call works on what the task names: one file (its kind picks the input), or else a quoted passage (the
+    `text` input)."""
     files = files_named(task)
-    if len({path for path, _ in files}) != 1:
-        return None  # no file, or several: which goes where is the model's call
-    path, kind = files[0]
+    if len({path for path, _ in files}) > 1:
+        return None  # several files: which goes where is the model's call
+    path, kind = files[0] if files else (None, None)
+    if path is None and quoted_passage(task) is None:
+        return None
     candidates: list[tuple[str, DirectCall]] = []
     for tool in tools:
         required = {key: spec for key, spec in tool.inputs.items() if not spec.get("nullable")}
-        file_inputs = [key for key in required if kind and key in _INPUTS_FOR_KIND[kind]]
-        if len(file_inputs) != 1:
+        anchors = [key for key in required if kind and key in _INPUTS_FOR_KIND[kind]] if path else ["text"]
+        if len(anchors) != 1 or anchors[0] not in required:
             continue
-        arguments: dict[str, Any] = {file_inputs[0]: path}
+        arguments: dict[str, Any] = {anchors[0]: path} if path else {}
         for key, spec in required.items():
             if key not in arguments:
                 value = _fill(task, key, spec)
@@ -127,7 +146,8 @@ def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin
             candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments)))
     if len(candidates) < 2:
         return candidates[0][1] if candidates else None
-    vectors = embed([task.replace(path, _NOUNS.get(kind or "", "the file")), *(text for text, _ in candidates)])
+    subject = task.replace(path, _NOUNS.get(kind or "", "the file")) if path else task
+    vectors = embed([subject, *(text for text, _ in candidates)])
     scores = vectors[1:] @ vectors[0]
     best, runner_up = np.argsort(scores)[::-1][:2]
     return candidates[best][1] if scores[best] - scores[runner_up] >= margin else None

@@ -6,8 +6,9 @@ Per step (the messages tell which):
    (`plan_direct_call`): `result = TOOL(file=...)` then `result`, so the next step sees the output.
 2. Otherwise the model writes it under the tool-call grammar (`tool_call_grammar`): a call of one of the
    specialist's tools, or an answer; a first step about a file must call a tool.
-3. After a call that worked, the model answers under an answer grammar: a question is answered in words or a
-   number (`words`); a task that wants the output itself may return it (`answer`).
+3. After a call that worked, the model answers from a short prompt of its own (the task and the output, not the
+   whole agent prompt: faster, and a small model stays on the question) under an answer grammar: a question is
+   answered in words or a number (`words`); a task that wants the output itself may return it (`answer`).
 4. A reply that repeats the code of the step that just failed is asked for again once, with the error, the
    tool's exact signature and an example filled with the task's own file.
 """
@@ -21,13 +22,24 @@ from typing import Any
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
-from smolcrew.agents.dispatch import Embedder, asks_for_output, plan_direct_call
+from smolcrew.agents.dispatch import Embedder, asks_for_output, plan_direct_call, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
 
 __all__ = ["SpecialistModel", "specialist_model"]
 
 _CODE = "<code>"
+_ANSWER_PROMPT = """You answer a task from the output of a tool that was just called (it is in `result`).
+Reply in exactly this format, and nothing else:
+Thought: one short sentence.
+<code>
+final_answer("the answer, in words, with the fact the task asks for")
+</code>"""
+_OUTPUT_PROMPT = """
+If the task asks for the output itself (a transcript, a translation, a file), finish with
+final_answer(result["text"]), or the key of `result` that holds it (e.g. result["path"])."""
+_OUTPUT_LIMIT = 4_000
+"""Characters of a tool's output shown in the answer prompt."""
 _ERROR = re.compile(r"^\s*(?:Call id: \S+\n)?Error:")
 
 
@@ -80,7 +92,7 @@ class SpecialistModel(Model):
         task = users[0].removeprefix("New task:").strip() if users else ""
         replies = [_text(m) for m in messages if _role(m) == "assistant"]
         if not replies:
-            return task, "call" if FILE_NAME.search(task) and self.tools else "any"
+            return task, "call" if self._names_its_input(task) else "any"
         last_reply, last_result = replies[-1], users[-1] if len(users) > 1 else ""
         if "result = " in _code(last_reply) and not _ERROR.match(last_result):
             return task, "answer" if asks_for_output(task) else "words"
@@ -94,9 +106,13 @@ class SpecialistModel(Model):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        def ask(extra: Sequence[ChatMessage | dict[str, Any]] = (), step: Step = "any") -> ChatMessage:
+        def ask(
+            extra: Sequence[ChatMessage | dict[str, Any]] = (),
+            step: Step = "any",
+            focused: list[ChatMessage | dict[str, Any]] | None = None,
+        ) -> ChatMessage:
             return self.model.generate(
-                [*messages, *extra],
+                focused if focused is not None else [*messages, *extra],
                 stop_sequences=stop_sequences,
                 response_format=response_format,
                 tools_to_call_from=tools_to_call_from,
@@ -117,11 +133,33 @@ class SpecialistModel(Model):
                     content=planned.reply(),
                     token_usage=TokenUsage(input_tokens=0, output_tokens=0),
                 )
+        if step in ("answer", "words"):
+            return ask(step=step, focused=self._answer_messages(task, messages, step))
         reply = ask(step=step)
         failed = self._failed_code(messages)
         if failed is not None and _code(str(reply.content)) == failed:
             reply = ask([{"role": "user", "content": [{"type": "text", "text": self._hint(task, failed)}]}], step)
         return reply
+
+    def _names_its_input(self, task: str) -> bool:
+        """A file, or a quoted passage that one of the tools takes as `text`: the first step must call a tool."""
+        if not self.tools:
+            return False
+        takes_text = any("text" in tool.inputs for tool in self.tools)
+        return bool(FILE_NAME.search(task)) or (takes_text and quoted_passage(task) is not None)
+
+    def _answer_messages(
+        self, task: str, messages: list[ChatMessage | dict[str, Any]], step: Step
+    ) -> list[ChatMessage | dict[str, Any]]:
+        output = next((_text(m) for m in reversed(messages) if _role(m) in ("user", "tool-response")), "")
+        output = output.removeprefix("Observation:").strip()
+        if len(output) > _OUTPUT_LIMIT:
+            output = output[:_OUTPUT_LIMIT] + " …(cut)"
+        system = _ANSWER_PROMPT + (_OUTPUT_PROMPT if step == "answer" else "")
+        return [
+            {"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": [{"type": "text", "text": f"Task: {task}\n\nThe tool's output:\n{output}"}]},
+        ]
 
     def _failed_code(self, messages: list[ChatMessage | dict[str, Any]]) -> str | None:
         """The code of the previous step if it failed, else None."""

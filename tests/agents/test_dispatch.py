@@ -35,6 +35,18 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "answer_from_pdf",
             {"pdf_path": "report.pdf", "question": "How many people answered the survey in report.pdf?"},
         ),
+        (
+            "audio",
+            "Read this sentence aloud and save it as audio: 'The meeting starts at nine.'",
+            "synthesize_speech",
+            {"text": "The meeting starts at nine."},
+        ),
+        (
+            "language",
+            "Translate 'good morning, everyone' into French",
+            "translate_text",
+            {"text": "good morning, everyone", "target_language": "French"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(

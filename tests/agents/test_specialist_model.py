@@ -64,6 +64,9 @@ def test_a_task_naming_a_file_gets_a_direct_call_and_a_question_is_answered_in_w
     assert first.code_action == f"result = count_rows(path={str(table)!r})\nresult"
     assert "3" in str(first.observations)
     assert model.grammars == [steered.grammar("words")]  # a question: answered, not echoed
+    prompt = model.calls[-1]  # the answer step sees the task and the output, not the whole agent prompt
+    assert [message["role"] for message in prompt] == ["system", "user"]
+    assert f"How many cities are in {table}?" in str(prompt[1]["content"]) and "3" in str(prompt[1]["content"])
 
 
 def test_without_a_file_the_model_writes_the_step_under_the_grammar(tmp_path: Path) -> None:
