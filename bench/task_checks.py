@@ -18,10 +18,10 @@ space):
 
 Failure causes, first that applies (`classify`): `routing` (the specialists that handled the request differ
 from the expected ones), `tool` (a tool raised, other than for bad arguments: a missing model, a crash),
-`call` (the run failed, and a step's code did not parse or run: InterpreterError, unknown name, bad arguments
-to a tool, an exception in the agent's own code), `steps` (the agents ran out of steps without such errors),
-`rejected` (the validation cascade or a person refused the answer), `error` (any other failed run: the model
-backend, a crash of the crew), `answer` (the run succeeded but the check failed).
+`answer` (the run succeeded but the check failed), `rejected` (the validation cascade or a person refused the
+answer), `call` (the run failed, and a step's code did not parse or run: InterpreterError, unknown name, bad
+arguments to a tool, an exception in the agent's own code), `steps` (the agents ran out of steps without such
+errors), `error` (any other failed run: the model backend, a crash of the crew).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ __all__ = [
     "validate_check",
 ]
 
-CAUSES = ("routing", "tool", "call", "steps", "rejected", "error", "answer")
+CAUSES = ("routing", "tool", "answer", "rejected", "call", "steps", "error")
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -250,12 +250,16 @@ TOOL_ERRORS = {"ModelUnavailableError"}
 _FAILED_LINE = re.compile(r"Code execution failed at line '(?P<line>.*?)' due to: (?P<type>\w+)", re.DOTALL)
 _PARSE = re.compile(r"Code parsing failed|Error in code parsing|Error while parsing|regex pattern .* was not found")
 _MODEL = re.compile(r"Error in generating model output|Error in generating final LLM output")
+_REJECTED = re.compile(r"^(Check \w+ failed with error|validation failed)")
 
 
 def error_kinds(error: str, tools: Iterable[str]) -> str:
-    """`call`, `tool`, `model` or `steps` for one step's error message; `tools` are the tool names the step called."""
+    """`call`, `tool`, `model`, `rejected` or `steps` for one step's error message; `tools` are the tool names the
+    step called."""
     if error.strip().startswith("Reached max steps"):
         return "steps"
+    if _REJECTED.search(error.strip()):
+        return "rejected"
     if _MODEL.search(error):
         return "model"
     if _PARSE.search(error):
@@ -308,10 +312,10 @@ def classify(
         return "tool", symptoms
     if state == "success":
         return "answer", symptoms
+    if state in ("rejected", "pending_approval"):
+        return "rejected", symptoms
     if symptoms.get("call"):
         return "call", symptoms
     if state == "max_steps_error":
         return "steps", symptoms
-    if state in ("rejected", "pending_approval"):
-        return "rejected", symptoms
     return "error", symptoms

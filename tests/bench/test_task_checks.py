@@ -155,6 +155,11 @@ def test_numbers_are_read_as_people_write_them() -> None:
         ),
         ("Error in generating model output:\ncontext window exceeded", [], "model"),
         ("Reached max steps.", [], "steps"),
+        (
+            "Check validate_research failed with error: your final answer was rejected (rejection 1 of at most 2)",
+            [],
+            "rejected",
+        ),
     ],
 )
 def test_step_errors_are_told_apart(error: str, tools: list[str], kind: str) -> None:
@@ -173,6 +178,7 @@ def test_step_errors_are_told_apart(error: str, tools: list[str], kind: str) -> 
         ("max_steps_error", ["vision"], [step(None), step("Reached max steps.")], "steps"),
         ("success", ["vision"], [CALL_STEP], "answer"),  # it recovered from the error, then answered wrongly
         ("rejected", ["vision"], [], "rejected"),
+        ("rejected", ["vision"], [CALL_STEP, step("Check validate_vision failed with error: rejected")], "rejected"),
         ("error", ["vision"], [], "error"),
         (None, None, [], "error"),
     ],
