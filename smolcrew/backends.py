@@ -13,13 +13,16 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
 from smolcrew.config import Settings
 from smolcrew.errors import ConfigError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from smolcrew.prompt_cache import PromptCache
 
 __all__ = ["LlamaCppModel", "ScriptedModel", "build_model", "check_openai_server", "resolve_device"]
 
@@ -93,7 +96,9 @@ class LlamaCppModel(Model):
     One llama.cpp slot serves one request at a time; calls from several threads queue on a lock.
     `last_timings` keeps llama.cpp's own timings of the latest call (prompt and generation tokens/s).
     With `code_grammar`, replies to a CodeAgent step (a request that stops at `</code>`) are constrained to
-    `CODE_REPLY_GRAMMAR`.
+    `CODE_REPLY_GRAMMAR`. With `prompt_cache_dir`, the slot's KV state after each system prompt is kept on disk
+    there (at most `prompt_cache_mb` MiB), so a fresh process skips re-reading the agents' prompts (see
+    smolcrew.prompt_cache); `prompt_cache` is then that `PromptCache`, else None.
     """
 
     def __init__(
@@ -106,6 +111,8 @@ class LlamaCppModel(Model):
         max_tokens: int = 512,
         model_id: str | None = None,
         code_grammar: bool = True,
+        prompt_cache_dir: Path | None = None,
+        prompt_cache_mb: float = 512.0,
     ) -> None:
         super().__init__(model_id=model_id or model_path.stem)
         self.code_grammar = code_grammar
@@ -128,6 +135,9 @@ class LlamaCppModel(Model):
         params.offline = True
         params.verbosity = -1
         params.hostnames = ["127.0.0.1"]
+        if prompt_cache_dir is not None:
+            params.endpoint_slots = True  # POST /slots/0?action=save|restore on the in-process server
+            params.slot_save_path = str(prompt_cache_dir) + os.sep  # llama.cpp appends the file name as is
         started = time.perf_counter()
         try:
             self._server = xllamacpp.Server(params)
@@ -144,6 +154,28 @@ class LlamaCppModel(Model):
         self.max_tokens = max_tokens
         self.last_timings: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.prompt_cache = self._open_prompt_cache(prompt_cache_dir, prompt_cache_mb, xllamacpp)
+
+    def _open_prompt_cache(self, folder: Path | None, max_mb: float, xllamacpp: Any) -> PromptCache | None:
+        """The disk prompt cache, or None when off or unusable (then requests just run cold)."""
+        if folder is None or max_mb <= 0:
+            return None
+        address = self._server.listening_address
+        if not address:
+            return None
+        from smolcrew.prompt_cache import PromptCache, model_fingerprint
+
+        try:
+            return PromptCache(
+                folder,
+                address,
+                model=model_fingerprint(self.model_path),
+                engine=f"xllamacpp {getattr(xllamacpp, '__version__', '?')}",
+                n_ctx=self.n_ctx,
+                max_bytes=int(max_mb * (1 << 20)),
+            )
+        except OSError:  # the folder cannot be made: run without the cache
+            return None
 
     def __repr__(self) -> str:
         return f"LlamaCppModel({self.model_path.name!r}, n_ctx={self.n_ctx})"
@@ -162,12 +194,18 @@ class LlamaCppModel(Model):
         if self.code_grammar and stops_at_code_end and "response_format" not in request and "grammar" not in request:
             request["grammar"] = CODE_REPLY_GRAMMAR
         with self._lock:
+            cache = self.prompt_cache
+            key = cache.before(request) if cache is not None else None
             try:
                 response: dict[str, Any] = self._server.handle_chat_completions(request)
             except ValueError as exc:
+                if cache is not None:
+                    cache.after(key, ok=False)
                 raise ModelUnavailableError(
                     f"llama.cpp rejected the request: {exc}", backend="embedded", fix="check the messages"
                 ) from exc
+            if cache is not None:
+                cache.after(key, ok="error" not in response)
         if "error" in response:
             error = response["error"]
             message = error.get("message", error) if isinstance(error, dict) else error
@@ -284,6 +322,8 @@ def build_model(settings: Settings) -> Model:
             temperature=llm.temperature,
             max_tokens=llm.max_tokens,
             model_id=llm.model,
+            prompt_cache_dir=settings.cache_dir / "prompt-cache" if llm.prompt_cache_mb > 0 else None,
+            prompt_cache_mb=llm.prompt_cache_mb,
         )
     if llm.backend == "openai":
         if not llm.api_base:

@@ -64,6 +64,10 @@ class LLMSettings(_Section):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=512, ge=16, le=32768)
     timeout_s: float = Field(default=120.0, gt=0)
+    prompt_cache_mb: float = Field(default=512.0, ge=0)
+    """embedded: keep llama.cpp's prompt cache (the KV state after each agent's system prompt) on disk under
+    `<home>/cache/prompt-cache/`, at most this many MiB (least recently used files go first), so a fresh process
+    restores it instead of re-reading the prompts; 0 turns it off."""
     script: list[str] = Field(default_factory=list)
     """scripted: the replies, in order (each usually a `<code>...</code>` block)."""
 
