@@ -6,15 +6,16 @@ next to the example requests in `data/routing_examples.jsonl`). Write them as li
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from smolagents import Tool
 
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.context import ToolContext
 from smolcrew.tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage
 from smolcrew.tools.files import Workspace
 from smolcrew.tools.generation import EditImage, GenerateImage, RestyleImage
@@ -59,16 +60,13 @@ class Specialist:
     tool_factories: tuple[type[Tool], ...] = ()
 
     def build_tools(self, pool: PipelinePool, workspace: Workspace, memory: Mirror | None = None) -> list[Tool]:
-        """One instance of each tool; tools that write files get the run's workspace, memory tools the memory."""
-        tools = []
-        for factory in self.tool_factories:
-            wants = inspect.signature(factory.__init__).parameters
-            extra: dict[str, Any] = {}
-            if "workspace" in wants:
-                extra["workspace"] = workspace
-            if "memory" in wants:
-                extra["memory"] = memory
-            tools.append(factory(pool, **extra))
+        """One instance of each tool, bound to the run's pool, workspace and memory: every call of the tool runs
+        in that context (see tools.context), whichever thread smolagents runs the agent's code in."""
+        context = ToolContext(pool=pool, workspace=workspace, memory=memory)
+        tools = [factory() for factory in self.tool_factories]
+        for tool in tools:
+            if isinstance(tool, CheckedTool):
+                tool.context = context
         return tools
 
     def tool_names(self) -> list[str]:

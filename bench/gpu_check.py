@@ -19,6 +19,7 @@ out = {
 }
 from smolcrew.backends import build_model, resolve_device
 from smolcrew.config import load_settings
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.text import ClassifySentiment
 from tests.tools.tiny_language import tiny_text_generator
@@ -29,7 +30,8 @@ out["resolve_auto"] = resolve_device("auto")
 # 1. pool on cuda: fp16 key, pipeline on cuda, tool answers
 folder = tiny_text_classifier(tmp / "sst2")
 pool = PipelinePool(device="auto", overrides={"sentiment": str(folder)})
-result = ClassifySentiment(pool)(text="the movie is great")
+with use_tools(pool=pool):
+    result = ClassifySentiment()(text="the movie is great")
 [key] = pool.loaded()
 pipe = pool.get("sentiment")
 out["pool"] = {

@@ -220,10 +220,18 @@ def sentences(count: int, seed: int = 0) -> list[str]:
 # --- sections -------------------------------------------------------------------------------------------------
 
 
+def bound(tool: Any, pool: Any) -> Any:
+    """`tool` bound to `pool`, as the team binds the tools it builds (see smolcrew.tools.context)."""
+    from smolcrew.tools.context import ToolContext
+
+    tool.context = ToolContext(pool=pool)
+    return tool
+
+
 def section_overhead(pool: Any, reps: int, warmup: int) -> dict[str, Any]:
     from smolcrew.tools.text import ClassifySentiment, CompareSentences
 
-    sentiment, compare = ClassifySentiment(pool), CompareSentences(pool)
+    sentiment, compare = bound(ClassifySentiment(), pool), bound(CompareSentences(), pool)
     pipe, encoder = pool.get(manifest_role("sentiment")), pool.get(manifest_role("embeddings"))
 
     def raw_compare() -> float:
@@ -271,7 +279,7 @@ def section_per_call_load(pool: Any, folders: dict[str, str], reps_tiny: int, re
     from smolcrew.tools.manifest import resolve_source
     from smolcrew.tools.text import ClassifySentiment, CompareSentences
 
-    sentiment, compare = ClassifySentiment(pool), CompareSentences(pool)
+    sentiment, compare = bound(ClassifySentiment(), pool), bound(CompareSentences(), pool)
     sentiment(text=SENTIMENT_TEXT), compare(text_a=PAIR[0], text_b=PAIR[1])  # both loaded: warm
     tiny_folder = folders[manifest_role("sentiment")]
     minilm_folder = resolve_source(PACKAGED_ROLES["embeddings"])
@@ -326,7 +334,9 @@ def section_batching(pool: Any, reps: int) -> dict[str, Any]:
     from smolcrew.tools.language import CheckGrammar, ClassifyTextZeroShot, ExtractEntities
 
     texts = sentences(BATCH)
-    grammar, zero_shot, entities = CheckGrammar(pool), ClassifyTextZeroShot(pool), ExtractEntities(pool)
+    grammar, zero_shot, entities = (
+        bound(tool, pool) for tool in (CheckGrammar(), ClassifyTextZeroShot(), ExtractEntities())
+    )
     pipe, encoder = pool.get(manifest_role("sentiment")), pool.get(manifest_role("embeddings"))
     cases: dict[str, tuple[Callable[[], Any], Callable[[], Any], str]] = {
         "CheckGrammar tool (tiny BERT)": (

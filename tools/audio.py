@@ -1,14 +1,12 @@
 """Audio tools: speech to text, text to speech, audio classification, speech enhancement, source separation.
 
-Audio comes in by path (WAV, FLAC, OGG, MP3, AIFF) and goes out as WAV files in the Workspace. Models come from
-the PipelinePool; enhancement and separation are numpy/scipy DSP (see tools.audio_engines) and need none.
+Audio comes in by path (WAV, FLAC, OGG, MP3, AIFF) and goes out as WAV files in the workspace of the current tool
+context (tools.context). Models come from the context's pool; enhancement and separation are numpy/scipy DSP (see
+tools.audio_engines) and need none.
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
@@ -23,13 +21,25 @@ from smolcrew.tools.audio_engines import (
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import AUDIO_SUFFIXES, Workspace, load_audio, require_file
 from smolcrew.tools.manifest import ModelRole
-from smolcrew.tools.pool import PipelinePool
-from smolcrew.tools.text import _PoolTool, require_text
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ROLES", "ClassifyAudio", "EnhanceSpeech", "SeparateSources", "SynthesizeSpeech", "TranscribeSpeech"]
+__all__ = [
+    "ROLES",
+    "ClassifyAudio",
+    "EnhanceSpeech",
+    "SeparateSources",
+    "SynthesizeSpeech",
+    "TranscribeSpeech",
+    "check_sound",
+    "energy_shares",
+    "enhance",
+    "read_native",
+    "separate",
+    "sound_info",
+    "write_wav",
+]
 
 ROLES = (
     ModelRole(
@@ -56,17 +66,12 @@ ROLES = (
     ),
 )
 
-AUDIO_HINT = "a path to an audio file (WAV, FLAC, OGG, MP3 or AIFF)"
 MAX_SECONDS = 2 * 60 * 60
 SILENCE_PEAK = 1e-4
 MAX_SPEECH_CHARS = 5_000
 
 
-def _default_workspace(workspace: Workspace | None) -> Workspace:
-    return workspace or Workspace(Path(tempfile.gettempdir()) / "smolcrew")
-
-
-def _check_sound(samples: np.ndarray, rate: int, name: str, *, allow_silence: bool = False) -> float:
+def check_sound(samples: np.ndarray, rate: int, name: str, *, allow_silence: bool = False) -> float:
     """The duration in seconds; ToolInputError for an empty, over-long or (unless allowed) silent recording."""
     import numpy as np
 
@@ -80,7 +85,7 @@ def _check_sound(samples: np.ndarray, rate: int, name: str, *, allow_silence: bo
     return round(seconds, 3)
 
 
-def _read_native(value: Any, name: str, *, channels: bool = False) -> tuple[np.ndarray, int]:
+def read_native(value: Any, name: str, *, channels: bool = False) -> tuple[np.ndarray, int]:
     """(samples, sample rate) at the file's own rate: mono, or shape (n, channels) when `channels`."""
     import soundfile
 
@@ -95,7 +100,7 @@ def _read_native(value: Any, name: str, *, channels: bool = False) -> tuple[np.n
     return samples, int(rate)
 
 
-def _write_wav(workspace: Workspace, stem: str, samples: np.ndarray, rate: int) -> str:
+def write_wav(workspace: Workspace, stem: str, samples: np.ndarray, rate: int) -> str:
     import numpy as np
     import soundfile
 
@@ -104,7 +109,49 @@ def _write_wav(workspace: Workspace, stem: str, samples: np.ndarray, rate: int) 
     return str(path)
 
 
-class TranscribeSpeech(_PoolTool):
+def sound_info(path: Any) -> tuple[float, int]:
+    """(seconds, sample rate) of an audio file."""
+    import soundfile
+
+    info = soundfile.info(str(path))
+    return round(float(info.duration), 3), int(info.samplerate)
+
+
+def enhance(samples: np.ndarray, rate: int, strength: float) -> tuple[np.ndarray, float]:
+    """Spectral gating of `samples`, and how many dB quieter the whole recording became."""
+    import numpy as np
+
+    cleaned = spectral_gate(samples, rate, strength=strength)
+    before, after = float(np.mean(samples**2)), float(np.mean(cleaned**2))
+    return cleaned, round(float(10 * np.log10(before / max(after, 1e-12))), 2)
+
+
+def energy_shares(parts: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each part's share (0-1) of the parts' total energy."""
+    import numpy as np
+
+    energy = {name: float(np.sum(part.astype(np.float64) ** 2)) for name, part in parts.items()}
+    total = max(sum(energy.values()), 1e-12)
+    return {name: round(value / total, 4) for name, value in energy.items()}
+
+
+def separate(samples: np.ndarray, rate: int, method: str) -> tuple[str, dict[str, np.ndarray]]:
+    """(method used, parts by name) for `separate_sources`; `samples` has shape (n, channels)."""
+    stereo = samples.shape[1] == 2
+    if method == "center" and not stereo:
+        raise ToolInputError(
+            f"method 'center' needs a stereo (2-channel) file; this one has {samples.shape[1]}; use 'hpss'"
+        )
+    if method == "auto":
+        method = "center" if stereo else "hpss"
+    if method == "center":
+        center, sides = center_extract(samples, rate)
+        return method, {"vocals": center, "accompaniment": sides}
+    harmonic, percussive = hpss(samples.mean(axis=1), rate)
+    return method, {"harmonic": harmonic, "percussive": percussive}
+
+
+class TranscribeSpeech(CheckedTool):
     name = "transcribe_speech"
     description = (
         "Transcribes speech in an audio file to text with Whisper (the default model understands English only). "
@@ -112,7 +159,10 @@ class TranscribeSpeech(_PoolTool):
         "{'start': float seconds, 'end': float seconds, 'text': str}, 'model': str}."
     )
     inputs = {
-        "audio": {"type": "string", "description": f"The recording: {AUDIO_HINT}."},
+        "audio": {
+            "type": "string",
+            "description": "The recording: a path to an audio file (WAV, FLAC, OGG, MP3 or AIFF).",
+        },
         "language": {
             "type": "string",
             "description": "ISO 639-1 code of the spoken language, e.g. 'en' or 'de' (default: detect it).",
@@ -123,33 +173,41 @@ class TranscribeSpeech(_PoolTool):
     role = "speech_to_text"
 
     def forward(self, audio: str, language: str | None = None) -> dict[str, Any]:
+        import re
+
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.audio import check_sound
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_audio
+
+        pool = current_pool()
         code = None
         if language is not None and str(language).strip():
             code = str(language).strip().lower()
             if not re.fullmatch(r"[a-z]{2,3}", code):
                 raise ToolInputError(f"`language` must be an ISO 639-1 code such as 'en' or 'fr', not {language!r}")
-            if not self.pipeline.model.is_multilingual and code != "en":
+            if not pool.get(self.role).model.is_multilingual and code != "en":
                 raise ToolInputError(
-                    f"the speech model {self.pool.model_for(self.role)} understands English only, not {code!r}; "
+                    f"the speech model {pool.model_for(self.role)} understands English only, not {code!r}; "
                     "transcribe English audio, or set `models.speech_to_text` to a multilingual faster-whisper "
                     "model such as Systran/faster-whisper-small"
                 )
         samples = load_audio(audio, "audio", sampling_rate=16_000)
-        duration = _check_sound(samples, 16_000, "audio")
-        pieces, info = self.pipeline.transcribe(samples, language=code, beam_size=5)
+        duration = check_sound(samples, 16_000, "audio")
+        pieces, info = pool.get(self.role).transcribe(samples, language=code, beam_size=5)
         segments = [
             {"start": round(float(s.start), 2), "end": round(float(s.end), 2), "text": s.text.strip()} for s in pieces
         ]
         return {
-            "text": " ".join(segment["text"] for segment in segments if segment["text"]),
+            "text": " ".join([segment["text"] for segment in segments if segment["text"]]),
             "language": info.language,
             "duration": duration,
             "segments": segments,
-            "model": self.pool.model_for(self.role),
+            "model": pool.model_for(self.role),
         }
 
 
-class SynthesizeSpeech(_PoolTool):
+class SynthesizeSpeech(CheckedTool):
     name = "synthesize_speech"
     description = (
         "Reads a text aloud and saves it as a WAV file (default engine espeak-ng: clear but robotic, many "
@@ -157,7 +215,7 @@ class SynthesizeSpeech(_PoolTool):
         "'sample_rate': int, 'engine': str, 'model': str}."
     )
     inputs = {
-        "text": {"type": "string", "description": f"What to say (at most {MAX_SPEECH_CHARS:,} characters)."},
+        "text": {"type": "string", "description": "What to say (at most 5,000 characters)."},
         "voice": {
             "type": "string",
             "description": "espeak-ng voice: a language code such as 'en-us', 'en-gb', 'de', 'fr' (default English).",
@@ -172,41 +230,46 @@ class SynthesizeSpeech(_PoolTool):
     output_type = "object"
     role = "text_to_speech"
 
-    def __init__(self, pool: PipelinePool, workspace: Workspace | None = None) -> None:
-        super().__init__(pool)
-        self.workspace = _default_workspace(workspace)
-
     def forward(self, text: str, voice: str | None = None, speed: float | None = None) -> dict[str, Any]:
-        import soundfile
+        import re
+
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.audio import MAX_SPEECH_CHARS, sound_info
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.text import require_text
 
         words = require_text(text, "text")
         if len(words) > MAX_SPEECH_CHARS:
             raise ToolInputError(
                 f"`text` has {len(words):,} characters; split it into parts under {MAX_SPEECH_CHARS:,}"
             )
+        if speed is not None and (isinstance(speed, bool) or not isinstance(speed, int | float)):
+            raise ToolInputError(f"`speed` must be a number between 0.5 and 2.5, not {speed!r}")
         rate = 1.0 if speed is None else float(speed)
         if not 0.5 <= rate <= 2.5:
             raise ToolInputError(f"`speed` must be between 0.5 and 2.5, not {speed}")
         if voice is not None and not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,40}", str(voice).strip() or "x"):
             raise ToolInputError(f"`voice` must be a voice name such as 'en-us', not {voice!r}")
-        path = self.workspace.new_path("speech", ".wav")
+        pool, workspace = current_pool(), current_workspace()
+        engine = pool.get(self.role)
+        path = workspace.new_path("speech", ".wav")
         try:
-            self.pipeline.synthesize(words, path, voice=(str(voice).strip() or None) if voice else None, speed=rate)
+            engine.synthesize(words, path, voice=(str(voice).strip() or None) if voice else None, speed=rate)
         except ToolInputError:
-            if path in self.workspace.written and not path.exists():
-                self.workspace.written.remove(path)
+            if path in workspace.written and not path.exists():
+                workspace.written.remove(path)
             raise
-        info = soundfile.info(str(path))
+        seconds, sample_rate = sound_info(path)
         return {
             "path": str(path),
-            "seconds": round(float(info.duration), 3),
-            "sample_rate": int(info.samplerate),
-            "engine": self.pipeline.name,
-            "model": self.pool.model_for(self.role),
+            "seconds": seconds,
+            "sample_rate": sample_rate,
+            "engine": engine.name,
+            "model": pool.model_for(self.role),
         }
 
 
-class ClassifyAudio(_PoolTool):
+class ClassifyAudio(CheckedTool):
     name = "classify_audio"
     description = (
         "Tells what sounds an audio file contains (speech, music, dog bark, siren, ... the 527 AudioSet classes). "
@@ -214,25 +277,36 @@ class ClassifyAudio(_PoolTool):
         "seconds, 'model': str}."
     )
     inputs = {
-        "audio": {"type": "string", "description": f"The recording: {AUDIO_HINT}."},
+        "audio": {
+            "type": "string",
+            "description": "The recording: a path to an audio file (WAV, FLAC, OGG, MP3 or AIFF).",
+        },
         "top_k": {"type": "integer", "description": "How many labels to return (default 5).", "nullable": True},
     }
     output_type = "object"
     role = "audio_classification"
 
     def forward(self, audio: str, top_k: int | None = None) -> dict[str, Any]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.audio import check_sound
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import AUDIO_SUFFIXES, load_audio, require_file
+
         k = 5 if top_k is None else top_k
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ToolInputError(f"`top_k` must be a whole number of at least 1, not {top_k!r}")
-        rate = int(self.pipeline.feature_extractor.sampling_rate)
+        require_file(audio, "audio", AUDIO_SUFFIXES)  # before the model loads
+        pool = current_pool()
+        pipeline = pool.get(self.role)
+        rate = int(pipeline.feature_extractor.sampling_rate)
         samples = load_audio(audio, "audio", sampling_rate=rate)
-        duration = _check_sound(samples, rate, "audio", allow_silence=True)
-        k = min(k, len(self.pipeline.model.config.id2label))
-        results = self.pipeline({"raw": samples, "sampling_rate": rate}, top_k=k)
+        duration = check_sound(samples, rate, "audio", allow_silence=True)
+        k = min(k, len(pipeline.model.config.id2label))
+        results = pipeline({"raw": samples, "sampling_rate": rate}, top_k=k)
         return {
             "labels": [{"label": r["label"], "score": round(float(r["score"]), 4)} for r in results],
             "duration": duration,
-            "model": self.pool.model_for(self.role),
+            "model": pool.model_for(self.role),
         }
 
 
@@ -245,7 +319,10 @@ class EnhanceSpeech(CheckedTool):
         "'noise_reduction_db': float (how much quieter the whole file became), 'model': str}."
     )
     inputs = {
-        "audio": {"type": "string", "description": f"The noisy recording: {AUDIO_HINT}."},
+        "audio": {
+            "type": "string",
+            "description": "The noisy recording: a path to an audio file (WAV, FLAC, OGG, MP3 or AIFF).",
+        },
         "strength": {
             "type": "number",
             "description": "How much to suppress noise, 0 (none) to 1 (all; default 0.9).",
@@ -254,26 +331,24 @@ class EnhanceSpeech(CheckedTool):
     }
     output_type = "object"
 
-    def __init__(self, pool: PipelinePool, workspace: Workspace | None = None) -> None:
-        super().__init__()
-        self.pool = pool
-        self.workspace = _default_workspace(workspace)
-
     def forward(self, audio: str, strength: float | None = None) -> dict[str, Any]:
-        import numpy as np
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.audio import check_sound, enhance, read_native, write_wav
+        from smolcrew.tools.context import current_workspace
 
+        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, int | float)):
+            raise ToolInputError(f"`strength` must be a number between 0 and 1, not {strength!r}")
         amount = 0.9 if strength is None else float(strength)
         if not 0.0 <= amount <= 1.0:
             raise ToolInputError(f"`strength` must be between 0 and 1, not {strength}")
-        samples, rate = _read_native(audio, "audio")
-        seconds = _check_sound(samples, rate, "audio")
-        cleaned = spectral_gate(samples, rate, strength=amount)
-        before, after = float(np.mean(samples**2)), float(np.mean(cleaned**2))
+        samples, rate = read_native(audio, "audio")
+        seconds = check_sound(samples, rate, "audio")
+        cleaned, reduction_db = enhance(samples, rate, amount)
         return {
-            "path": _write_wav(self.workspace, "enhanced", cleaned, rate),
+            "path": write_wav(current_workspace(), "enhanced", cleaned, rate),
             "seconds": seconds,
             "sample_rate": rate,
-            "noise_reduction_db": round(float(10 * np.log10(before / max(after, 1e-12))), 2),
+            "noise_reduction_db": reduction_db,
             "model": "dsp:spectral-gating",
         }
 
@@ -289,43 +364,27 @@ class SeparateSources(CheckedTool):
         "'sample_rate': int, 'model': str}."
     )
     inputs = {
-        "audio": {"type": "string", "description": f"The mix: {AUDIO_HINT}."},
+        "audio": {"type": "string", "description": "The mix: a path to an audio file (WAV, FLAC, OGG, MP3 or AIFF)."},
         "method": {"type": "string", "description": "'auto', 'center' or 'hpss' (default 'auto').", "nullable": True},
     }
     output_type = "object"
 
-    def __init__(self, pool: PipelinePool, workspace: Workspace | None = None) -> None:
-        super().__init__()
-        self.pool = pool
-        self.workspace = _default_workspace(workspace)
-
     def forward(self, audio: str, method: str | None = None) -> dict[str, Any]:
-        import numpy as np
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.audio import check_sound, energy_shares, read_native, separate, write_wav
+        from smolcrew.tools.context import current_workspace
 
-        chosen = (method or "auto").strip().lower()
+        chosen = str(method or "auto").strip().lower()
         if chosen not in {"auto", "center", "hpss"}:
             raise ToolInputError(f"`method` must be 'auto', 'center' or 'hpss', not {method!r}")
-        samples, rate = _read_native(audio, "audio", channels=True)
-        seconds = _check_sound(samples, rate, "audio")
-        stereo = samples.shape[1] == 2
-        if chosen == "center" and not stereo:
-            raise ToolInputError(
-                f"method 'center' needs a stereo (2-channel) file; this one has {samples.shape[1]}; use 'hpss'"
-            )
-        if chosen == "auto":
-            chosen = "center" if stereo else "hpss"
-        if chosen == "center":
-            center, sides = center_extract(samples, rate)
-            parts: dict[str, np.ndarray] = {"vocals": center, "accompaniment": sides}
-        else:
-            harmonic, percussive = hpss(samples.mean(axis=1), rate)
-            parts = {"harmonic": harmonic, "percussive": percussive}
-        energy = {name: float(np.sum(part.astype(np.float64) ** 2)) for name, part in parts.items()}
-        total = max(sum(energy.values()), 1e-12)
+        samples, rate = read_native(audio, "audio", channels=True)
+        seconds = check_sound(samples, rate, "audio")
+        chosen, parts = separate(samples, rate, chosen)
+        workspace = current_workspace()
         return {
             "method": chosen,
-            "sources": {name: _write_wav(self.workspace, name, part, rate) for name, part in parts.items()},
-            "energy_share": {name: round(value / total, 4) for name, value in energy.items()},
+            "sources": {name: write_wav(workspace, name, part, rate) for name, part in parts.items()},
+            "energy_share": energy_shares(parts),
             "seconds": seconds,
             "sample_rate": rate,
             "model": f"dsp:{'center-extraction' if chosen == 'center' else 'median-filter-hpss'}",

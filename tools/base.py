@@ -3,18 +3,32 @@
 Agents written by small models pass strings for numbers, unknown keywords, or positional arguments in the
 wrong number; each of those becomes a `ToolInputError` that names the tool's real signature, so the agent can
 retry, instead of a TypeError from deep inside the tool.
+
+A tool must survive smolagents' `Tool.to_dict()` / `save()` / `Tool.from_code()`, which rebuild it from its own
+class body on plain `Tool` (this base, and any other, is left behind). So a tool class:
+
+- declares `name`, `description`, `inputs`, `output_type` as literals (an `inputs` with a union type, a list,
+  is annotated: smolagents 1.26 counts a list literal in a plain class assignment as a "complex attribute");
+- takes no objects in `__init__`: the pool, workspace, memory and blackboard come from `tools.context`;
+- imports what each method uses inside that method, from smolcrew (and the standard library) only, so a
+  rebuilt tool needs no model packages to load; smolagents' MethodChecker misses the names bound by generator
+  expressions, nested tuple targets and keyword-only parameters, so methods use list comprehensions, plain names
+  and positional-or-keyword parameters;
+- checks in `forward()` what it needs to run (raising ToolInputError): a rebuilt tool skips the checks here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from smolagents import Tool
 
 from smolcrew.errors import ToolInputError
+from smolcrew.tools.context import ToolContext, use_tools
 
-__all__ = ["CheckedTool", "ToolCallHook"]
+__all__ = ["CheckedTool", "ToolCallHook", "input_types"]
 
 ToolCallHook = Callable[["CheckedTool", dict[str, Any], Callable[[], Any]], Any]
 """`hook(tool, arguments, call)`: runs around every call of a tool; returns the call's result (usually
@@ -30,12 +44,36 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def input_types(spec: dict[str, Any]) -> list[str]:
+    """The type names of one `inputs` entry: `"string"` or `["string", "array"]` alike become a list."""
+    kinds = spec["type"]
+    return list(kinds) if isinstance(kinds, list) else [kinds]
+
+
+def _python_types(kind: str) -> tuple[type, ...]:
+    if kind == "image":
+        from PIL import Image
+
+        return (Image.Image,)
+    if kind == "audio":
+        import numpy as np
+
+        return (np.ndarray,)
+    return _PYTHON_TYPES.get(kind, (object,))  # "any"
+
+
 class CheckedTool(Tool):
     around_call: ToolCallHook | None = None
     """Set by the team on each tool it builds (see agents/team.py)."""
+    context: ToolContext | None = None
+    """The run's context, entered on every call (set by `Specialist.build_tools`); None: the caller's."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def signature(self) -> str:
-        return f"{self.name}(" + ", ".join(f"{key}: {spec['type']}" for key, spec in self.inputs.items()) + ")"
+        args = ", ".join(f"{key}: {' | '.join(input_types(spec))}" for key, spec in self.inputs.items())
+        return f"{self.name}({args})"
 
     def _check(self, key: str, value: Any) -> Any:
         spec = self.inputs[key]
@@ -43,8 +81,8 @@ class CheckedTool(Tool):
             if spec.get("nullable"):
                 return None
             raise ToolInputError(f"`{key}` is required by {self.signature()}")
-        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-        allowed = tuple(python for kind in kinds for python in _PYTHON_TYPES.get(kind, (object,)))
+        kinds = input_types(spec)
+        allowed = tuple(python for kind in kinds for python in _python_types(kind))
         if "integer" in kinds and isinstance(value, float) and value.is_integer():
             return int(value)
         if object in allowed:
@@ -73,11 +111,10 @@ class CheckedTool(Tool):
         for key, spec in self.inputs.items():
             if key not in checked and not spec.get("nullable"):
                 raise ToolInputError(f"`{key}` is required: call it as {self.signature()}")
-        hook = self.around_call
-        if hook is None:
-            return super().__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked)
-        return hook(
-            self,
-            checked,
-            lambda: super(CheckedTool, self).__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked),
-        )
+
+        def call() -> Any:
+            return super(CheckedTool, self).__call__(sanitize_inputs_outputs=sanitize_inputs_outputs, **checked)
+
+        with use_tools(self.context) if self.context is not None else nullcontext():
+            hook = self.around_call
+            return call() if hook is None else hook(self, checked, call)

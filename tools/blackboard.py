@@ -2,7 +2,9 @@
 
 A `Blackboard` stores JSON values in one hash per run, `{namespace}:run:{run_id}:state`, beside the run's step
 records (memory/sinks/redis.py), with the same TTL refreshed on every write. `WriteNote` and `ReadNote` are the
-two tools an agent uses on it. Needs the `redis` client (`pip install redis`) and a reachable server.
+two tools an agent uses on it; they find the run's blackboard in the current tool context
+(`use_tools(blackboard=...)`, see tools.context). Needs the `redis` client (`pip install redis`) and a reachable
+server.
 """
 
 from __future__ import annotations
@@ -17,15 +19,24 @@ import redis
 from smolcrew.errors import ToolInputError
 from smolcrew.memory.sinks.redis import decode, redis_errors, safe_text
 from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.context import current_blackboard
 
-__all__ = ["MAX_KEY_CHARS", "MAX_VALUE_CHARS", "Blackboard", "ReadNote", "WriteNote"]
+__all__ = [
+    "MAX_KEY_CHARS",
+    "MAX_VALUE_CHARS",
+    "Blackboard",
+    "ReadNote",
+    "WriteNote",
+    "check_key",
+    "require_blackboard",
+]
 
 MAX_KEY_CHARS = 100
 MAX_VALUE_CHARS = 100_000
 _SINK = "blackboard"
 
 
-def _check_key(key: Any) -> str:
+def check_key(key: Any) -> str:
     if not isinstance(key, str) or not key.strip():
         raise ToolInputError("`key` must be a non-empty string naming the note, e.g. 'sources' or 'draft_answer'")
     key = key.strip()
@@ -93,7 +104,7 @@ class Blackboard:
 
     def write(self, key: str, value: Any) -> None:
         """Store `value` (JSON-like) under `key`, replacing what was there. Bad input raises ToolInputError."""
-        key, text = _check_key(key), _encode_value(value)
+        key, text = check_key(key), _encode_value(value)
         with redis_errors(self._client, sink=_SINK):
             pipe = self._client.pipeline(transaction=True)
             pipe.hset(self.key, key, text)
@@ -102,7 +113,7 @@ class Blackboard:
 
     def read(self, key: str) -> Any:
         """The value under `key`. Raises KeyError when there is none."""
-        key = _check_key(key)
+        key = check_key(key)
         with redis_errors(self._client, sink=_SINK):
             raw = self._client.hget(self.key, key)
         if raw is None:
@@ -117,7 +128,7 @@ class Blackboard:
 
     def delete(self, key: str) -> bool:
         """Remove `key`; whether it was there."""
-        key = _check_key(key)
+        key = check_key(key)
         with redis_errors(self._client, sink=_SINK):
             return bool(self._client.hdel(self.key, key))
 
@@ -127,30 +138,35 @@ class Blackboard:
             self._client.unlink(self.key)
 
 
+def require_blackboard() -> Blackboard:
+    """The blackboard of the current tool context; ToolInputError when the run has none."""
+    board: Blackboard | None = current_blackboard()
+    if board is None:
+        raise ToolInputError("this run has no shared blackboard (it needs Redis); pass results along in the task")
+    return board
+
+
 class WriteNote(CheckedTool):
     name = "write_note"
     description = (
         "Saves a note on the run's shared blackboard, where every other agent of this run can read it with "
         "read_note. Writing an existing key replaces its value. Returns a short confirmation string."
     )
-    inputs = {
+    inputs: dict[str, Any] = {
         "key": {"type": "string", "description": "A short name for the note, e.g. 'sources' or 'draft_answer'."},
-        "value": {"type": "any", "description": "What to save: text, a number, a list or a dict (JSON-like)."},
+        "value": {
+            "type": ["string", "number", "boolean", "array", "object"],
+            "description": "What to save: text, a number, a list or a dict (JSON-like).",
+        },
     }
     output_type = "string"
 
-    def __init__(self, blackboard: Blackboard) -> None:
-        super().__init__()
-        self.blackboard = blackboard
+    def forward(self, key: str, value: str | float | bool | list[Any] | dict[str, Any]) -> str:
+        from smolcrew.tools.blackboard import check_key, require_blackboard
 
-    def _check(self, key: str, value: Any) -> Any:
-        if key == "value" and value is not None:  # "any" means any: CheckedTool would refuse booleans
-            return value
-        return super()._check(key, value)
-
-    def forward(self, key: str, value: Any) -> str:
-        self.blackboard.write(key, value)
-        return f"saved note {key.strip()!r}"
+        key = check_key(key)  # bad input first, then the missing blackboard
+        require_blackboard().write(key, value)
+        return f"saved note {key!r}"
 
 
 class ReadNote(CheckedTool):
@@ -168,17 +184,17 @@ class ReadNote(CheckedTool):
     }
     output_type = "any"
 
-    def __init__(self, blackboard: Blackboard) -> None:
-        super().__init__()
-        self.blackboard = blackboard
-
     def forward(self, key: str | None = None) -> Any:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.blackboard import require_blackboard
+
+        board = require_blackboard()
         if key is None or (isinstance(key, str) and not key.strip()):
-            return self.blackboard.items()
+            return board.items()
         try:
-            return self.blackboard.read(key)
+            return board.read(key)
         except KeyError:
-            known = sorted(self.blackboard.items())
+            known = sorted(board.items())
             listing = ", ".join(repr(name) for name in known) if known else "none yet"
             raise ToolInputError(
                 f"no note named {key.strip()!r}; the blackboard holds: {listing}. Call read_note() for all notes"

@@ -9,19 +9,32 @@ Plain OCR (`read_text_in_image`) lives in `tools.ocr`, tables in `tools.tables`.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from smolcrew.tools.files import require_file
+from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.manifest import ModelRole
-from smolcrew.tools.ocr import IMAGE_INPUT, PAGE_INPUT, ReadTextInImage, load_page_image, ocr_words, open_pdf
-from smolcrew.tools.pool import PipelinePool
-from smolcrew.tools.text import _PoolTool, require_text
+from smolcrew.tools.ocr import ReadTextInImage, open_pdf
+from smolcrew.tools.text import require_text
 
-__all__ = ["ROLES", "AnswerFromPdf", "AnswerFromScannedPage", "QaModel", "ReadTextInImage"]
+__all__ = [
+    "ROLES",
+    "AnswerFromPdf",
+    "AnswerFromScannedPage",
+    "QaModel",
+    "ReadTextInImage",
+    "best_span",
+    "extract_from_chunk",
+    "extract_from_words",
+    "indexed_pdf",
+    "require_question",
+    "span_box",
+    "word_boxes",
+]
 # ReadTextInImage (plain OCR) lives in tools.ocr and is re-exported here with the other document tools.
 
 
@@ -135,7 +148,59 @@ def pdf_chunks(path: Path, chunk_size: int = 800, overlap: int = 100) -> list[tu
     return chunks
 
 
-class AnswerFromPdf(_PoolTool):
+_INDEX: OrderedDict[tuple[str, str, int, int], tuple[list[tuple[int, str]], Any]] = OrderedDict()
+_INDEX_LOCK = threading.Lock()
+
+
+def indexed_pdf(path: Path, embedder: Any, model: str) -> tuple[list[tuple[int, str]], Any]:
+    """The PDF's chunks and their embeddings, kept for the 8 PDFs (and embedding model) used last."""
+    stat = path.stat()
+    key = (model, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _INDEX_LOCK:
+        if key in _INDEX:
+            _INDEX.move_to_end(key)
+            return _INDEX[key]
+    chunks = pdf_chunks(path)
+    vectors = embedder.encode([text for _, text in chunks], normalize_embeddings=True, batch_size=32)
+    with _INDEX_LOCK:
+        _INDEX[key] = (chunks, vectors)
+        while len(_INDEX) > 8:
+            _INDEX.popitem(last=False)
+    return chunks, vectors
+
+
+def extract_from_chunk(qa: QaModel, question: str, context: str) -> dict[str, Any]:
+    """The best answer span {'answer', 'start', 'end', 'score'} of `context`, read in overlapping windows."""
+    import numpy as np
+
+    qa.check_question(question)
+    length = qa.max_length()
+    encoding = qa.tokenizer(
+        question,
+        context,
+        truncation="only_second",
+        max_length=length,
+        stride=min(64, length // 4),
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+    )
+    offsets = encoding.pop("offset_mapping")
+    encoding.pop("overflow_to_sample_mapping", None)
+    starts, ends = qa.logits(encoding)
+    best: dict[str, Any] = {"answer": "", "start": 0, "end": 0, "score": 0.0}
+    for window in range(len(offsets)):
+        allowed = np.array([sid == 1 for sid in encoding.sequence_ids(window)])
+        if not allowed.any():
+            continue
+        s, e, score = best_span(starts[window], ends[window], allowed)
+        if score > best["score"]:
+            a, b = int(offsets[window][s][0]), int(offsets[window][e][1])
+            best = {"answer": context[a:b], "start": a, "end": b, "score": score}
+    return best
+
+
+class AnswerFromPdf(CheckedTool):
     name = "answer_from_pdf"
     description = (
         "Answers a question from a PDF's text: finds the most relevant passages with sentence embeddings, then "
@@ -152,43 +217,29 @@ class AnswerFromPdf(_PoolTool):
     output_type = "object"
     role = "pdf_qa"
 
-    def __init__(self, pool: PipelinePool) -> None:
-        super().__init__(pool)
-        self.embedder: Any = None
-        self._index: OrderedDict[tuple[str, int, int], tuple[list[tuple[int, str]], Any]] = OrderedDict()
-
-    def setup(self) -> None:
-        self.embedder = self.pool.get("embeddings")
-        super().setup()
-
-    def _chunks_and_vectors(self, path: Path) -> tuple[list[tuple[int, str]], Any]:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        if key not in self._index:
-            chunks = pdf_chunks(path)
-            vectors = self.embedder.encode([text for _, text in chunks], normalize_embeddings=True, batch_size=32)
-            self._index[key] = (chunks, vectors)
-            while len(self._index) > 8:
-                self._index.popitem(last=False)
-        self._index.move_to_end(key)
-        return self._index[key]
-
     def forward(self, pdf_path: str, question: str, top_k: int | None = None) -> dict[str, Any]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.documents import extract_from_chunk, indexed_pdf, require_question
+        from smolcrew.tools.files import require_file
+
         path = require_file(pdf_path, "pdf_path", {".pdf"})
         question = require_question(question)
         k = 3 if top_k is None else top_k
-        if not 1 <= k <= 10:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10:
             raise ToolInputError("`top_k` must be between 1 and 10")
-        chunks, vectors = self._chunks_and_vectors(path)
-        query = self.embedder.encode([question], normalize_embeddings=True)[0]
-        similarity = vectors @ query
+        pool = current_pool()
+        embedder = pool.get("embeddings")
+        chunks, vectors = indexed_pdf(path, embedder, pool.model_for("embeddings"))
+        similarity = vectors @ embedder.encode([question], normalize_embeddings=True)[0]
         order = sorted(range(len(chunks)), key=lambda i: float(similarity[i]), reverse=True)[:k]
         sources = [
             {"page": chunks[i][0], "score": round(float(similarity[i]), 4), "chunk": chunks[i][1]} for i in order
         ]
+        qa = pool.get(self.role)
         best: dict[str, Any] = {"score": -1.0}
         for rank, i in enumerate(order):
-            span = self._extract(question, chunks[i][1])
+            span = extract_from_chunk(qa, question, chunks[i][1])
             if span["score"] > best["score"]:
                 best = {**span, "page": chunks[i][0], "chunk": chunks[i][1], "rank": rank}
         return {
@@ -196,45 +247,69 @@ class AnswerFromPdf(_PoolTool):
             "score": round(best["score"], 4),
             "sources": sources,
             "file": str(path),
-            "model": self.pool.model_for(self.role),
-            "retriever": self.pool.model_for("embeddings"),
+            "model": pool.model_for(self.role),
+            "retriever": pool.model_for("embeddings"),
         }
-
-    def _extract(self, question: str, context: str) -> dict[str, Any]:
-        import numpy as np
-
-        qa: QaModel = self.pipeline
-        qa.check_question(question)
-        length = qa.max_length()
-        encoding = qa.tokenizer(
-            question,
-            context,
-            truncation="only_second",
-            max_length=length,
-            stride=min(64, length // 4),
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding="longest",
-        )
-        offsets = encoding.pop("offset_mapping")
-        encoding.pop("overflow_to_sample_mapping", None)
-        starts, ends = qa.logits(encoding)
-        best: dict[str, Any] = {"answer": "", "start": 0, "end": 0, "score": 0.0}
-        for window in range(len(offsets)):
-            allowed = np.array([sid == 1 for sid in encoding.sequence_ids(window)])
-            if not allowed.any():
-                continue
-            s, e, score = best_span(starts[window], ends[window], allowed)
-            if score > best["score"]:
-                a, b = int(offsets[window][s][0]), int(offsets[window][e][1])
-                best = {"answer": context[a:b], "start": a, "end": b, "score": score}
-        return best
 
 
 # ---- Scanned pages --------------------------------------------------------------------------------
 
 
-class AnswerFromScannedPage(_PoolTool):
+def span_box(words: list[dict[str, Any]]) -> list[int]:
+    """The box [left, top, right, bottom] around OCR'd words."""
+    boxes = [word["box"] for word in words]
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+def word_boxes(words: list[dict[str, Any]], width: int, height: int) -> list[list[int]]:
+    """Each OCR'd word's box scaled to the 0-1000 grid LayoutLM reads."""
+    sizes = (width, height, width, height)
+    return [[min(1000, max(0, int(1000 * v / size))) for v, size in zip(w["box"], sizes, strict=True)] for w in words]
+
+
+def extract_from_words(qa: QaModel, question: str, words: list[str], boxes: list[list[int]]) -> dict[str, Any]:
+    """The best answer {'word_start', 'word_end', 'score'} among OCR'd `words` with their 0-1000 `boxes`."""
+    import numpy as np
+
+    qa.check_question(question)
+    length = qa.max_length()
+    encoding = qa.tokenizer(
+        question.split(),
+        words,
+        is_split_into_words=True,
+        truncation="only_second",
+        max_length=length,
+        stride=min(64, length // 4),
+        return_overflowing_tokens=True,
+        padding="longest",
+    )
+    encoding.pop("overflow_to_sample_mapping", None)
+    sep = qa.tokenizer.sep_token_id
+    bbox, masks = [], []
+    for window, ids in enumerate(encoding["input_ids"]):
+        sequence, word_ids = encoding.sequence_ids(window), encoding.word_ids(window)
+        bbox.append(
+            [
+                boxes[w] if s == 1 and w is not None else [1000] * 4 if token == sep else [0] * 4
+                for token, s, w in zip(ids, sequence, word_ids, strict=True)
+            ]
+        )
+        masks.append(np.array([s == 1 and w is not None for s, w in zip(sequence, word_ids, strict=True)]))
+    encoding["bbox"] = bbox
+    starts, ends = qa.logits(encoding)
+    best: dict[str, Any] = {"word_start": 0, "word_end": 0, "score": -1.0}
+    for window, allowed in enumerate(masks):
+        if not allowed.any():
+            continue
+        s, e, score = best_span(starts[window], ends[window], allowed)
+        if score > best["score"]:
+            word_ids = encoding.word_ids(window)
+            first, last = word_ids[s], word_ids[e]
+            best = {"word_start": first, "word_end": max(first, last), "score": score}
+    return best
+
+
+class AnswerFromScannedPage(CheckedTool):
     name = "answer_from_scanned_page"
     description = (
         "Answers a question about a scanned document page (invoice, form, receipt, letter) by reading it with "
@@ -242,83 +317,38 @@ class AnswerFromScannedPage(_PoolTool):
         "right, bottom] pixels of the answer on the page, 'word_start'/'word_end': indices into 'words' "
         "(inclusive), 'words': the OCR'd words, 'model': str}."
     )
-    inputs = {
-        "image": IMAGE_INPUT,
+    inputs: dict[str, Any] = {
+        "image": {
+            "type": ["string", "image"],
+            "description": "A page image (path to a PNG/JPEG file, or a PIL image), or the path of a scanned PDF.",
+        },
         "question": {"type": "string", "description": "The question, e.g. 'What is the invoice total?'"},
-        "page": PAGE_INPUT,
+        "page": {"type": "integer", "description": "For a PDF: which page, from 1 (default 1).", "nullable": True},
     }
     output_type = "object"
     role = "document_qa"
 
     def forward(self, image: Any, question: str, page: int | None = None) -> dict[str, Any]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.documents import extract_from_words, require_question, span_box, word_boxes
+        from smolcrew.tools.ocr import load_page_image, ocr_words
+
         question = require_question(question)
         picture = load_page_image(image, page)
         words = ocr_words(picture)
         if not words:
             raise ToolInputError("no text was found on the page; check it is a readable scan (not blank, upright)")
-        width, height = picture.size
         texts = [word["text"] for word in words]
-        boxes = [
-            [
-                min(1000, max(0, int(1000 * v / size)))
-                for v, size in zip(w["box"], (width, height, width, height), strict=True)
-            ]
-            for w in words
-        ]
-        span = self._extract(question, texts, boxes)
+        pool = current_pool()
+        span = extract_from_words(pool.get(self.role), question, texts, word_boxes(words, *picture.size))
         chosen = words[span["word_start"] : span["word_end"] + 1]
         return {
-            "answer": " ".join(word["text"] for word in chosen),
+            "answer": " ".join([word["text"] for word in chosen]),
             "score": round(span["score"], 4),
-            "box": [
-                min(w["box"][0] for w in chosen),
-                min(w["box"][1] for w in chosen),
-                max(w["box"][2] for w in chosen),
-                max(w["box"][3] for w in chosen),
-            ],
+            "box": span_box(chosen),
             "word_start": span["word_start"],
             "word_end": span["word_end"],
             "words": [{"text": w["text"], "confidence": w["confidence"], "box": w["box"]} for w in words],
-            "model": self.pool.model_for(self.role),
+            "model": pool.model_for(self.role),
         }
-
-    def _extract(self, question: str, words: list[str], boxes: list[list[int]]) -> dict[str, Any]:
-        import numpy as np
-
-        qa: QaModel = self.pipeline
-        qa.check_question(question)
-        length = qa.max_length()
-        encoding = qa.tokenizer(
-            question.split(),
-            words,
-            is_split_into_words=True,
-            truncation="only_second",
-            max_length=length,
-            stride=min(64, length // 4),
-            return_overflowing_tokens=True,
-            padding="longest",
-        )
-        encoding.pop("overflow_to_sample_mapping", None)
-        sep = qa.tokenizer.sep_token_id
-        bbox, masks = [], []
-        for window, ids in enumerate(encoding["input_ids"]):
-            sequence, word_ids = encoding.sequence_ids(window), encoding.word_ids(window)
-            bbox.append(
-                [
-                    boxes[w] if s == 1 and w is not None else [1000] * 4 if token == sep else [0] * 4
-                    for token, s, w in zip(ids, sequence, word_ids, strict=True)
-                ]
-            )
-            masks.append(np.array([s == 1 and w is not None for s, w in zip(sequence, word_ids, strict=True)]))
-        encoding["bbox"] = bbox
-        starts, ends = qa.logits(encoding)
-        best: dict[str, Any] = {"word_start": 0, "word_end": 0, "score": -1.0}
-        for window, allowed in enumerate(masks):
-            if not allowed.any():
-                continue
-            s, e, score = best_span(starts[window], ends[window], allowed)
-            if score > best["score"]:
-                word_ids = encoding.word_ids(window)
-                first, last = word_ids[s], word_ids[e]
-                best = {"word_start": first, "word_end": max(first, last), "score": score}
-        return best

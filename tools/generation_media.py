@@ -1,116 +1,80 @@
 """Generation tools, continued: pictures that follow an image's edges, upscaling, and text to video.
 
-The roles these tools use (`controlnet_canny`, `video_generator`) are declared in `tools.generation.ROLES`, with
-their loaders; the checks, seeding and the one-run-at-a-time lock come from there too.
+The roles these tools use (`controlnet_canny`, `video_generator`) are declared in `tools.generation.ROLES`; the
+loaders, checks, seeding, edge maps and the one-run-at-a-time lock live in `tools.generation_engines`.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.files import Workspace, load_image
-from smolcrew.tools.generation import (
-    GUIDANCE_INPUT,
-    NEGATIVE_INPUT,
-    SEED_INPUT,
-    STEPS_INPUT,
-    DiffusionTool,
-    check_integer,
-    check_number,
-    check_side,
-    fit_image,
-    optional_text,
-    seeded_generator,
-)
+from smolcrew.tools.generation_engines import edge_map
 from smolcrew.tools.pool import PipelinePool
-from smolcrew.tools.text import require_text
 
 MAX_UPSCALED_SIDE = 4096
 CLIP_ROLES = ("image_text_matcher", "clip")
 """Roles that may hold a CLIP model for video scores (tools.vision declares `image_text_matcher`)."""
 
 if TYPE_CHECKING:
-    import numpy as np
     from PIL import Image
 
-__all__ = ["CLIP_ROLES", "GenerateImageFromEdges", "GenerateVideo", "UpscaleImage", "clip_score", "edge_map"]
+__all__ = [
+    "CLIP_ROLES",
+    "GenerateImageFromEdges",
+    "GenerateVideo",
+    "UpscaleImage",
+    "clip_score",
+    "edge_fraction",
+    "edge_map",
+    "spread",
+    "to_frames",
+    "upscale",
+    "write_video",
+]
 
 
-def edge_map(image: Image.Image, low: float = 0.1, high: float = 0.3) -> Image.Image:
-    """A Canny-style edge map (white edges on black, RGB) in numpy: blur, Sobel, thinning, hysteresis.
-
-    `low` and `high` are fractions of the strongest gradient: pixels above `high` are edges, pixels above `low`
-    are edges when they touch one.
-    """
+def edge_fraction(edges: Image.Image) -> float:
+    """The share of pixels that are edges in an edge map (white on black)."""
     import numpy as np
+
+    return round(float((np.asarray(edges)[..., 0] > 0).mean()), 4)
+
+
+def upscale(picture: Image.Image, factor: int, *, sharpen: bool) -> Image.Image:
+    """`picture` `factor` times larger (Lanczos), with an unsharp mask when `sharpen`."""
     from PIL import Image as PILImage
     from PIL import ImageFilter
 
-    gray = np.asarray(image.convert("L").filter(ImageFilter.GaussianBlur(1.4)), dtype=np.float32) / 255.0
-    p = np.pad(gray, 1, mode="edge")
-    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
-    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
-    magnitude = np.hypot(gx, gy)
-    magnitude /= max(float(magnitude.max()), 1e-6)
-    thin = _non_maximum_suppression(magnitude, np.rad2deg(np.arctan2(gy, gx)) % 180)
-    edges = _hysteresis(thin >= high, thin >= low)
-    pixels = np.where(edges, 255, 0).astype(np.uint8)
-    return PILImage.fromarray(np.stack([pixels] * 3, axis=-1))
+    width, height = picture.size[0] * factor, picture.size[1] * factor
+    if max(width, height) > MAX_UPSCALED_SIDE:
+        raise ToolInputError(
+            f"the result would be {width}x{height}; keep it within {MAX_UPSCALED_SIDE} px a side (lower `scale`)"
+        )
+    result = picture.resize((width, height), PILImage.Resampling.LANCZOS)
+    return result.filter(ImageFilter.UnsharpMask(radius=2, percent=80, threshold=2)) if sharpen else result
 
 
-def _non_maximum_suppression(magnitude: np.ndarray, angle: np.ndarray) -> np.ndarray:
+def to_frames(video: Any) -> list[Image.Image]:
+    """A text-to-video pipeline's frames (floats in [0, 1], batched or not) as PIL images."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    array = np.asarray(video[0] if np.ndim(video[0]) == 4 else video)  # (frames, height, width, 3) in [0, 1]
+    pixels = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return [PILImage.fromarray(frame) for frame in pixels]
+
+
+def spread(images: list[Image.Image], count: int = 4) -> list[Image.Image]:
+    """Up to `count` of `images`, evenly spread from the first to the last (the frames a CLIP score samples)."""
     import numpy as np
 
-    height, width = magnitude.shape
-    m = np.pad(magnitude, 1)
-
-    def shifted(dr: int, dc: int) -> np.ndarray:
-        return m[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width]
-
-    direction = ((angle + 22.5) // 45).astype(int) % 4  # 0: left-right, 1: diagonal, 2: up-down, 3: anti-diagonal
-    neighbours = [((0, 1), (0, -1)), ((1, 1), (-1, -1)), ((1, 0), (-1, 0)), ((1, -1), (-1, 1))]
-    keep = np.zeros_like(magnitude, dtype=bool)
-    for index, (a, b) in enumerate(neighbours):
-        keep |= (direction == index) & (magnitude >= shifted(*a)) & (magnitude >= shifted(*b))
-    return np.where(keep, magnitude, 0.0)
+    return [images[int(i)] for i in np.linspace(0, len(images) - 1, min(count, len(images))).round()]
 
 
-def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
-    """Weak pixels 8-connected (through weak pixels) to a strong one; scipy when present, else grown in numpy."""
-    import numpy as np
-
-    try:
-        from scipy import ndimage
-    except ImportError:
-        edges = strong
-        for _ in range(max(strong.shape)):
-            grown = weak & _dilate(edges)
-            if (grown == edges).all():
-                break
-            edges = grown
-        return edges
-    labels, _count = ndimage.label(weak, structure=np.ones((3, 3), dtype=bool))
-    keep = np.unique(labels[strong & weak])
-    return np.isin(labels, keep[keep > 0])
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    p = np.pad(mask, 1)
-    height, width = mask.shape
-    out = np.zeros_like(mask)
-    for dr in (0, 1, 2):
-        for dc in (0, 1, 2):
-            out |= p[dr : dr + height, dc : dc + width]
-    return out
-
-
-class GenerateImageFromEdges(DiffusionTool):
+class GenerateImageFromEdges(CheckedTool):
     name = "generate_image_from_edges"
     description = (
         "Paints a new picture that keeps the outlines of an existing one: computes a Canny-style edge map of the "
@@ -121,7 +85,11 @@ class GenerateImageFromEdges(DiffusionTool):
     inputs = {
         "image": {"type": "string", "description": "Path of the picture whose outlines to keep (PNG or JPEG)."},
         "prompt": {"type": "string", "description": "What to paint, e.g. 'a bronze statue, studio light'."},
-        "negative_prompt": NEGATIVE_INPUT,
+        "negative_prompt": {
+            "type": "string",
+            "description": "What the picture should not show (ignored when guidance is 0).",
+            "nullable": True,
+        },
         "low_threshold": {
             "type": "number",
             "description": "Weak-edge threshold, a fraction 0-1 of the strongest edge (default 0.1).",
@@ -138,9 +106,21 @@ class GenerateImageFromEdges(DiffusionTool):
             "description": "How firmly to follow the edges, 0-2 (default 1).",
             "nullable": True,
         },
-        "steps": STEPS_INPUT,
-        "guidance": GUIDANCE_INPUT,
-        "seed": SEED_INPUT,
+        "steps": {
+            "type": "integer",
+            "description": "Denoising steps, 1-100 (default: 2 for turbo models, else 25).",
+            "nullable": True,
+        },
+        "guidance": {
+            "type": "number",
+            "description": "How strictly to follow the prompt, 0-30 (default: 0 for turbo models, else 7.5).",
+            "nullable": True,
+        },
+        "seed": {
+            "type": "integer",
+            "description": "Random seed; the same seed and inputs give the same picture.",
+            "nullable": True,
+        },
     }
     output_type = "object"
     role = "controlnet_canny"
@@ -157,22 +137,30 @@ class GenerateImageFromEdges(DiffusionTool):
         guidance: float | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        import numpy as np
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools import generation_engines as engines
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.generation_media import edge_fraction
+        from smolcrew.tools.text import require_text
 
         text = require_text(prompt, "prompt")
-        low = check_number(low_threshold, "low_threshold", 0.0, 1.0, 0.1)
-        high = check_number(high_threshold, "high_threshold", 0.0, 1.0, max(0.3, low))
+        low = engines.check_number(low_threshold, "low_threshold", 0.0, 1.0, 0.1)
+        high = engines.check_number(high_threshold, "high_threshold", 0.0, 1.0, max(0.3, low))
         if low > high:
             raise ToolInputError(f"`low_threshold` ({low}) must not exceed `high_threshold` ({high})")
-        control = check_number(conditioning_scale, "conditioning_scale", 0.0, 2.0, 1.0)
-        picture = fit_image(load_image(image, "image"))
-        num_steps, scale = self.settings(steps, guidance)
-        edges = edge_map(picture, low, high)
-        generator, used_seed = seeded_generator(seed)
-        result = self.run_pipeline(
+        control = engines.check_number(conditioning_scale, "conditioning_scale", 0.0, 2.0, 1.0)
+        picture = engines.fit_image(load_image(image, "image"))
+        pool = current_pool()
+        num_steps, scale = engines.diffusion_settings(pool, self.role, steps, guidance)
+        negative = engines.optional_text(negative_prompt, "negative_prompt")
+        edges = engines.edge_map(picture, low, high)
+        generator, used_seed = engines.seeded_generator(seed)
+        result = engines.run_diffusion(
+            pool.get(self.role),
             prompt=text,
             image=edges,
-            negative_prompt=optional_text(negative_prompt, "negative_prompt"),
+            negative_prompt=negative,
             width=picture.size[0],
             height=picture.size[1],
             controlnet_conditioning_scale=control,
@@ -180,16 +168,17 @@ class GenerateImageFromEdges(DiffusionTool):
             guidance_scale=scale,
             generator=generator,
         ).images[0]
+        workspace = current_workspace()
         return {
-            "path": self.save_images([result], "controlnet")[0],
-            "edges_path": self.save_images([edges], "edges")[0],
-            "edge_fraction": round(float((np.asarray(edges)[..., 0] > 0).mean()), 4),
+            "path": engines.save_images(workspace, [result], "controlnet")[0],
+            "edges_path": engines.save_images(workspace, [edges], "edges")[0],
+            "edge_fraction": edge_fraction(edges),
             "seed": used_seed,
             "steps": num_steps,
             "guidance": scale,
             "width": result.size[0],
             "height": result.size[1],
-            "model": self.pool.model_for(self.role),
+            "model": pool.model_for(self.role),
         }
 
 
@@ -211,30 +200,20 @@ class UpscaleImage(CheckedTool):
     }
     output_type = "object"
 
-    def __init__(self, pool: PipelinePool | None = None, workspace: Workspace | None = None) -> None:
-        super().__init__()
-        self.workspace = workspace or Workspace(Path(tempfile.gettempdir()) / "smolcrew")
-
     def forward(self, image: str, scale: int | None = None, sharpen: bool | None = None) -> dict[str, Any]:
-        from PIL import Image as PILImage
-        from PIL import ImageFilter
+        from smolcrew.tools.context import current_workspace
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.generation_engines import check_integer
+        from smolcrew.tools.generation_media import upscale
 
         factor = check_integer(scale, "scale", 2, 4, 2)
-        picture = load_image(image, "image")
-        width, height = picture.size[0] * factor, picture.size[1] * factor
-        if max(width, height) > MAX_UPSCALED_SIDE:
-            raise ToolInputError(
-                f"the result would be {width}x{height}; keep it within {MAX_UPSCALED_SIDE} px a side (lower `scale`)"
-            )
-        result = picture.resize((width, height), PILImage.Resampling.LANCZOS)
-        if sharpen is None or sharpen:
-            result = result.filter(ImageFilter.UnsharpMask(radius=2, percent=80, threshold=2))
-        path = self.workspace.new_path("upscaled", ".png")
+        result = upscale(load_image(image, "image"), factor, sharpen=sharpen is None or bool(sharpen))
+        path = current_workspace().new_path("upscaled", ".png")
         result.save(path)
-        return {"path": str(path), "width": width, "height": height, "scale": factor, "model": "lanczos"}
+        return {"path": str(path), "width": result.width, "height": result.height, "scale": factor, "model": "lanczos"}
 
 
-class GenerateVideo(DiffusionTool):
+class GenerateVideo(CheckedTool):
     name = "generate_video"
     description = (
         "Makes a short silent video clip from a text description with a text-to-video diffusion model. Returns a "
@@ -244,11 +223,23 @@ class GenerateVideo(DiffusionTool):
     )
     inputs = {
         "prompt": {"type": "string", "description": "What happens in the clip, e.g. 'a panda surfing a wave'."},
-        "negative_prompt": NEGATIVE_INPUT,
+        "negative_prompt": {
+            "type": "string",
+            "description": "What the picture should not show (ignored when guidance is 0).",
+            "nullable": True,
+        },
         "frames": {"type": "integer", "description": "Number of frames, 2-64 (default 16).", "nullable": True},
         "fps": {"type": "integer", "description": "Frames per second of the file, 1-30 (default 8).", "nullable": True},
-        "steps": STEPS_INPUT,
-        "guidance": GUIDANCE_INPUT,
+        "steps": {
+            "type": "integer",
+            "description": "Denoising steps, 1-100 (default: 2 for turbo models, else 25).",
+            "nullable": True,
+        },
+        "guidance": {
+            "type": "number",
+            "description": "How strictly to follow the prompt, 0-30 (default: 0 for turbo models, else 7.5).",
+            "nullable": True,
+        },
         "width": {
             "type": "integer",
             "description": "Width in pixels, a multiple of 8, 32-1024 (default: the model's size, 256 for damo-vilab).",
@@ -256,7 +247,11 @@ class GenerateVideo(DiffusionTool):
         },
         "height": {"type": "integer", "description": "Height in pixels, like width.", "nullable": True},
         "format": {"type": "string", "description": "'gif' (default) or 'mp4'.", "nullable": True},
-        "seed": SEED_INPUT,
+        "seed": {
+            "type": "integer",
+            "description": "Random seed; the same seed and inputs give the same picture.",
+            "nullable": True,
+        },
     }
     output_type = "object"
     role = "video_generator"
@@ -274,21 +269,27 @@ class GenerateVideo(DiffusionTool):
         format: str | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        import numpy as np
-        from PIL import Image as PILImage
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools import generation_engines as engines
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.generation_media import clip_score, spread, to_frames, write_video
+        from smolcrew.tools.text import require_text
 
         text = require_text(prompt, "prompt")
-        count = check_integer(frames, "frames", 2, 64, 16)
-        rate = check_integer(fps, "fps", 1, 30, 8)
-        suffix = (optional_text(format, "format") or "gif").lower().lstrip(".")
+        count = engines.check_integer(frames, "frames", 2, 64, 16)
+        rate = engines.check_integer(fps, "fps", 1, 30, 8)
+        suffix = (engines.optional_text(format, "format") or "gif").lower().lstrip(".")
         if suffix not in {"gif", "mp4"}:
             raise ToolInputError(f"`format` is {format!r}; use 'gif' or 'mp4'")
-        num_steps, scale = self.settings(steps, guidance)
-        w, h = check_side(width, "width"), check_side(height, "height")
-        generator, used_seed = seeded_generator(seed)
-        video = self.run_pipeline(
+        pool = current_pool()
+        num_steps, scale = engines.diffusion_settings(pool, self.role, steps, guidance)
+        w, h = engines.check_side(width, "width"), engines.check_side(height, "height")
+        negative = engines.optional_text(negative_prompt, "negative_prompt")
+        generator, used_seed = engines.seeded_generator(seed)
+        video = engines.run_diffusion(
+            pool.get(self.role),
             prompt=text,
-            negative_prompt=optional_text(negative_prompt, "negative_prompt"),
+            negative_prompt=negative,
             num_frames=count,
             num_inference_steps=num_steps,
             guidance_scale=scale,
@@ -297,13 +298,10 @@ class GenerateVideo(DiffusionTool):
             generator=generator,
             output_type="np",
         ).frames
-        array = np.asarray(video[0] if np.ndim(video[0]) == 4 else video)  # (frames, height, width, 3) in [0, 1]
-        pixels = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
-        images = [PILImage.fromarray(frame) for frame in pixels]
-        path = self.workspace.new_path("video", f".{suffix}")
+        images = to_frames(video)
+        path = current_workspace().new_path("video", f".{suffix}")
         write_video(images, path, rate)
-        sampled = [images[int(i)] for i in np.linspace(0, len(images) - 1, min(4, len(images))).round()]
-        score, note = clip_score(self.pool, sampled, text)
+        score, note = clip_score(pool, spread(images), text)
         return {
             "path": str(path),
             "frames": len(images),
@@ -315,7 +313,7 @@ class GenerateVideo(DiffusionTool):
             "steps": num_steps,
             "clip_score": score,
             "clip_note": note,
-            "model": self.pool.model_for(self.role),
+            "model": pool.model_for(self.role),
         }
 
 

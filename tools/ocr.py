@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import load_image, require_file
-from smolcrew.tools.pool import PipelinePool
 
-__all__ = ["IMAGE_INPUT", "PAGE_INPUT", "ReadTextInImage", "load_page_image", "ocr_words", "open_pdf", "tesseract"]
+__all__ = ["ReadTextInImage", "engine_name", "load_page_image", "ocr_words", "open_pdf", "tesseract"]
 
 MAX_PAGES = 500
 
@@ -55,6 +55,12 @@ def tesseract() -> Any:
             fix="apt-get install -y tesseract-ocr tesseract-ocr-eng (macOS: brew install tesseract)",
         )
     return pytesseract
+
+
+@cache
+def engine_name() -> str:
+    """`tesseract-<version>` (ModelUnavailableError when Tesseract is missing)."""
+    return f"tesseract-{tesseract().get_tesseract_version()}"
 
 
 def ocr_words(image: Any, language: str = "eng", psm: int = 3) -> list[dict[str, Any]]:
@@ -112,13 +118,6 @@ def load_page_image(value: Any, page: int | None, name: str = "image") -> Any:
     return load_image(value, name)
 
 
-IMAGE_INPUT = {
-    "type": "any",
-    "description": "A page image (path to a PNG/JPEG file, or a PIL image), or the path of a scanned PDF.",
-}
-PAGE_INPUT = {"type": "integer", "description": "For a PDF: which page, from 1 (default 1).", "nullable": True}
-
-
 class ReadTextInImage(CheckedTool):
     name = "read_text_in_image"
     description = (
@@ -126,34 +125,34 @@ class ReadTextInImage(CheckedTool):
         "(lines joined with newlines), 'words': [{'text', 'confidence' 0-100, 'box': [left, top, right, bottom] "
         "in pixels}], 'mean_confidence': float 0-100, 'width', 'height': image size in pixels, 'model': str}."
     )
-    inputs = {
-        "image": IMAGE_INPUT,
-        "page": PAGE_INPUT,
+    inputs: dict[str, Any] = {
+        "image": {
+            "type": ["string", "image"],
+            "description": "A page image (path to a PNG/JPEG file, or a PIL image), or the path of a scanned PDF.",
+        },
+        "page": {"type": "integer", "description": "For a PDF: which page, from 1 (default 1).", "nullable": True},
         "language": {"type": "string", "description": "Tesseract language code (default 'eng').", "nullable": True},
     }
     output_type = "object"
 
-    def __init__(self, pool: PipelinePool | None = None) -> None:
-        super().__init__()
-        self.pool = pool  # no model: Tesseract is a program, not a pool role
-        self.engine = "tesseract"
-
-    def setup(self) -> None:
-        self.engine = f"tesseract-{tesseract().get_tesseract_version()}"
-        self.is_initialized = True
-
     def forward(self, image: Any, page: int | None = None, language: str | None = None) -> dict[str, Any]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.ocr import engine_name, load_page_image, ocr_words
+
+        if language is not None and not isinstance(language, str):
+            raise ToolInputError(f"`language` must be a Tesseract language code such as 'eng', not {language!r}")
         picture = load_page_image(image, page)
+        engine = engine_name()
         words = ocr_words(picture, language or "eng")
         lines: dict[tuple[int, int, int], list[str]] = {}
         for word in words:
             lines.setdefault(word.pop("line"), []).append(word["text"])
-        confidence = sum(word["confidence"] for word in words) / len(words) if words else 0.0
+        confidence = sum([word["confidence"] for word in words]) / len(words) if words else 0.0
         return {
-            "text": "\n".join(" ".join(line) for line in lines.values()),
+            "text": "\n".join([" ".join(line) for line in lines.values()]),
             "words": words,
             "mean_confidence": round(confidence, 1),
             "width": picture.width,
             "height": picture.height,
-            "model": f"{self.engine}:{language or 'eng'}",
+            "model": f"{engine}:{language or 'eng'}",
         }

@@ -15,15 +15,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
-from smolcrew.memory.rag import DEFAULT_MODEL, Chunk, DocumentStore
+from smolcrew.memory.rag import Chunk, DocumentStore
 from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.context import current_pool
 
 if TYPE_CHECKING:
     from smolagents import Model
 
-    from smolcrew.tools.pool import PipelinePool
-
-__all__ = ["POOR_SCORE", "WEAK_SCORE", "AnswerWithCitations", "SearchDocuments", "default_store_path", "rewrite_query"]
+__all__ = [
+    "POOR_SCORE",
+    "WEAK_SCORE",
+    "AnswerWithCitations",
+    "SearchDocuments",
+    "answer_with_citations",
+    "as_row",
+    "check_query",
+    "default_store_path",
+    "open_store",
+    "rewrite_query",
+    "search",
+]
 
 WEAK_SCORE = 0.45
 """Below this cosine similarity (MiniLM) the best chunk is a weak match and the query gets rewritten."""
@@ -89,57 +100,136 @@ def rewrite_query(question: str) -> list[str]:
     return unique[:MAX_REWRITES]
 
 
-class _StoreTool(CheckedTool):
-    def __init__(
-        self,
-        pool: PipelinePool | None = None,
-        *,
-        store: DocumentStore | None = None,
-        path: str | Path | None = None,
-    ) -> None:
-        super().__init__()
-        self.pool = pool
-        self._store = store
-        self._path = path
-
-    def setup(self) -> None:
-        self.is_initialized = True
-
-    @property
-    def store(self) -> DocumentStore:
-        """The document store, opened on first use (its model loads on the first search)."""
-        if self._store is None:
-            model = self.pool.model_for("embeddings") if self.pool is not None else DEFAULT_MODEL
-            self._store = DocumentStore(self._path or default_store_path(), model=model)
-        return self._store
-
-    def _search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
-        """Dense retrieval of `max(4k, CANDIDATES)` chunks, reranked by cosine + key-word overlap; top `k`
-        as (chunk, rank score)."""
-        terms = {w.lower() for w in _keywords(query)}
-        ranked = []
-        for chunk in self.store.search(query, max(4 * k, CANDIDATES)):
-            overlap = len(terms & {w.lower() for w in _keywords(chunk.text)}) / len(terms) if terms else 0.0
-            ranked.append((chunk, chunk.score + LEXICAL_WEIGHT * overlap))
-        return sorted(ranked, key=lambda pair: pair[1], reverse=True)[:k]
-
-    def _query(self, text: str, name: str) -> str:
-        text = text.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates become '?'
-
-        if not text or not _WORD.search(text):
-            raise ToolInputError(f"`{name}` is empty: pass what to look for in the ingested documents")
-        if len(text) > MAX_QUERY:
-            raise ToolInputError(f"`{name}` is {len(text):,} characters; keep it under {MAX_QUERY:,}")
-        return text
+def open_store(tool: Any) -> DocumentStore:
+    """The tool's document store (`tool.store`), opened on first use at `tool.path` (default `<home>/documents`)
+    with the embeddings model of the current pool; the model loads on the first search, not here."""
+    if tool.store is None:
+        tool.store = DocumentStore(tool.path or default_store_path(), model=current_pool().model_for("embeddings"))
+    store: DocumentStore = tool.store
+    return store
 
 
-def _as_dict(chunk: Chunk, number: int | None = None) -> dict[str, Any]:
+def check_query(text: Any, name: str) -> str:
+    """`text` stripped, with lone surrogates replaced; ToolInputError when it is empty, not text or too long."""
+    if not isinstance(text, str):
+        raise ToolInputError(f"`{name}` must be a string: what to look for in the ingested documents")
+    text = text.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates become '?'
+    if not text or not _WORD.search(text):
+        raise ToolInputError(f"`{name}` is empty: pass what to look for in the ingested documents")
+    if len(text) > MAX_QUERY:
+        raise ToolInputError(f"`{name}` is {len(text):,} characters; keep it under {MAX_QUERY:,}")
+    return text
+
+
+def search(store: DocumentStore, query: str, k: int) -> list[tuple[Chunk, float]]:
+    """Dense retrieval of `max(4k, CANDIDATES)` chunks, reranked by cosine + key-word overlap; top `k` as
+    (chunk, rank score)."""
+    terms = {w.lower() for w in _keywords(query)}
+    ranked = []
+    for chunk in store.search(query, max(4 * k, CANDIDATES)):
+        overlap = len(terms & {w.lower() for w in _keywords(chunk.text)}) / len(terms) if terms else 0.0
+        ranked.append((chunk, chunk.score + LEXICAL_WEIGHT * overlap))
+    return sorted(ranked, key=lambda pair: pair[1], reverse=True)[:k]
+
+
+def as_row(chunk: Chunk, number: int | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"source": chunk.source, "page": chunk.page, "score": chunk.score, "text": chunk.text}
     row["cite"] = chunk.cite() if number is None else f"[{number}] {chunk.cite()}"
     return row
 
 
-class SearchDocuments(_StoreTool):
+def answer_with_citations(
+    store: DocumentStore, question: str, *, model: Model | None, threshold: float, poor: float, k: int, cite: int
+) -> dict[str, Any]:
+    """What `answer_with_citations` returns: retrieve; when the best match is weak, rewrite and retrieve again;
+    then the sentences of the top `cite` chunks closest to the question, with their sources."""
+    queries = [question]
+    first = search(store, question, k)
+    found = {chunk.id: chunk for chunk, _ in first}
+    ranking = {chunk.id: rank for chunk, rank in first}
+    via = dict.fromkeys(found, question)
+    rounds = 1
+    if max((chunk.score for chunk in found.values()), default=-1.0) < threshold and store.count():
+        rounds = 2
+        rewrites = rewrite_query(question)
+        llm = _llm_rewrite(model, question)
+        asked = llm is not None and llm.lower() not in {q.lower() for q in [question, *rewrites]}
+        if llm is not None and asked:
+            rewrites.insert(0, llm)
+        for position, rewrite in enumerate(rewrites):
+            queries.append(rewrite)
+            weight = 1.0 if position < 2 + asked else SIDE_CLAUSE
+            for chunk, rank in search(store, rewrite, k):
+                if weight * rank > ranking.get(chunk.id, -1.0):
+                    ranking[chunk.id], via[chunk.id] = weight * rank, rewrite
+                if chunk.id not in found or chunk.score > found[chunk.id].score:
+                    found[chunk.id] = chunk
+    top = sorted(found.values(), key=lambda c: ranking[c.id], reverse=True)[:cite]
+    if not top:
+        answer = "No ingested document matches: ingest files first (`smolcrew ingest PATH`)."
+        return {"answer": answer, "citations": [], "weak": True, "rounds": rounds, "queries": queries}
+    answer = _extract(store, list(dict.fromkeys([question, via[top[0].id]])), top)
+    if top[0].score < poor:
+        answer = f"Weak match (best score {top[0].score:.2f}): the documents may not answer this.\n{answer}"
+    return {
+        "answer": answer,
+        "citations": [as_row(chunk, n) for n, chunk in enumerate(top, 1)],
+        "weak": top[0].score < poor,
+        "rounds": rounds,
+        "queries": queries,
+    }
+
+
+def _llm_rewrite(model: Model | None, question: str) -> str | None:
+    if model is None:
+        return None
+    from smolagents import ChatMessage, MessageRole
+
+    prompt = (
+        "Rewrite the question below as a short search query (key words only) for a document index. "
+        f"Reply with the query alone.\nQuestion: {question}"
+    )
+    try:
+        reply = model.generate([ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}])])
+    except Exception:  # a broken LLM must not break retrieval: the deterministic rewrites still run
+        return None
+    content = reply.content if isinstance(reply.content, str) else ""
+    line = content.strip().splitlines()[0].strip(" \"'`") if content.strip() else ""
+    return line[:300] or None
+
+
+def _extract(store: DocumentStore, queries: list[str], top: list[Chunk]) -> str:
+    """The best sentence of the top chunk, then the best other sentence of the top chunks, closest to the
+    question and to the query that found the top chunk (embedding similarity plus key-word overlap)."""
+    candidates: list[tuple[int, str]] = []
+    for number, chunk in enumerate(top, 1):
+        for sentence in _sentences(chunk.text):
+            if len(sentence) >= 12 and _WORD.search(sentence):
+                candidates.append((number, sentence[:600]))
+    picked: list[int] = []
+    if candidates:
+        embeddings = store.embeddings
+        query_vectors = [embeddings.embed_query(query) for query in queries]
+        vectors = embeddings.embed_documents([text for _, text in candidates])
+        terms = {w.lower() for w in _keywords(" ".join(queries))}
+
+        def score(index: int) -> float:
+            number, text = candidates[index]
+            meaning = max(_cosine(q, vectors[index]) for q in query_vectors)
+            overlap = len(terms & {w.lower() for w in _keywords(text)}) / max(1, len(terms))
+            return meaning + 0.3 * overlap - 0.05 * (number - 1)
+
+        ranked = sorted(range(len(candidates)), key=score, reverse=True)
+        first = [i for i in ranked if candidates[i][0] == 1][:1]
+        best = score(first[0]) if first else score(ranked[0])
+        close = [i for i in ranked if i not in first and score(i) >= best - SECOND_MARGIN]
+        picked = sorted(first + close[: 2 - len(first)])
+    body = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in picked) or f"{top[0].text[:400]} [1]"
+    sources = "\n".join(f"[{n}] {chunk.cite()}" for n, chunk in enumerate(top, 1))
+    return f"{body}\n\nSources:\n{sources}"
+
+
+class SearchDocuments(CheckedTool):
     name = "search_documents"
     description = (
         "Searches the ingested documents (PDFs, notes, web pages added with `smolcrew ingest`) by meaning. "
@@ -152,15 +242,24 @@ class SearchDocuments(_StoreTool):
     }
     output_type = "array"
 
+    def __init__(self, path: str | None = None, store: Any = None) -> None:
+        """`path`: the store's folder (default `<home>/documents`); `store`: an open DocumentStore instead."""
+        super().__init__()
+        self.path = path
+        self.store = store
+
     def forward(self, query: str, k: int | None = None) -> list[dict[str, Any]]:
-        query = self._query(query, "query")
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.rag import MAX_K, as_row, check_query, open_store, search
+
+        query = check_query(query, "query")
         k = 5 if k is None else k
-        if not 1 <= k <= MAX_K:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ToolInputError(f"`k` must be between 1 and {MAX_K}, got {k}")
-        return [_as_dict(chunk) for chunk, _ in self._search(query, k)]
+        return [as_row(chunk) for chunk, _ in search(open_store(self), query, k)]
 
 
-class AnswerWithCitations(_StoreTool):
+class AnswerWithCitations(CheckedTool):
     name = "answer_with_citations"
     description = (
         "Answers a question from the ingested documents with citations. Retrieves the best chunks, rewrites "
@@ -174,17 +273,20 @@ class AnswerWithCitations(_StoreTool):
 
     def __init__(
         self,
-        pool: PipelinePool | None = None,
-        *,
-        store: DocumentStore | None = None,
-        path: str | Path | None = None,
-        model: Model | None = None,
-        threshold: float = WEAK_SCORE,
-        poor: float = POOR_SCORE,
+        path: str | None = None,
+        store: Any = None,
+        model: Any = None,
+        threshold: float = 0.45,
+        poor: float = 0.3,
         k: int = 4,
         cite: int = 3,
     ) -> None:
-        super().__init__(pool, store=store, path=path)
+        """`path`/`store` as for search_documents; `model`: a smolagents Model that rewrites weak questions;
+        `threshold` (WEAK_SCORE): below it the question is rewritten; `poor` (POOR_SCORE): below it the answer
+        is flagged weak; `k` chunks retrieved per query, `cite` chunks cited."""
+        super().__init__()
+        self.path = path
+        self.store = store
         self.model = model
         self.threshold = threshold
         self.poor = poor
@@ -192,95 +294,17 @@ class AnswerWithCitations(_StoreTool):
         self.cite = cite
 
     def forward(self, question: str) -> dict[str, Any]:
-        question = self._query(question, "question")
-        queries = [question]
-        first = self._search(question, self.k)
-        found = {chunk.id: chunk for chunk, _ in first}
-        ranking = {chunk.id: rank for chunk, rank in first}
-        via = dict.fromkeys(found, question)
-        rounds = 1
-        if self._best(found) < self.threshold and self.store.count():
-            rounds = 2
-            rewrites = rewrite_query(question)
-            llm = self._llm_rewrite(question)
-            asked = llm is not None and llm.lower() not in {q.lower() for q in [question, *rewrites]}
-            if llm is not None and asked:
-                rewrites.insert(0, llm)
-            for position, rewrite in enumerate(rewrites):
-                queries.append(rewrite)
-                weight = 1.0 if position < 2 + asked else SIDE_CLAUSE
-                for chunk, rank in self._search(rewrite, self.k):
-                    if weight * rank > ranking.get(chunk.id, -1.0):
-                        ranking[chunk.id], via[chunk.id] = weight * rank, rewrite
-                    if chunk.id not in found or chunk.score > found[chunk.id].score:
-                        found[chunk.id] = chunk
-        top = sorted(found.values(), key=lambda c: ranking[c.id], reverse=True)[: self.cite]
-        if not top:
-            answer = "No ingested document matches: ingest files first (`smolcrew ingest PATH`)."
-            return {"answer": answer, "citations": [], "weak": True, "rounds": rounds, "queries": queries}
-        answer = self._extract(list(dict.fromkeys([question, via[top[0].id]])), top)
-        if top[0].score < self.poor:
-            answer = f"Weak match (best score {top[0].score:.2f}): the documents may not answer this.\n{answer}"
-        return {
-            "answer": answer,
-            "citations": [_as_dict(chunk, n) for n, chunk in enumerate(top, 1)],
-            "weak": top[0].score < self.poor,
-            "rounds": rounds,
-            "queries": queries,
-        }
+        from smolcrew.tools.rag import answer_with_citations, check_query, open_store
 
-    @staticmethod
-    def _best(found: dict[str, Chunk]) -> float:
-        return max((chunk.score for chunk in found.values()), default=-1.0)
-
-    def _llm_rewrite(self, question: str) -> str | None:
-        if self.model is None:
-            return None
-        from smolagents import ChatMessage, MessageRole
-
-        prompt = (
-            "Rewrite the question below as a short search query (key words only) for a document index. "
-            f"Reply with the query alone.\nQuestion: {question}"
+        return answer_with_citations(
+            open_store(self),
+            check_query(question, "question"),
+            model=self.model,
+            threshold=self.threshold,
+            poor=self.poor,
+            k=self.k,
+            cite=self.cite,
         )
-        try:
-            reply = self.model.generate(
-                [ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}])]
-            )
-        except Exception:  # a broken LLM must not break retrieval: the deterministic rewrites still run
-            return None
-        content = reply.content if isinstance(reply.content, str) else ""
-        line = content.strip().splitlines()[0].strip(" \"'`") if content.strip() else ""
-        return line[:300] or None
-
-    def _extract(self, queries: list[str], top: list[Chunk]) -> str:
-        """The best sentence of the top chunk, then the best other sentence of the top chunks, closest to the
-        question and to the query that found the top chunk (embedding similarity plus key-word overlap)."""
-        candidates: list[tuple[int, str]] = []
-        for number, chunk in enumerate(top, 1):
-            for sentence in _sentences(chunk.text):
-                if len(sentence) >= 12 and _WORD.search(sentence):
-                    candidates.append((number, sentence[:600]))
-        picked: list[int] = []
-        if candidates:
-            embeddings = self.store.embeddings
-            query_vectors = [embeddings.embed_query(query) for query in queries]
-            vectors = embeddings.embed_documents([text for _, text in candidates])
-            terms = {w.lower() for w in _keywords(" ".join(queries))}
-
-            def score(index: int) -> float:
-                number, text = candidates[index]
-                meaning = max(_cosine(q, vectors[index]) for q in query_vectors)
-                overlap = len(terms & {w.lower() for w in _keywords(text)}) / max(1, len(terms))
-                return meaning + 0.3 * overlap - 0.05 * (number - 1)
-
-            ranked = sorted(range(len(candidates)), key=score, reverse=True)
-            first = [i for i in ranked if candidates[i][0] == 1][:1]
-            best = score(first[0]) if first else score(ranked[0])
-            close = [i for i in ranked if i not in first and score(i) >= best - SECOND_MARGIN]
-            picked = sorted(first + close[: 2 - len(first)])
-        body = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in picked) or f"{top[0].text[:400]} [1]"
-        sources = "\n".join(f"[{n}] {chunk.cite()}" for n, chunk in enumerate(top, 1))
-        return f"{body}\n\nSources:\n{sources}"
 
 
 def _sentences(text: str) -> list[str]:

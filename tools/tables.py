@@ -11,17 +11,26 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.files import Workspace, require_file
-from smolcrew.tools.ocr import PAGE_INPUT, load_page_image, ocr_words
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.tools.files import require_file
 
-__all__ = ["DescribeTable", "QueryTable", "ReadTableInImage", "load_table"]
+__all__ = [
+    "DescribeTable",
+    "QueryTable",
+    "ReadTableInImage",
+    "apply_where",
+    "column_info",
+    "is_numeric",
+    "load_table",
+    "query",
+    "records",
+    "scalar",
+    "table_frame",
+    "table_rows",
+]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".xlsx"}
 OPERATIONS = ("count", "mean", "sum", "min", "max", "group_count", "filter")
@@ -44,12 +53,12 @@ def load_table(value: Any, name: str = "path") -> Any:
         raise ToolInputError(f"`{name}`: {path} is not a readable table ({type(exc).__name__}: {exc})") from exc
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
+def records(frame: Any) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts (NaN becomes None, numpy scalars become Python numbers)."""
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def _scalar(value: Any) -> Any:
+def scalar(value: Any) -> Any:
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and value != value:
@@ -63,7 +72,7 @@ def _column(frame: Any, column: Any, role: str = "column") -> str:
     return column
 
 
-def _is_numeric(frame: Any, column: str) -> bool:
+def is_numeric(frame: Any, column: str) -> bool:
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     return bool(is_numeric_dtype(frame[column]) and not is_bool_dtype(frame[column]))
@@ -80,7 +89,7 @@ def _condition_mask(frame: Any, condition: Any) -> Any:
     series = frame[column]
     if op == "contains":
         return series.astype(str).str.contains(str(value), case=False, regex=False, na=False)
-    if _is_numeric(frame, column):
+    if is_numeric(frame, column):
         try:
             value = float(value)
         except (TypeError, ValueError) as exc:
@@ -116,101 +125,47 @@ def apply_where(frame: Any, where: Any) -> Any:
     return frame[mask]
 
 
-class _TableTool(CheckedTool):
-    """Table tools use no model; they take the pool only so every tool is built the same way."""
-
-    def __init__(self, pool: PipelinePool | None = None) -> None:
-        super().__init__()
-        self.pool = pool
-
-
-class DescribeTable(_TableTool):
-    name = "describe_table"
-    description = (
-        "Summarises a table file (.csv, .tsv or .xlsx): its size, each column's type and statistics, and the "
-        "first rows. Returns a dict {'rows': int, 'columns': [{'name', 'dtype', 'non_null', 'unique', and for "
-        "numbers 'min', 'max', 'mean', 'std'; for text 'top' (most common values with counts)}], 'preview': "
-        "[row dicts], 'file': str}. Call it before query_table to learn the column names."
-    )
-    inputs = {"path": {"type": "string", "description": "Path to the table file."}}
-    output_type = "object"
-
-    def forward(self, path: str) -> dict[str, Any]:
-        frame = load_table(path)
-        columns = []
-        for name in frame.columns:
-            series = frame[name]
-            info: dict[str, Any] = {
-                "name": str(name),
-                "dtype": str(series.dtype),
-                "non_null": int(series.notna().sum()),
-                "unique": int(series.nunique()),
-            }
-            if _is_numeric(frame, name):
-                info.update({stat: _scalar(getattr(series, stat)()) for stat in ("min", "max", "mean", "std")})
-            else:
-                info["top"] = {str(k): int(v) for k, v in series.astype(str).value_counts().head(5).items()}
-            columns.append(info)
-        return {"rows": len(frame), "columns": columns, "preview": _records(frame.head(5)), "file": str(path)}
-
-
-class QueryTable(_TableTool):
-    name = "query_table"
-    description = (
-        "Answers a structured question about a table file (.csv, .tsv, .xlsx) without code. `operation` is one "
-        "of: count (rows matching `where`), mean/sum/min/max (of numeric `column`), group_count (rows per value "
-        "of `column`), filter (the matching rows, at most `limit`). `where` is a list of conditions "
-        "[{'column': str, 'op': '==', '!=', '<', '<=', '>', '>=' or 'contains', 'value': ...}], all must hold. "
-        "Returns a dict {'operation', 'column', 'matched_rows': int, and 'value' (number), 'groups' ({value: "
-        "count}) or 'rows' ([row dicts]), 'file'}."
-    )
-    inputs = {
-        "path": {"type": "string", "description": "Path to the table file."},
-        "operation": {"type": "string", "description": f"One of {', '.join(OPERATIONS)}."},
-        "column": {"type": "string", "description": "The column to aggregate or group by.", "nullable": True},
-        "where": {
-            "type": "any",
-            "description": "Conditions that rows must meet (default: all rows).",
-            "nullable": True,
-        },
-        "limit": {"type": "integer", "description": "Most rows returned by filter (default 20).", "nullable": True},
+def column_info(frame: Any, name: Any) -> dict[str, Any]:
+    """A column's dtype, counts, and statistics (numbers) or most common values (text)."""
+    series = frame[name]
+    info: dict[str, Any] = {
+        "name": str(name),
+        "dtype": str(series.dtype),
+        "non_null": int(series.notna().sum()),
+        "unique": int(series.nunique()),
     }
-    output_type = "object"
+    if is_numeric(frame, name):
+        info.update({stat: scalar(getattr(series, stat)()) for stat in ("min", "max", "mean", "std")})
+    else:
+        info["top"] = {str(k): int(v) for k, v in series.astype(str).value_counts().head(5).items()}
+    return info
 
-    def forward(
-        self,
-        path: str,
-        operation: str,
-        column: str | None = None,
-        where: list[dict[str, Any]] | None = None,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        if operation not in OPERATIONS:
-            raise ToolInputError(f"`operation`: unknown operation {operation!r}; use one of {list(OPERATIONS)}")
-        frame = load_table(path)
-        if column is not None or operation in ("mean", "sum", "min", "max", "group_count"):
-            if column is None:
-                raise ToolInputError(f"`column` is required for {operation}; the columns are {list(frame.columns)}")
-            column = _column(frame, column)
-        rows = apply_where(frame, where)
-        result: dict[str, Any] = {"operation": operation, "column": column, "matched_rows": len(rows)}
-        if operation == "count":
-            result["value"] = int(rows[column].notna().sum()) if column else len(rows)
-        elif operation in ("mean", "sum", "min", "max"):
-            assert column is not None
-            if not _is_numeric(frame, column):
-                numeric = [str(c) for c in frame.columns if _is_numeric(frame, c)]
-                raise ToolInputError(f"`column`: {column!r} is not numeric; {operation} needs one of {numeric}")
-            result["value"] = _scalar(getattr(rows[column], operation)()) if len(rows) else None
-        elif operation == "group_count":
-            counts = rows[column].astype(str).value_counts()
-            result["groups"] = {str(k): int(v) for k, v in counts.head(MAX_ROWS_OUT).items()}
-        else:
-            n = 20 if limit is None else limit
-            if not 1 <= n <= MAX_ROWS_OUT:
-                raise ToolInputError(f"`limit` must be between 1 and {MAX_ROWS_OUT}")
-            result["rows"] = _records(rows.head(n))
-        return {**result, "file": str(path)}
+
+def query(frame: Any, operation: str, column: str | None, where: Any, limit: Any) -> dict[str, Any]:
+    """What `query_table` returns (without 'file'), for a frame and an operation already checked."""
+    if column is not None or operation in ("mean", "sum", "min", "max", "group_count"):
+        if column is None:
+            raise ToolInputError(f"`column` is required for {operation}; the columns are {list(frame.columns)}")
+        column = _column(frame, column)
+    rows = apply_where(frame, where)
+    result: dict[str, Any] = {"operation": operation, "column": column, "matched_rows": len(rows)}
+    if operation == "count":
+        result["value"] = int(rows[column].notna().sum()) if column else len(rows)
+    elif operation in ("mean", "sum", "min", "max"):
+        assert column is not None  # required above for these operations
+        if not is_numeric(frame, column):
+            numeric = [str(c) for c in frame.columns if is_numeric(frame, c)]
+            raise ToolInputError(f"`column`: {column!r} is not numeric; {operation} needs one of {numeric}")
+        result["value"] = scalar(getattr(rows[column], operation)()) if len(rows) else None
+    elif operation == "group_count":
+        counts = rows[column].astype(str).value_counts()
+        result["groups"] = {str(k): int(v) for k, v in counts.head(MAX_ROWS_OUT).items()}
+    else:
+        n = 20 if limit is None else limit
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ROWS_OUT:
+            raise ToolInputError(f"`limit` must be between 1 and {MAX_ROWS_OUT}")
+        result["rows"] = records(rows.head(n))
+    return result
 
 
 def table_rows(words: list[dict[str, Any]]) -> list[list[tuple[int, str]]]:
@@ -238,7 +193,90 @@ def table_rows(words: list[dict[str, Any]]) -> list[list[tuple[int, str]]]:
     return rows
 
 
-class ReadTableInImage(_TableTool):
+def table_frame(rows: list[list[tuple[int, str]]]) -> Any:
+    """A DataFrame from OCR'd rows: the first is the header; each cell goes to the header column nearest its
+    centre; columns that read as numbers become numbers."""
+    import pandas as pd
+
+    header = rows[0]
+    names: list[str] = []
+    for _, text in header:
+        names.append(text if text not in names else f"{text}_{len(names) + 1}")
+    table = []
+    for row in rows[1:]:
+        record: dict[str, Any] = dict.fromkeys(names, "")
+        for x, text in row:
+            nearest = min(range(len(header)), key=lambda i: abs(header[i][0] - x))
+            record[names[nearest]] = f"{record[names[nearest]]} {text}".strip()
+        table.append(record)
+    frame = pd.DataFrame(table, columns=names)
+    for name in names:  # numbers OCR'd as text become numbers
+        converted = pd.to_numeric(frame[name].str.replace(",", ""), errors="coerce")
+        if converted.notna().all():
+            frame[name] = converted
+    return frame
+
+
+class DescribeTable(CheckedTool):
+    name = "describe_table"
+    description = (
+        "Summarises a table file (.csv, .tsv or .xlsx): its size, each column's type and statistics, and the "
+        "first rows. Returns a dict {'rows': int, 'columns': [{'name', 'dtype', 'non_null', 'unique', and for "
+        "numbers 'min', 'max', 'mean', 'std'; for text 'top' (most common values with counts)}], 'preview': "
+        "[row dicts], 'file': str}. Call it before query_table to learn the column names."
+    )
+    inputs = {"path": {"type": "string", "description": "Path to the table file."}}
+    output_type = "object"
+
+    def forward(self, path: str) -> dict[str, Any]:
+        from smolcrew.tools.tables import column_info, load_table, records
+
+        frame = load_table(path)
+        columns = [column_info(frame, name) for name in frame.columns]
+        return {"rows": len(frame), "columns": columns, "preview": records(frame.head(5)), "file": str(path)}
+
+
+class QueryTable(CheckedTool):
+    name = "query_table"
+    description = (
+        "Answers a structured question about a table file (.csv, .tsv, .xlsx) without code. `operation` is one "
+        "of: count (rows matching `where`), mean/sum/min/max (of numeric `column`), group_count (rows per value "
+        "of `column`), filter (the matching rows, at most `limit`). `where` is a list of conditions "
+        "[{'column': str, 'op': '==', '!=', '<', '<=', '>', '>=' or 'contains', 'value': ...}], all must hold. "
+        "Returns a dict {'operation', 'column', 'matched_rows': int, and 'value' (number), 'groups' ({value: "
+        "count}) or 'rows' ([row dicts]), 'file'}."
+    )
+    inputs: dict[str, Any] = {
+        "path": {"type": "string", "description": "Path to the table file."},
+        "operation": {"type": "string", "description": "One of count, mean, sum, min, max, group_count, filter."},
+        "column": {"type": "string", "description": "The column to aggregate or group by.", "nullable": True},
+        "where": {
+            "type": ["array", "object", "string"],
+            "description": "Conditions that rows must meet (default: all rows): a list of condition dicts, one "
+            "dict, or the same as a JSON string.",
+            "nullable": True,
+        },
+        "limit": {"type": "integer", "description": "Most rows returned by filter (default 20).", "nullable": True},
+    }
+    output_type = "object"
+
+    def forward(
+        self,
+        path: str,
+        operation: str,
+        column: str | None = None,
+        where: list[dict[str, Any]] | dict[str, Any] | str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.tables import OPERATIONS, load_table, query
+
+        if operation not in OPERATIONS:
+            raise ToolInputError(f"`operation`: unknown operation {operation!r}; use one of {list(OPERATIONS)}")
+        return {**query(load_table(path), operation, column, where, limit), "file": str(path)}
+
+
+class ReadTableInImage(CheckedTool):
     name = "read_table_in_image"
     description = (
         "Reads a table from an image or scanned page with OCR and saves it as a CSV file. The first line is "
@@ -246,46 +284,32 @@ class ReadTableInImage(_TableTool):
         "'columns': [str], 'rows': [row dicts], 'mean_confidence': float 0-100, 'model': str}. Works best on "
         "clean, printed tables with clear gaps between columns."
     )
-    inputs = {
-        "image": {"type": "any", "description": "Path to a PNG/JPEG (or a PIL image), or a scanned PDF."},
-        "page": PAGE_INPUT,
+    inputs: dict[str, Any] = {
+        "image": {
+            "type": ["string", "image"],
+            "description": "Path to a PNG/JPEG (or a PIL image), or a scanned PDF.",
+        },
+        "page": {"type": "integer", "description": "For a PDF: which page, from 1 (default 1).", "nullable": True},
     }
     output_type = "object"
 
-    def __init__(self, pool: PipelinePool | None = None, workspace: Workspace | None = None) -> None:
-        super().__init__(pool)
-        self.workspace = workspace or Workspace(Path(tempfile.gettempdir()) / "smolcrew")
-
     def forward(self, image: Any, page: int | None = None) -> dict[str, Any]:
-        import pandas as pd
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_workspace
+        from smolcrew.tools.ocr import load_page_image, ocr_words
+        from smolcrew.tools.tables import records, table_frame, table_rows
 
         words = ocr_words(load_page_image(image, page), psm=6)
         rows = table_rows(words)
         if len(rows) < 2:
             raise ToolInputError("no table was found (fewer than two lines of text); pass a clearer or larger image")
-        header = rows[0]
-        names: list[str] = []
-        for _, text in header:
-            names.append(text if text not in names else f"{text}_{len(names) + 1}")
-        records = []
-        for row in rows[1:]:
-            record: dict[str, Any] = dict.fromkeys(names, "")
-            for x, text in row:  # each cell goes to the header column nearest its centre
-                nearest = min(range(len(header)), key=lambda i: abs(header[i][0] - x))
-                record[names[nearest]] = f"{record[names[nearest]]} {text}".strip()
-            records.append(record)
-        frame = pd.DataFrame(records, columns=names)
-        for name in names:  # numbers OCR'd as text become numbers
-            converted = pd.to_numeric(frame[name].str.replace(",", ""), errors="coerce")
-            if converted.notna().all():
-                frame[name] = converted
-        csv_path = self.workspace.new_path("table", ".csv")
+        frame = table_frame(rows)
+        csv_path = current_workspace().new_path("table", ".csv")
         frame.to_csv(csv_path, index=False)
-        confidence = sum(w["confidence"] for w in words) / len(words)
         return {
             "csv_path": str(csv_path),
-            "columns": names,
-            "rows": _records(frame),
-            "mean_confidence": round(confidence, 1),
+            "columns": [str(name) for name in frame.columns],
+            "rows": records(frame),
+            "mean_confidence": round(sum([word["confidence"] for word in words]) / len(words), 1),
             "model": "tesseract",
         }

@@ -1,4 +1,4 @@
-"""Language tools: text in, structured results out. Models come from the PipelinePool."""
+"""Language tools: text in, structured results out. Models come from the pool of the current tool context."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from smolcrew.errors import ToolInputError
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.manifest import ModelRole
-from smolcrew.tools.pool import PipelinePool
 
 __all__ = ["ROLES", "ClassifySentiment", "CompareSentences", "RankPassages"]
 
@@ -47,36 +46,7 @@ def require_text(value: Any, name: str) -> str:
     return value.strip()
 
 
-class _PoolTool(CheckedTool):
-    """A tool whose model comes from the shared pool on first use of `pipeline`: never at import or
-    construction, and only after `forward()` has checked its inputs, so bad input costs no model load."""
-
-    role: str = ""
-
-    def __init__(self, pool: PipelinePool) -> None:
-        super().__init__()
-        self.pool = pool
-        self._pipeline: Any = None
-
-    def setup(self) -> None:
-        self.is_initialized = True
-
-    @property
-    def pipeline(self) -> Any:
-        if self._pipeline is None:
-            self._pipeline = self.pool.get(self.role)
-        return self._pipeline
-
-    @pipeline.setter
-    def pipeline(self, value: Any) -> None:
-        self._pipeline = value
-
-    @property
-    def loaded(self) -> bool:
-        return self._pipeline is not None
-
-
-class CompareSentences(_PoolTool):
+class CompareSentences(CheckedTool):
     name = "compare_sentences"
     description = (
         "Measures how similar in meaning two texts are, with sentence embeddings. Returns a dict "
@@ -90,15 +60,16 @@ class CompareSentences(_PoolTool):
     role = "embeddings"
 
     def forward(self, text_a: str, text_b: str) -> dict[str, Any]:
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.text import require_text
+
         a, b = require_text(text_a, "text_a"), require_text(text_b, "text_b")
-        vectors = self.pipeline.encode([a, b], normalize_embeddings=True)
-        return {
-            "similarity": round(float(vectors[0] @ vectors[1]), 4),
-            "model": self.pool.model_for(self.role),
-        }
+        pool = current_pool()
+        vectors = pool.get(self.role).encode([a, b], normalize_embeddings=True)
+        return {"similarity": round(float(vectors[0] @ vectors[1]), 4), "model": pool.model_for(self.role)}
 
 
-class RankPassages(_PoolTool):
+class RankPassages(CheckedTool):
     name = "rank_passages"
     description = (
         "Ranks passages by how well they answer a query, with sentence embeddings. Returns a list of dicts "
@@ -113,20 +84,24 @@ class RankPassages(_PoolTool):
     role = "embeddings"
 
     def forward(self, query: str, passages: list[str], top_k: int | None = None) -> list[dict[str, Any]]:
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.text import require_text
+
         query = require_text(query, "query")
         if not isinstance(passages, list) or not passages:
             raise ToolInputError("`passages` must be a non-empty list of strings")
         texts = [require_text(passage, f"passages[{i}]") for i, passage in enumerate(passages)]
         k = 3 if top_k is None else top_k
-        if k < 1:
-            raise ToolInputError("`top_k` must be at least 1")
-        vectors = self.pipeline.encode([query, *texts], normalize_embeddings=True, batch_size=32)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ToolInputError("`top_k` must be a whole number, at least 1")
+        vectors = current_pool().get(self.role).encode([query, *texts], normalize_embeddings=True, batch_size=32)
         scores = vectors[1:] @ vectors[0]
         order = sorted(range(len(texts)), key=lambda i: float(scores[i]), reverse=True)[:k]
         return [{"index": i, "score": round(float(scores[i]), 4), "passage": texts[i]} for i in order]
 
 
-class ClassifySentiment(_PoolTool):
+class ClassifySentiment(CheckedTool):
     name = "classify_sentiment"
     description = (
         "Tells whether a text is positive or negative. Returns a dict {'label': str, 'score': float, "
@@ -137,9 +112,10 @@ class ClassifySentiment(_PoolTool):
     role = "sentiment"
 
     def forward(self, text: str) -> dict[str, Any]:
-        result = self.pipeline(require_text(text, "text"), truncation=True)[0]
-        return {
-            "label": result["label"],
-            "score": round(float(result["score"]), 4),
-            "model": self.pool.model_for(self.role),
-        }
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.text import require_text
+
+        text = require_text(text, "text")
+        pool = current_pool()
+        result = pool.get(self.role)(text, truncation=True)[0]
+        return {"label": result["label"], "score": round(float(result["score"]), 4), "model": pool.model_for(self.role)}

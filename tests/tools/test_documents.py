@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smolcrew.errors import ToolInputError
+from smolcrew.tools import documents
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage, best_span
 from smolcrew.tools.files import Workspace
 from smolcrew.tools.pool import PipelinePool
@@ -42,7 +45,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> PipelinePool:
+def tiny_pool(tmp_path_factory: pytest.TempPathFactory) -> PipelinePool:
     models = tmp_path_factory.mktemp("models")
     return PipelinePool(
         device="cpu",
@@ -51,6 +54,13 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> PipelinePool:
             "document_qa": str(tiny_layoutlm_qa(models / "tiny-layoutlm")),
         },
     )
+
+
+@pytest.fixture
+def pool(tiny_pool: PipelinePool) -> Iterator[PipelinePool]:
+    """The tiny QA models' pool, as the tools' context for the test."""
+    with use_tools(pool=tiny_pool):
+        yield tiny_pool
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +81,7 @@ def test_best_span_stays_in_context_and_in_order() -> None:
 
 @pytest.mark.usefixtures("minilm_available")
 def test_answer_from_pdf_retrieves_the_right_page(pool: PipelinePool, docs: Path) -> None:
-    tool = AnswerFromPdf(pool)
+    tool = AnswerFromPdf()
     result = tool(pdf_path=str(docs / "report.pdf"), question="When did the Halvorsen bridge open to traffic?")
     assert result["sources"][0]["page"] == 3  # real MiniLM retrieval
     assert "Halvorsen bridge" in result["sources"][0]["chunk"]
@@ -83,12 +93,13 @@ def test_answer_from_pdf_retrieves_the_right_page(pool: PipelinePool, docs: Path
     assert result["model"] == pool.model_for("pdf_qa") and result["retriever"] == "packaged:all-MiniLM-L6-v2"
     again = tool(pdf_path=str(docs / "report.pdf"), question="Which fruit grows in the orchard?", top_k=1)
     assert again["sources"][0]["page"] == 2 and len(again["sources"]) == 1
-    assert len(tool._index) == 1  # the PDF was chunked and embedded once
+    report = str((docs / "report.pdf").resolve())
+    assert [key[1] for key in documents._INDEX].count(report) == 1  # the PDF was chunked and embedded once
 
 
 @pytest.mark.usefixtures("minilm_available")
 def test_answer_from_pdf_bad_inputs(pool: PipelinePool, docs: Path) -> None:
-    tool = AnswerFromPdf(pool)
+    tool = AnswerFromPdf()
     with pytest.raises(ToolInputError, match="no file at"):
         tool(pdf_path=str(docs / "missing.pdf"), question="q?")
     with pytest.raises(ToolInputError, match="not a readable PDF"):
@@ -111,7 +122,7 @@ def test_answer_from_pdf_bad_inputs(pool: PipelinePool, docs: Path) -> None:
 
 @pytest.mark.usefixtures("tesseract")
 def test_read_text_in_image_is_real_ocr(pool: PipelinePool, docs: Path) -> None:
-    result = ReadTextInImage(pool)(image=str(docs / "invoice.png"))
+    result = ReadTextInImage()(image=str(docs / "invoice.png"))
     assert "TOTAL" in [word["text"] for word in result["words"]]
     assert "42.50" in result["text"] and result["text"].splitlines()[0] == "INVOICE"
     assert 60 <= result["mean_confidence"] <= 100
@@ -119,23 +130,23 @@ def test_read_text_in_image_is_real_ocr(pool: PipelinePool, docs: Path) -> None:
         left, top, right, bottom = word["box"]
         assert 0 <= left < right <= result["width"] and 0 <= top < bottom <= result["height"]
     assert result["model"].startswith("tesseract-")
-    from_pdf = ReadTextInImage(pool)(image=str(docs / "scan.pdf"), page=1)
+    from_pdf = ReadTextInImage()(image=str(docs / "scan.pdf"), page=1)
     assert "TOTAL" in from_pdf["text"]
     with pytest.raises(ToolInputError, match="between 1 and 1"):
-        ReadTextInImage(pool)(image=str(docs / "scan.pdf"), page=2)
+        ReadTextInImage()(image=str(docs / "scan.pdf"), page=2)
     with pytest.raises(ToolInputError, match="not a readable image"):
-        ReadTextInImage(pool)(image=str(docs / "broken.png"))
+        ReadTextInImage()(image=str(docs / "broken.png"))
     with pytest.raises(ToolInputError, match="check `language`"):
-        ReadTextInImage(pool)(image=str(docs / "invoice.png"), language="klingon")
+        ReadTextInImage()(image=str(docs / "invoice.png"), language="klingon")
     with pytest.raises(ToolInputError, match="not a Tesseract language code"):
-        ReadTextInImage(pool)(image=str(docs / "invoice.png"), language="eng --psm 0")
+        ReadTextInImage()(image=str(docs / "invoice.png"), language="eng --psm 0")
     with pytest.raises(ToolInputError, match=r"whole number|must be integer"):
-        ReadTextInImage(pool)(image=str(docs / "scan.pdf"), page="1")
+        ReadTextInImage()(image=str(docs / "scan.pdf"), page="1")
 
 
 @pytest.mark.usefixtures("tesseract")
 def test_answer_from_scanned_page(pool: PipelinePool, docs: Path) -> None:
-    tool = AnswerFromScannedPage(pool)
+    tool = AnswerFromScannedPage()
     result = tool(image=str(docs / "invoice.png"), question="What is the total?")
     texts = [word["text"] for word in result["words"]]
     assert "TOTAL" in texts  # real OCR
@@ -228,10 +239,11 @@ def test_query_table_bad_inputs(sales: Path, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("tesseract")
 def test_read_table_in_image_feeds_query_table(docs: Path, tmp_path: Path) -> None:
     workspace = Workspace(tmp_path / "ws")
-    table = ReadTableInImage(workspace=workspace)(image=str(docs / "table.png"))
+    with use_tools(workspace=workspace):
+        table = ReadTableInImage()(image=str(docs / "table.png"))
     assert table["columns"] == ["item", "qty", "price"]
     assert table["rows"] == [{"item": "apple", "qty": 3, "price": 1.25}, {"item": "banana", "qty": 12, "price": 0.5}]
     assert Path(table["csv_path"]) in workspace.written and Path(table["csv_path"]).is_file()
     assert QueryTable()(path=table["csv_path"], operation="sum", column="qty")["value"] == 15
-    with pytest.raises(ToolInputError, match="no table was found"):
-        ReadTableInImage(workspace=workspace)(image=str(docs / "one_line.png"))
+    with use_tools(workspace=workspace), pytest.raises(ToolInputError, match="no table was found"):
+        ReadTableInImage()(image=str(docs / "one_line.png"))

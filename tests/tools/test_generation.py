@@ -9,8 +9,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.generation import ROLES, STYLES, EditImage, GenerateImage, RestyleImage, check_side
+from smolcrew.tools.generation import ROLES, STYLES, EditImage, GenerateImage, RestyleImage
+from smolcrew.tools.generation_engines import check_side
 from smolcrew.tools.generation_media import (
     CLIP_ROLES,
     GenerateImageFromEdges,
@@ -50,7 +52,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def pool(folders: dict[str, Path]) -> PipelinePool:
+def tiny_pool(folders: dict[str, Path]) -> PipelinePool:
     return PipelinePool(
         device="cpu",
         overrides={
@@ -66,6 +68,13 @@ def pool(folders: dict[str, Path]) -> PipelinePool:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(tmp_path_factory.mktemp("workspace"))
+
+
+@pytest.fixture
+def pool(tiny_pool: PipelinePool, workspace: Workspace) -> Iterator[PipelinePool]:
+    """The tiny models' pool and the module's workspace, as the tools' context for the test."""
+    with use_tools(pool=tiny_pool, workspace=workspace):
+        yield tiny_pool
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +101,7 @@ def test_roles_are_in_the_manifest() -> None:
 
 
 def test_generate_image_same_seed_same_pixels(pool: PipelinePool, workspace: Workspace) -> None:
-    tool = GenerateImage(pool, workspace)
+    tool = GenerateImage()
     first = tool(prompt="a red lighthouse", steps=2, width=32, height=32, seed=7)
     again = tool(prompt="a red lighthouse", steps=2, width=32, height=32, seed=7)
     other = tool(prompt="a red lighthouse", steps=2, width=32, height=32, seed=8, count=2)
@@ -125,11 +134,11 @@ def test_generate_image_rejects_bad_input(
     pool: PipelinePool, workspace: Workspace, arguments: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ToolInputError, match=message):
-        GenerateImage(pool, workspace)(**arguments)
+        GenerateImage()(**arguments)
 
 
 def test_edit_image_img2img(pool: PipelinePool, workspace: Workspace, photo: Path, tmp_path: Path) -> None:
-    tool = EditImage(pool, workspace)
+    tool = EditImage()
     first = tool(image=str(photo), prompt="a golden frame", strength=0.5, steps=4, seed=3)
     again = tool(image=str(photo), prompt="a golden frame", strength=0.5, steps=4, seed=3)
     other = tool(image=str(photo), prompt="a golden frame", strength=0.5, steps=4, seed=4)
@@ -150,20 +159,26 @@ def test_edit_image_img2img(pool: PipelinePool, workspace: Workspace, photo: Pat
     for arguments, message in cases:
         with pytest.raises(ToolInputError, match=message):
             tool(**{"image": str(photo), "prompt": "a golden frame", **arguments})
-    restyled = RestyleImage(pool, workspace)(image=str(photo), style="Watercolor", subject="a box", seed=3)
+    restyled = RestyleImage()(image=str(photo), style="Watercolor", subject="a box", seed=3)
     assert restyled["prompt"] == f"a box, {STYLES['watercolor']}" and restyled["strength"] == 0.5
     assert restyled["style"] == "Watercolor" and pixels(restyled["path"]).shape == (48, 40, 3)
     with pytest.raises(ToolInputError, match="`style` must be a non-empty string"):
-        RestyleImage(pool, workspace)(image=str(photo), style=" ")
+        RestyleImage()(image=str(photo), style=" ")
 
 
 def test_edit_image_with_instruct_pix2pix(folders: dict[str, Path], workspace: Workspace, photo: Path) -> None:
     pool = PipelinePool(device="cpu", overrides={"image_editor": str(folders["pix2pix"])})
-    result = EditImage(pool, workspace)(image=str(photo), prompt="make it snowy", steps=2, seed=1)
+    with use_tools(pool=pool, workspace=workspace):
+        result = EditImage()(image=str(photo), prompt="make it snowy", steps=2, seed=1)
+        restyled = RestyleImage()(image=str(photo), style="a mosaic of tiles", seed=2)
     assert result["mode"] == "instruction" and result["model"] == str(folders["pix2pix"])
     assert pixels(result["path"]).shape == (48, 40, 3)
-    restyled = RestyleImage(pool, workspace)(image=str(photo), style="a mosaic of tiles", seed=2)
     assert restyled["prompt"] == "turn it into a mosaic of tiles" and restyled["mode"] == "instruction"
+
+
+def test_restyle_description_names_every_style() -> None:
+    listed = RestyleImage.description.split("Styles: ")[1].split(", or describe")[0].split(", ")
+    assert listed == list(STYLES)
 
 
 def test_edge_map_marks_the_square_outline(photo: Path) -> None:
@@ -174,7 +189,7 @@ def test_edge_map_marks_the_square_outline(photo: Path) -> None:
 
 
 def test_generate_image_from_edges(pool: PipelinePool, workspace: Workspace, photo: Path) -> None:
-    tool = GenerateImageFromEdges(pool, workspace)
+    tool = GenerateImageFromEdges()
     first = tool(image=str(photo), prompt="a bronze statue", steps=2, seed=5)
     again = tool(image=str(photo), prompt="a bronze statue", steps=2, seed=5)
     assert np.array_equal(pixels(first["path"]), pixels(again["path"]))
@@ -188,7 +203,7 @@ def test_generate_image_from_edges(pool: PipelinePool, workspace: Workspace, pho
 
 
 def test_generate_video_gif_and_mp4(pool: PipelinePool, workspace: Workspace) -> None:
-    tool = GenerateVideo(pool, workspace)
+    tool = GenerateVideo()
     gif = tool(prompt="a panda surfing", frames=3, steps=2, width=32, height=32, seed=11)
     again = tool(prompt="a panda surfing", frames=3, steps=2, width=32, height=32, seed=11, fps=4, format="mp4")
     assert (gif["frames"], gif["fps"], gif["seconds"], gif["width"], gif["height"]) == (3, 8, 0.375, 32, 32)
@@ -211,7 +226,7 @@ def test_generate_video_gif_and_mp4(pool: PipelinePool, workspace: Workspace) ->
 
 
 def test_video_frames_repeat_with_the_same_seed(pool: PipelinePool, workspace: Workspace) -> None:
-    tool = GenerateVideo(pool, workspace)
+    tool = GenerateVideo()
     runs = [tool(prompt="waves", frames=2, steps=1, width=32, height=32, seed=seed) for seed in (1, 1, 2)]
     frames = []
     for run in runs:
@@ -241,21 +256,22 @@ def test_clip_score_with_a_tiny_clip(folders: dict[str, Path], monkeypatch: pyte
 
 
 def test_upscale_image(workspace: Workspace, photo: Path) -> None:
-    tool = UpscaleImage(None, workspace)
-    result = tool(image=str(photo), scale=3)
+    tool = UpscaleImage()
+    with use_tools(workspace=workspace):
+        result = tool(image=str(photo), scale=3)
+        with pytest.raises(ToolInputError, match="between 2 and 4"):
+            tool(image=str(photo), scale=8)
+        with pytest.raises(ToolInputError, match="no file at"):
+            tool(image="missing.png")
     assert (result["width"], result["height"], result["model"]) == (120, 144, "lanczos")
-    assert pixels(result["path"]).shape == (144, 120, 3)
-    with pytest.raises(ToolInputError, match="between 2 and 4"):
-        tool(image=str(photo), scale=8)
-    with pytest.raises(ToolInputError, match="no file at"):
-        tool(image="missing.png")
+    assert Path(result["path"]).parent == workspace.folder and pixels(result["path"]).shape == (144, 120, 3)
 
 
 def test_missing_model_folder_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pool = PipelinePool(device="cpu", overrides={"image_generator": str(tmp_path / "no-such-model")})
-    with pytest.raises(ModelUnavailableError, match=r"models\.image_generator"):
-        GenerateImage(pool)(prompt="a cat", steps=1, seed=1)
+    with use_tools(pool=pool), pytest.raises(ModelUnavailableError, match=r"models\.image_generator"):
+        GenerateImage()(prompt="a cat", steps=1, seed=1)
     assert check_side(None, "width") is None
 
 
@@ -269,11 +285,12 @@ def test_cuda_runs_fp16_with_model_cpu_offload(folders: dict[str, Path], workspa
         device="cuda",
         overrides={"image_generator": str(folders["sd"]), "video_generator": str(folders["video"])},
     )
-    tool = GenerateImage(pool, workspace)
-    first, again = (tool(prompt="a red lighthouse", steps=2, width=32, height=32, seed=7) for _ in range(2))
+    tool = GenerateImage()
+    with use_tools(pool=pool, workspace=workspace):
+        first, again = (tool(prompt="a red lighthouse", steps=2, width=32, height=32, seed=7) for _ in range(2))
+        video = GenerateVideo()(prompt="waves", frames=2, steps=2, width=32, height=32, seed=1)
     assert np.array_equal(pixels(first["paths"][0]), pixels(again["paths"][0]))
     pipeline = pool.get("image_generator")
     assert pipeline.unet.dtype == torch.float16 and pool.loaded()[0].dtype == "float16"
     assert getattr(pipeline, "_offload_gpu_id", None) is not None or pipeline.unet.device.type == "cpu"
-    video = GenerateVideo(pool, workspace)(prompt="waves", frames=2, steps=2, width=32, height=32, seed=1)
     assert video["frames"] == 2 and Path(video["path"]).is_file()

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
 from smolcrew.tools import language, manifest
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.language import (
     AnswerFromText,
     CheckEntailment,
@@ -56,8 +59,15 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pool(folders: dict[str, str]) -> PipelinePool:
+def tiny_pool(folders: dict[str, str]) -> PipelinePool:
     return PipelinePool(device="cpu", overrides=folders)
+
+
+@pytest.fixture
+def pool(tiny_pool: PipelinePool) -> Iterator[PipelinePool]:
+    """The tiny models' pool, as the tools' context for the test."""
+    with use_tools(pool=tiny_pool):
+        yield tiny_pool
 
 
 def test_roles_and_tool_names_are_unique_and_in_the_manifest() -> None:
@@ -74,7 +84,7 @@ def test_roles_and_tool_names_are_unique_and_in_the_manifest() -> None:
 
 
 def test_check_grammar_one_text_and_a_batch(pool: PipelinePool, folders: dict[str, str]) -> None:
-    tool = CheckGrammar(pool)
+    tool = CheckGrammar()
     one = tool(text="the cat sleeps")
     assert one["label"] in {"acceptable", "unacceptable"} and 0 <= one["score"] <= 1
     assert one["model"] == folders["grammar"]
@@ -87,7 +97,7 @@ def test_check_grammar_one_text_and_a_batch(pool: PipelinePool, folders: dict[st
 
 
 def test_check_entailment_scores_every_label(pool: PipelinePool) -> None:
-    tool = CheckEntailment(pool)
+    tool = CheckEntailment()
     one = tool(premise="john lives in paris", hypothesis="john lives in a city")
     assert set(one["scores"]) == {"contradiction", "entailment", "neutral"}
     assert one["label"] == max(one["scores"], key=one["scores"].get)
@@ -99,7 +109,7 @@ def test_check_entailment_scores_every_label(pool: PipelinePool) -> None:
 
 
 def test_classify_text_zero_shot(pool: PipelinePool) -> None:
-    tool = ClassifyTextZeroShot(pool)
+    tool = ClassifyTextZeroShot()
     one = tool(text="the dog runs in the city", candidate_labels=["sports", "animals", "travel"])
     assert sorted(one["labels"]) == ["animals", "sports", "travel"]
     assert sum(one["scores"]) == pytest.approx(1, abs=1e-3) and one["scores"] == sorted(one["scores"], reverse=True)
@@ -122,7 +132,7 @@ def test_detect_language_is_real_and_offline() -> None:
 
 
 def test_answer_from_text_chunks_a_long_passage(pool: PipelinePool) -> None:
-    tool = AnswerFromText(pool)
+    tool = AnswerFromText()
     passage = " ".join(["mary reads a good book by the river ."] * 12 + ["john lives in paris ."])
     result = tool(question="where does john live ?", passage=passage)
     assert result["answer"] == passage[result["start"] : result["end"]] and result["answer"]
@@ -135,7 +145,7 @@ def test_answer_from_text_chunks_a_long_passage(pool: PipelinePool) -> None:
 
 @pytest.mark.parametrize("tool_class", [ExtractEntities, TagPartsOfSpeech])
 def test_token_tags_have_character_offsets(pool: PipelinePool, tool_class: type) -> None:
-    tool = tool_class(pool)
+    tool = tool_class()
     text = "John lives in Paris and works in Berlin ."
     result = tool(text=text)
     assert result["model"] == pool.model_for(tool.role)
@@ -147,7 +157,7 @@ def test_token_tags_have_character_offsets(pool: PipelinePool, tool_class: type)
 
 
 def test_generate_text_is_repeatable_with_a_seed(pool: PipelinePool) -> None:
-    tool = GenerateText(pool)
+    tool = GenerateText()
     first = tool(prompt="the cat", max_new_tokens=5, temperature=1.0, seed=7)
     again = tool(prompt="the cat", max_new_tokens=5, temperature=1.0, seed=7)
     assert first == again and isinstance(first["text"], str) and first["model"] == pool.model_for("text_generator")
@@ -157,7 +167,7 @@ def test_generate_text_is_repeatable_with_a_seed(pool: PipelinePool) -> None:
 
 
 def test_reply_in_conversation_uses_the_chat_template(pool: PipelinePool) -> None:
-    tool = ReplyInConversation(pool)
+    tool = ReplyInConversation()
     messages = [{"role": "system", "content": "be good"}, {"role": "user", "content": "where is the cat ?"}]
     result = tool(messages=messages, max_new_tokens=4)
     assert isinstance(result["reply"], str) and result["model"] == pool.model_for("text_generator")
@@ -174,7 +184,7 @@ def test_summarize_text_extractive_keeps_original_order(pool: PipelinePool) -> N
         "My cat likes tuna. Construction of the bridge starts next spring and takes two years. "
         "The council said the bridge will cut traffic in the city center."
     )
-    result = SummarizeText(pool)(text=text, max_sentences=2)
+    result = SummarizeText()(text=text, max_sentences=2)
     indexes = [s["index"] for s in result["sentences"]]
     assert len(indexes) == 2 and indexes == sorted(indexes) and 2 not in indexes  # the off-topic sentence goes
     assert result["summary"] == " ".join(s["text"] for s in result["sentences"])
@@ -182,7 +192,7 @@ def test_summarize_text_extractive_keeps_original_order(pool: PipelinePool) -> N
 
 
 def test_summarize_text_abstractive(pool: PipelinePool, folders: dict[str, str]) -> None:
-    tool = SummarizeText(pool)
+    tool = SummarizeText()
     result = tool(
         text="the cat sleeps on the red car . john reads a book .",
         mode="abstractive",
@@ -197,7 +207,7 @@ def test_summarize_text_abstractive(pool: PipelinePool, folders: dict[str, str])
 
 
 def test_translate_text_opus_pair_then_m2m100_for_others(pool: PipelinePool, folders: dict[str, str]) -> None:
-    tool = TranslateText(pool)
+    tool = TranslateText()
     marian = tool(text="the cat sleeps", source_language="en", target_language="de", max_new_tokens=5)
     assert marian["model"] == folders["translator_opus"] + "-en-de" and isinstance(marian["translation"], str)
     assert not marian["detected"]
@@ -211,5 +221,5 @@ def test_translate_text_opus_pair_then_m2m100_for_others(pool: PipelinePool, fol
 
 def test_a_missing_model_raises_model_unavailable(folders: dict[str, str]) -> None:
     pool = PipelinePool(device="cpu", overrides={"extractive_qa": folders["grammar"] + "-missing"})
-    with pytest.raises(ModelUnavailableError, match="extractive_qa"):
-        AnswerFromText(pool)(question="who ?", passage="john")
+    with use_tools(pool=pool), pytest.raises(ModelUnavailableError, match="extractive_qa"):
+        AnswerFromText()(question="who ?", passage="john")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tests.tools.tiny_models import tiny_text_classifier
@@ -40,29 +41,31 @@ def test_unknown_role_and_unloadable_model() -> None:
 def test_sentiment_tool_on_a_tiny_random_model(tmp_path: Path) -> None:
     folder = tiny_text_classifier(tmp_path / "tiny-sst2")
     pool = PipelinePool(device="cpu", overrides={"sentiment": str(folder)})
-    tool = ClassifySentiment(pool)
-    result = tool(text="the movie is great")
+    tool = ClassifySentiment()
+    with use_tools(pool=pool):
+        result = tool(text="the movie is great")
+        with pytest.raises(ToolInputError, match="non-empty string"):
+            tool(text="   ")
     assert result["label"] in {"NEGATIVE", "POSITIVE"}
     assert 0.0 <= result["score"] <= 1.0
     assert result["model"] == str(folder)
-    with pytest.raises(ToolInputError, match="non-empty string"):
-        tool(text="   ")
 
 
 @pytest.mark.usefixtures("minilm_available")
 def test_embedding_tools_with_the_packaged_minilm() -> None:
     pool = PipelinePool(device="cpu")
-    similar = CompareSentences(pool)(text_a="A man is eating food.", text_b="A man is eating a meal.")
-    different = CompareSentences(pool)(text_a="A man is eating food.", text_b="The stock market fell today.")
+    with use_tools(pool=pool):
+        similar = CompareSentences()(text_a="A man is eating food.", text_b="A man is eating a meal.")
+        different = CompareSentences()(text_a="A man is eating food.", text_b="The stock market fell today.")
+        ranked = RankPassages()(
+            query="When did the bridge open?",
+            passages=["Bananas are yellow.", "The bridge opened to traffic in 1937.", "Cats sleep a lot."],
+            top_k=2,
+        )
+        with pytest.raises(ToolInputError, match="non-empty list"):
+            RankPassages()(query="q", passages=[])
     assert similar["similarity"] > different["similarity"] + 0.3
-    ranked = RankPassages(pool)(
-        query="When did the bridge open?",
-        passages=["Bananas are yellow.", "The bridge opened to traffic in 1937.", "Cats sleep a lot."],
-        top_k=2,
-    )
     assert ranked[0]["index"] == 1 and len(ranked) == 2
-    with pytest.raises(ToolInputError, match="non-empty list"):
-        RankPassages(pool)(query="q", passages=[])
     assert pool.stats.misses == 1  # both tools share one loaded model
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.tools.base import CheckedTool
+from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
 from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.vision import (
@@ -20,7 +22,6 @@ from smolcrew.tools.vision import (
     DetectObjects,
     EstimateDepth,
     SegmentImage,
-    _VisionTool,
 )
 from tests.tools import tiny_vision
 
@@ -45,13 +46,23 @@ def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_folders: dict[str, str]) -> PipelinePool:
+def tiny_pool(tiny_folders: dict[str, str]) -> PipelinePool:
     return PipelinePool(device="cpu", overrides=tiny_folders)
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path / "ws", run_id="test")
+def pool(tiny_pool: PipelinePool) -> Iterator[PipelinePool]:
+    """The tiny models' pool, as the tools' context for the test."""
+    with use_tools(pool=tiny_pool):
+        yield tiny_pool
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A fresh workspace, as the tools' context for the test."""
+    with use_tools(workspace=Workspace(tmp_path / "ws", run_id="test")) as context:
+        assert context.workspace is not None
+        yield context.workspace
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +84,7 @@ def not_an_image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_classify_image(pool: PipelinePool, photo: str, tiny_folders: dict[str, str]) -> None:
-    result = ClassifyImage(pool)(image=photo, top_k=2)
+    result = ClassifyImage()(image=photo, top_k=2)
     assert [item["label"] in {"cat", "dog", "car"} for item in result["labels"]] == [True, True]
     assert all(0.0 <= item["score"] <= 1.0 for item in result["labels"])
     assert result["labels"][0]["score"] >= result["labels"][1]["score"]
@@ -85,7 +96,7 @@ def test_detect_objects_writes_annotated_png(
 ) -> None:
     from PIL import Image
 
-    result = DetectObjects(pool, workspace)(image=photo, threshold=0.0)
+    result = DetectObjects()(image=photo, threshold=0.0)
     assert result["count"] == len(result["objects"]) > 0
     for obj in result["objects"]:
         assert obj["label"] in {"cat", "dog", "car"} and 0.0 <= obj["score"] <= 1.0
@@ -96,60 +107,60 @@ def test_detect_objects_writes_annotated_png(
     with Image.open(annotated) as picture:
         assert picture.size == (56, 40)
     assert result["model"] == tiny_folders["object_detector"]
-    assert DetectObjects(pool, workspace)(image=photo, threshold=1.0)["count"] == 0
+    assert DetectObjects()(image=photo, threshold=1.0)["count"] == 0
 
 
 def test_segment_image_masks_and_cutout(pool: PipelinePool, photo: str, workspace: Workspace) -> None:
     from PIL import Image
 
-    plain = SegmentImage(pool, workspace)(image=photo)
+    plain = SegmentImage()(image=photo)
     assert plain["cutout"] is None and plain["segments"]
     assert abs(sum(segment["area"] for segment in plain["segments"]) - 1.0) < 0.01
     for segment in plain["segments"]:
         assert segment["label"] in {"background", "person", "car"}
         with Image.open(segment["mask"]) as mask:
             assert mask.mode == "L" and mask.size == (56, 40)
-    cut = SegmentImage(pool, workspace)(image=photo, remove_background=True)
+    cut = SegmentImage()(image=photo, remove_background=True)
     with Image.open(cut["cutout"]) as cutout:
         assert cutout.mode == "RGBA" and cutout.size == (56, 40)
     with pytest.raises(ToolInputError, match=r"true or false|must be boolean"):
-        SegmentImage(pool, workspace)(image=photo, remove_background="yes")
+        SegmentImage()(image=photo, remove_background="yes")
 
 
 def test_caption_image(pool: PipelinePool, photo: str, tiny_folders: dict[str, str]) -> None:
-    result = CaptionImage(pool)(image=photo, max_new_tokens=4)
+    result = CaptionImage()(image=photo, max_new_tokens=4)
     assert isinstance(result["caption"], str)
     assert len(result["caption"].split()) <= 4
     assert result["model"] == tiny_folders["image_captioner"]
     with pytest.raises(ToolInputError, match="max_new_tokens"):
-        CaptionImage(pool)(image=photo, max_new_tokens=0)
+        CaptionImage()(image=photo, max_new_tokens=0)
 
 
 def test_classify_image_zero_shot(pool: PipelinePool, photo: str, tiny_folders: dict[str, str]) -> None:
     labels = ["a photo of a cat", "a photo of a dog", "a car"]
-    result = ClassifyImageZeroShot(pool)(image=photo, candidate_labels=labels)
+    result = ClassifyImageZeroShot()(image=photo, candidate_labels=labels)
     assert sorted(item["label"] for item in result["labels"]) == sorted(labels)
     assert abs(sum(item["score"] for item in result["labels"]) - 1.0) < 0.01
     assert result["model"] == tiny_folders["image_text_matcher"]
     for bad in ([], ["cat", "cat"], ["cat", "  "], None):
         with pytest.raises(ToolInputError, match="candidate_labels"):
-            ClassifyImageZeroShot(pool)(image=photo, candidate_labels=bad)
+            ClassifyImageZeroShot()(image=photo, candidate_labels=bad)
 
 
 def test_answer_image_question(pool: PipelinePool, photo: str, tiny_folders: dict[str, str]) -> None:
-    result = AnswerImageQuestion(pool)(image=photo, question="what is in the picture ?")
+    result = AnswerImageQuestion()(image=photo, question="what is in the picture ?")
     assert result["answer"] in {"yes", "no", "2"} and 0.0 <= result["score"] <= 1.0
     assert len(result["alternatives"]) == 2
     assert all(alt["score"] <= result["score"] for alt in result["alternatives"])
     assert result["model"] == tiny_folders["image_question_answerer"]
     with pytest.raises(ToolInputError, match="question"):
-        AnswerImageQuestion(pool)(image=photo, question=" ")
+        AnswerImageQuestion()(image=photo, question=" ")
 
 
 def test_estimate_depth(pool: PipelinePool, photo: str, workspace: Workspace, tiny_folders: dict[str, str]) -> None:
     from PIL import Image
 
-    result = EstimateDepth(pool, workspace)(image=photo)
+    result = EstimateDepth()(image=photo)
     assert result["min"] <= result["mean"] <= result["max"]
     with Image.open(result["depth_map"]) as depth:
         assert depth.mode == "L" and depth.size == (56, 40)
@@ -158,8 +169,8 @@ def test_estimate_depth(pool: PipelinePool, photo: str, workspace: Workspace, ti
 
 def test_tools_share_loaded_models(pool: PipelinePool, photo: str) -> None:
     before = pool.stats.misses
-    ClassifyImage(pool)(image=photo)
-    ClassifyImage(pool)(image=photo, top_k=1)
+    ClassifyImage()(image=photo)
+    ClassifyImage()(image=photo, top_k=1)
     assert pool.stats.misses == before
 
 
@@ -167,45 +178,47 @@ TOOLS = [ClassifyImage, DetectObjects, SegmentImage, CaptionImage, AnswerImageQu
 
 
 @pytest.mark.parametrize("tool_class", TOOLS)
-def test_bad_image_paths_fail_before_loading(tool_class: type[_VisionTool], not_an_image: str, tmp_path: Path) -> None:
+def test_bad_image_paths_fail_before_loading(tool_class: type[CheckedTool], not_an_image: str, tmp_path: Path) -> None:
     pool = PipelinePool(device="cpu", overrides={tool_class.role: str(tmp_path / "no-model")})
-    tool = tool_class(pool)
+    tool = tool_class()
     extra = {"question": "what ?"} if tool_class is AnswerImageQuestion else {}
-    with pytest.raises(ToolInputError, match="no file at"):
-        tool(image=str(tmp_path / "missing.jpg"), **extra)
-    with pytest.raises(ToolInputError, match="not a readable image"):
-        tool(image=not_an_image, **extra)
+    with use_tools(pool=pool):
+        with pytest.raises(ToolInputError, match="no file at"):
+            tool(image=str(tmp_path / "missing.jpg"), **extra)
+        with pytest.raises(ToolInputError, match="not a readable image"):
+            tool(image=not_an_image, **extra)
     assert pool.loaded() == []
 
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5, "high", True])
 def test_detect_threshold_out_of_range(threshold: object, photo: str, tmp_path: Path) -> None:
     pool = PipelinePool(device="cpu", overrides={"object_detector": str(tmp_path / "no-model")})
-    with pytest.raises(ToolInputError, match=r"between 0 and 1|must be number"):
-        DetectObjects(pool)(image=photo, threshold=threshold)
+    with use_tools(pool=pool), pytest.raises(ToolInputError, match=r"between 0 and 1|must be number"):
+        DetectObjects()(image=photo, threshold=threshold)
 
 
 def test_top_k_out_of_range(photo: str, tmp_path: Path) -> None:
     pool = PipelinePool(device="cpu", overrides={"image_classifier": str(tmp_path / "no-model")})
-    with pytest.raises(ToolInputError, match="top_k"):
-        ClassifyImage(pool)(image=photo, top_k=0)
+    with use_tools(pool=pool), pytest.raises(ToolInputError, match="top_k"):
+        ClassifyImage()(image=photo, top_k=0)
 
 
 def test_image_sentiment_checks_inputs_then_reports_missing_model(photo: str, tmp_path: Path) -> None:
     """No tiny VLM here: bad inputs fail before loading, and an unloadable model says how to fix it."""
     pool = PipelinePool(device="cpu", overrides={"vision_language": str(tmp_path / "no-vlm")})
-    tool = DescribeImageSentiment(pool)
-    with pytest.raises(ToolInputError, match="text"):
-        tool(image=photo, text="")
-    with pytest.raises(ToolInputError, match="no file at"):
-        tool(image=str(tmp_path / "gone.png"), text="best day ever")
-    with pytest.raises(ModelUnavailableError, match="vision_language") as caught:
-        tool(image=photo, text="best day ever")
+    tool = DescribeImageSentiment()
+    with use_tools(pool=pool):
+        with pytest.raises(ToolInputError, match="text"):
+            tool(image=photo, text="")
+        with pytest.raises(ToolInputError, match="no file at"):
+            tool(image=str(tmp_path / "gone.png"), text="best day ever")
+        with pytest.raises(ModelUnavailableError, match="vision_language") as caught:
+            tool(image=photo, text="best day ever")
     assert "models.vision_language" in caught.value.fix
 
 
 @pytest.fixture(scope="module")
-def video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePool]:
+def tiny_video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePool]:
     """A pool serving tiny X-CLIP and CLAP; registers tools.video in the manifest until it is listed in DOMAINS."""
     pytest.importorskip("av")
     from smolcrew.tools import manifest
@@ -221,6 +234,12 @@ def video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePoo
         manifest.manifest.cache_clear()
         yield PipelinePool(device="cpu", overrides=overrides)
     manifest.manifest.cache_clear()
+
+
+@pytest.fixture
+def video_pool(tiny_video_pool: PipelinePool) -> Iterator[PipelinePool]:
+    with use_tools(pool=tiny_video_pool):
+        yield tiny_video_pool
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +261,7 @@ def test_video_zero_shot_fuses_frames_and_sound(video_pool: PipelinePool, clips:
     from smolcrew.tools.video import ClassifyVideoZeroShot
 
     labels = ["a cat", "a dog", "music"]
-    result = ClassifyVideoZeroShot(video_pool)(video=clips["sound"], candidate_labels=labels, segments=3)
+    result = ClassifyVideoZeroShot()(video=clips["sound"], candidate_labels=labels, segments=3)
     assert result["used_audio"] is True and 0.9 <= result["duration"] <= 1.1
     assert result["model"].endswith("xclip") and result["audio_model"].endswith("clap")
     _assert_distribution(result["labels"], labels)
@@ -255,7 +274,7 @@ def test_video_zero_shot_fuses_frames_and_sound(video_pool: PipelinePool, clips:
 def test_video_zero_shot_without_sound(video_pool: PipelinePool, clips: dict[str, str]) -> None:
     from smolcrew.tools.video import ClassifyVideoZeroShot
 
-    tool = ClassifyVideoZeroShot(video_pool)
+    tool = ClassifyVideoZeroShot()
     silent = tool(video=clips["silent"], candidate_labels=["a cat", "a dog"], segments=2)
     muted = tool(video=clips["sound"], candidate_labels=["a cat", "a dog"], segments=1, use_audio=False)
     for result in (silent, muted):
@@ -268,19 +287,20 @@ def test_video_bad_inputs_fail_before_loading(video_pool: PipelinePool, clips: d
     from smolcrew.tools.video import ClassifyVideoZeroShot
 
     pool = PipelinePool(device="cpu", overrides={"video_text_matcher": str(tmp_path / "no-model")})
-    tool = ClassifyVideoZeroShot(pool)
+    tool = ClassifyVideoZeroShot()
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
-    with pytest.raises(ToolInputError, match="no file at"):
-        tool(video=str(tmp_path / "missing.mp4"), candidate_labels=["a"])
-    with pytest.raises(ToolInputError, match="not supported"):
-        tool(video=__file__, candidate_labels=["a"])
-    with pytest.raises(ToolInputError, match="not a readable video"):
-        tool(video=str(fake), candidate_labels=["a", "b"])
-    with pytest.raises(ToolInputError, match="candidate_labels"):
-        tool(video=clips["sound"], candidate_labels=[])
-    with pytest.raises(ToolInputError, match="segments"):
-        tool(video=clips["sound"], candidate_labels=["a", "b"], segments=0)
+    with use_tools(pool=pool):
+        with pytest.raises(ToolInputError, match="no file at"):
+            tool(video=str(tmp_path / "missing.mp4"), candidate_labels=["a"])
+        with pytest.raises(ToolInputError, match="not supported"):
+            tool(video=__file__, candidate_labels=["a"])
+        with pytest.raises(ToolInputError, match="not a readable video"):
+            tool(video=str(fake), candidate_labels=["a", "b"])
+        with pytest.raises(ToolInputError, match="candidate_labels"):
+            tool(video=clips["sound"], candidate_labels=[])
+        with pytest.raises(ToolInputError, match="segments"):
+            tool(video=clips["sound"], candidate_labels=["a", "b"], segments=0)
     assert pool.loaded() == []
 
 
@@ -296,9 +316,12 @@ def test_image_sentiment_reads_the_reply(reply: str, sentiment: str, photo: str)
         calls.append(kwargs)
         return [{"generated_text": reply}]
 
-    tool = DescribeImageSentiment(PipelinePool(device="cpu"))
-    tool.pipeline = fake_pipeline
-    result = tool(image=photo, text="best day ever")
+    class StandIn(PipelinePool):
+        def get(self, role: str) -> Any:
+            return fake_pipeline
+
+    with use_tools(pool=StandIn(device="cpu")):
+        result = DescribeImageSentiment()(image=photo, text="best day ever")
     assert result == {"sentiment": sentiment, "explanation": reply, "model": "Qwen/Qwen2-VL-2B-Instruct"}
     messages: Any = calls[0]["text"]
     assert [part["type"] for part in messages[0]["content"]] == ["image", "text"]
