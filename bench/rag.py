@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from smolcrew.memory.rag import DocumentStore, ingest  # noqa: E402
+from smolcrew.memory.ingest import ingest  # noqa: E402
+from smolcrew.memory.rag import DocumentStore  # noqa: E402
 from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments  # noqa: E402
 
 _VOCABULARY = (

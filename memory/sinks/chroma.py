@@ -13,9 +13,6 @@ Chroma's default embedding function downloads a model and fails offline, so the 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +24,15 @@ from urllib.parse import urlsplit
 from smolcrew.errors import SinkError, SinkUnavailableError
 from smolcrew.memory.records import StepRecord, record_from_json
 from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
+from smolcrew.memory.sinks.chroma_records import (
+    RECORD_LIMIT,
+    clean_text,
+    collection_name,
+    record_document,
+    record_json,
+    record_metadata,
+    where,
+)
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -39,13 +45,8 @@ __all__ = ["ChromaSink", "Embed", "collection_name", "minilm_embedder", "record_
 Embed = Callable[[list[str]], list[list[float]]]
 """Texts in, one vector per text out (normalised MiniLM vectors by default)."""
 
-DOCUMENT_LIMIT = 2_000
-"""Characters of searchable text per record; the rest is cut with a note."""
-RECORD_LIMIT = 65_536
-"""Bytes of record JSON kept in metadata. Local and server Chroma take more; Chroma Cloud caps a value at 4,096."""
 PAGE = 300
 """Records per `get` page (Chroma Cloud returns at most 300)."""
-_TEXT_FIELDS = ("task", "plan", "code", "observations", "output", "error")
 _T = TypeVar("_T")
 
 
@@ -62,91 +63,6 @@ def minilm_embedder(pool: PipelinePool | None = None) -> Embed:
         return vectors
 
     return embed
-
-
-def collection_name(namespace: str) -> str:
-    """A valid Chroma collection name (3-63 of `[A-Za-z0-9._-]`, alphanumeric ends) for `namespace`.
-    A name that had to change gets a hash suffix, so two namespaces never share a collection."""
-    cleaned = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", namespace)).strip("._-")
-    if cleaned == namespace and 3 <= len(cleaned) <= 63:
-        return cleaned
-    digest = hashlib.sha1(namespace.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{cleaned[:50].rstrip('._-') or 'ns'}-{digest}"
-
-
-def _clean(text: str) -> str:
-    """Text Chroma can store: lone surrogates (not UTF-8 encodable) become '?'."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f" ... [{len(text) - limit:,} more characters; full text in the journal]"
-
-
-def record_document(record: StepRecord, limit: int = DOCUMENT_LIMIT) -> str:
-    """The searchable text of a record: who, what kind, then its text fields."""
-    parts = [f"{record.agent} {record.kind}"]
-    for key in _TEXT_FIELDS:
-        value = record.payload.get(key)
-        if value not in (None, "", [], {}):
-            parts.append(f"{key}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
-    return _clean(_cut("\n".join(parts), limit))
-
-
-def _dumps(data: Any) -> str:
-    # ASCII-escaped: lone surrogates and every other character survive, and len() is the size in bytes.
-    return json.dumps(data, ensure_ascii=True, default=str, separators=(",", ":"))
-
-
-def _shrink(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return _cut(value, limit)
-    if isinstance(value, dict):
-        return {str(key): _shrink(item, limit) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_shrink(item, limit) for item in value]
-    return value
-
-
-def record_json(record: StepRecord, max_bytes: int = RECORD_LIMIT) -> tuple[str, bool]:
-    """The record as JSON within `max_bytes`, and whether strings in its payload had to be shortened."""
-    data = record.to_dict()
-    text = _dumps(data)
-    if len(text) <= max_bytes:
-        return text, False
-    for limit in (4_000, 1_000, 200, 40):
-        text = _dumps(data | {"payload": _shrink(record.payload, limit)})
-        if len(text) <= max_bytes:
-            return text, True
-    note = f"payload of {len(_dumps(record.payload)):,} bytes left out; full record in the journal"
-    return _dumps(data | {"payload": {"truncated": note}}), True
-
-
-def _metadata(record: StepRecord, max_bytes: int) -> dict[str, str | int | float | bool]:
-    text, truncated = record_json(record, max_bytes)
-    meta: dict[str, str | int | float | bool] = {
-        "run_id": _clean(record.run_id),
-        "seq": int(record.seq),
-        "agent": _clean(record.agent),
-        "kind": _clean(record.kind),
-        "ts": float(record.ts),
-        "schema": int(record.schema),
-        "record": text,
-        "truncated": truncated,
-    }
-    conversation = record.payload.get("conversation_id")
-    if conversation is not None:
-        meta["conversation_id"] = _clean(str(conversation))
-    return meta
-
-
-def _where(**equals: str | None) -> dict[str, Any] | None:
-    clauses = [{key: _clean(value)} for key, value in equals.items() if value is not None]
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 class ChromaSink(MemorySink):
@@ -257,9 +173,9 @@ class ChromaSink(MemorySink):
             return
         latest = {(record.run_id, record.seq): record for record in batch}  # a batch may repeat a step: last wins
         records = list(latest.values())
-        ids = [f"{_clean(record.run_id)}:{record.seq}" for record in records]
+        ids = [f"{clean_text(record.run_id)}:{record.seq}" for record in records]
         documents = [record_document(record) for record in records]
-        metadatas = [_metadata(record, self.max_record_bytes) for record in records]
+        metadatas = [record_metadata(record, self.max_record_bytes) for record in records]
 
         def upsert() -> None:
             collection = self._get_collection()  # first, so a store that is down fails before the embedding work
@@ -282,7 +198,7 @@ class ChromaSink(MemorySink):
             records: list[StepRecord] = []
             offset = 0
             while True:
-                page = collection.get(where=_where(run_id=run_id), include=["metadatas"], limit=PAGE, offset=offset)
+                page = collection.get(where=where(run_id=run_id), include=["metadatas"], limit=PAGE, offset=offset)
                 metadatas = page["metadatas"] or []
                 records += [record_from_json(str(meta["record"])) for meta in metadatas]
                 if len(metadatas) < PAGE:
@@ -303,13 +219,13 @@ class ChromaSink(MemorySink):
         """Up to `k` records nearest to `query` in meaning, optionally only of one run, agent or kind."""
         if k <= 0 or not query.strip():
             return []
-        vector = self.embed([_clean(query)])[0]
+        vector = self.embed([clean_text(query)])[0]
 
         def nearest() -> list[StepRecord]:
             result = self._get_collection().query(
                 query_embeddings=[vector],  # type: ignore[arg-type]
                 n_results=k,
-                where=_where(run_id=run_id, agent=agent, kind=kind),
+                where=where(run_id=run_id, agent=agent, kind=kind),
                 include=["metadatas"],
             )
             metadatas = (result["metadatas"] or [[]])[0]

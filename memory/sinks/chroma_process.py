@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from smolcrew.errors import SinkError
 from smolcrew.memory.records import StepRecord
 from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
-from smolcrew.memory.sinks.chroma import RECORD_LIMIT
+from smolcrew.memory.sinks.chroma_records import RECORD_LIMIT
 from smolcrew.memory.worker import WorkerProcess
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ merged from their low-degree end; maps stored as JSON strings. The whole record 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -27,8 +26,19 @@ from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from smolcrew.errors import SinkError, SinkUnavailableError
-from smolcrew.memory.records import StepRecord, record_from_json, record_to_json
+from smolcrew.memory.records import StepRecord, record_from_json
 from smolcrew.memory.sinks.base import Capability, MemorySink, SinkHealth
+from smolcrew.memory.sinks.graph_rows import (
+    DROP_AGENT_TOOLS,
+    LINK_DELEGATE,
+    LINK_NEXT,
+    LINK_TOOL,
+    MERGE,
+    MERGE_STEP,
+    UNLINK_CHANGED,
+    clean_text,
+    record_rows,
+)
 
 __all__ = ["GraphSink"]
 
@@ -38,47 +48,9 @@ BATCH_ROWS = 500
 """Records per transaction: big enough to amortise round trips, small enough to stay all-or-nothing."""
 BATCH_BYTES = 8_000_000
 """A transaction also closes once its records' payload strings pass this many characters (huge observations)."""
-TEXT_LIMIT = 32_000
-"""Characters of searchable step text; the rest stays in `record_json`."""
 LABELS = ("Run", "Agent", "Step", "Tool")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _FIX = "start the graph database (see DESIGN.md section 4) or set SMOLCREW_SERVICES__NEO4J_URI to a reachable server"
-
-_MERGE = "UNWIND $rows AS r MERGE (n:{label} {{id: r.id}}) SET n += r.props"
-_UNLINK_CHANGED = """
-UNWIND $rows AS r MATCH (s:Step {id: r.id}) WHERE s.digest <> r.digest
-MATCH (s)-[e]-(x) WHERE type(e) IN ['CALLED', 'DELEGATED_TO', 'EMITTED'] DELETE e
-"""
-_MERGE_STEP = """
-UNWIND $rows AS r MERGE (s:Step {id: r.id}) SET s += r.props
-WITH s, r MATCH (x:Run {id: r.run}) MERGE (s)<-[:HAS_STEP]-(x)
-WITH s, r MATCH (a:Agent {id: r.agent}) MERGE (s)<-[:EMITTED]-(a)
-"""
-_LINK_DELEGATE = "UNWIND $rows AS r MATCH (s:Step {id: r.id}) MATCH (a:Agent {id: r.to}) MERGE (s)-[:DELEGATED_TO]->(a)"
-_DROP_AGENT_TOOLS = "UNWIND $ids AS i MATCH (t:Tool {id: i}) DETACH DELETE t"
-_LINK_TOOL = """
-UNWIND $calls AS c WITH c WHERE NOT EXISTS { MATCH (:Agent {id: c.tool}) }
-MATCH (s:Step {id: c.step}) MERGE (t:Tool {id: c.tool}) SET t += c.props MERGE (s)-[:CALLED]->(t)
-"""
-_LINK_NEXT = "UNWIND $pairs AS p MATCH (b:Step {id: p.b}) MATCH (a:Step {id: p.a}) MERGE (b)<-[:NEXT]-(a)"
-
-
-def _clean(text: str) -> str:
-    """`text` encodable as UTF-8 (Bolt sends nothing else): lone surrogates become `\\udxxx`."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-def _step_text(record: StepRecord) -> str:
-    """The searchable text of a step: its string payload values (not `parent`), cut at TEXT_LIMIT."""
-    parts = [value for key, value in record.payload.items() if isinstance(value, str) and key != "parent"]
-    text = _clean("\n".join(parts))
-    if len(text) > TEXT_LIMIT:
-        text = text[:TEXT_LIMIT] + f"... [{len(text) - TEXT_LIMIT:,} more characters in record_json]"
-    return text
 
 
 class GraphSink(MemorySink):
@@ -158,7 +130,7 @@ class GraphSink(MemorySink):
     # -- plumbing -----------------------------------------------------------------------------------------
 
     def _id(self, *parts: str) -> str:
-        return _clean(f"{self.namespace}/{':'.join(parts)}")
+        return clean_text(f"{self.namespace}/{':'.join(parts)}")
 
     def _call(self, what: str, work: Callable[[], T], *, deadline_s: float | None = None) -> T:
         """Run `work` within the deadline, turning the driver's failures into SinkUnavailableError.
@@ -224,60 +196,8 @@ class GraphSink(MemorySink):
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def _rows(self, batch: Sequence[StepRecord]) -> dict[str, list[dict[str, Any]]]:
-        ns = self.namespace
-        runs: dict[str, dict[str, Any]] = {}
-        agents: dict[str, dict[str, Any]] = {}
-        steps, delegations, calls = [], [], []
-        for record in batch:
-            run_id = str(record.run_id)
-            sid = self._id(run_id, str(record.seq))
-            run = self._id(run_id)
-            agent = self._id(str(record.agent))
-            runs[run] = {"id": run, "props": {"ns": ns, "run_id": _clean(run_id)}}
-            agents[agent] = {"id": agent, "props": {"ns": ns, "name": _clean(str(record.agent))}}
-            record_json = record_to_json(record)
-            props = {
-                "ns": ns,
-                "run_id": _clean(run_id),
-                "seq": record.seq,
-                "agent": _clean(str(record.agent)),
-                "kind": _clean(str(record.kind)),
-                "ts": float(record.ts),
-                "text": _step_text(record),
-                "record_json": record_json,
-                "digest": hashlib.sha1(record_json.encode("ascii")).hexdigest(),
-            }
-            steps.append(
-                {
-                    "id": sid,
-                    "run": run,
-                    "agent": agent,
-                    "prev": self._id(run_id, str(record.seq - 1)),
-                    "next": self._id(run_id, str(record.seq + 1)),
-                    "props": props,
-                }
-            )
-            to = record.payload.get("to")
-            if record.kind == "delegation" and isinstance(to, str) and to:
-                target = self._id(to)
-                agents[target] = {"id": target, "props": {"ns": ns, "name": _clean(to)}}
-                delegations.append({"id": sid, "to": target})
-            names = record.payload.get("calls") or []
-            if isinstance(names, list):
-                for name in dict.fromkeys(n for n in names if isinstance(n, str) and n):
-                    tool = self._id(name)
-                    calls.append({"step": sid, "tool": tool, "props": {"ns": ns, "name": _clean(name)}})
-        return {
-            "runs": list(runs.values()),
-            "agents": list(agents.values()),
-            "steps": steps,
-            "delegations": delegations,
-            "calls": calls,
-        }
-
     def _write_chunk(self, chunk: Sequence[StepRecord]) -> None:
-        rows = self._rows(chunk)
+        rows = record_rows(chunk, self.namespace, self._id)
         # Within one chunk, a later copy of the same (run_id, seq) wins, as a replay would leave it.
         steps = list({row["id"]: row for row in rows["steps"]}.values())
         # NEXT to the previous and from the next seq, whichever exist; pairs inside the chunk come up twice.
@@ -291,18 +211,18 @@ class GraphSink(MemorySink):
 
         def transaction(tx: Any) -> None:
             tx.run(
-                _UNLINK_CHANGED, rows=[{"id": row["id"], "digest": row["props"]["digest"]} for row in steps]
+                UNLINK_CHANGED, rows=[{"id": row["id"], "digest": row["props"]["digest"]} for row in steps]
             ).consume()
-            tx.run(_MERGE.format(label="Run"), rows=rows["runs"]).consume()
-            tx.run(_MERGE.format(label="Agent"), rows=rows["agents"]).consume()
-            tx.run(_MERGE_STEP, rows=steps).consume()
+            tx.run(MERGE.format(label="Run"), rows=rows["runs"]).consume()
+            tx.run(MERGE.format(label="Agent"), rows=rows["agents"]).consume()
+            tx.run(MERGE_STEP, rows=steps).consume()
             if rows["delegations"]:
-                tx.run(_LINK_DELEGATE, rows=rows["delegations"]).consume()
+                tx.run(LINK_DELEGATE, rows=rows["delegations"]).consume()
             # A name once taken for a tool but now known as an agent was a delegation all along.
-            tx.run(_DROP_AGENT_TOOLS, ids=[row["id"] for row in rows["agents"]]).consume()
+            tx.run(DROP_AGENT_TOOLS, ids=[row["id"] for row in rows["agents"]]).consume()
             if rows["calls"]:
-                tx.run(_LINK_TOOL, calls=rows["calls"]).consume()
-            tx.run(_LINK_NEXT, pairs=pairs).consume()
+                tx.run(LINK_TOOL, calls=rows["calls"]).consume()
+            tx.run(LINK_NEXT, pairs=pairs).consume()
 
         def work() -> None:
             with self.driver.session(database=self.database) as session:
@@ -335,7 +255,7 @@ class GraphSink(MemorySink):
             "read",
             lambda: self._query(
                 "MATCH (s:Step) WHERE s.run_id = $run_id AND s.ns = $ns RETURN s.record_json AS j ORDER BY s.seq",
-                run_id=_clean(str(run_id)),
+                run_id=clean_text(str(run_id)),
                 ns=self.namespace,
             ),
         )
@@ -344,7 +264,7 @@ class GraphSink(MemorySink):
     def search(self, query: str, *, run_id: str | None = None, k: int = 5) -> list[StepRecord]:
         """Records whose text contains the most words of `query` (case-insensitive), whole phrase first."""
         self.setup()
-        phrase = _clean(query).strip().lower()
+        phrase = clean_text(query).strip().lower()
         words = list(dict.fromkeys(w for w in re.split(r"\W+", phrase) if len(w) > 1))
         if not phrase or k <= 0:
             return []
@@ -356,7 +276,7 @@ class GraphSink(MemorySink):
         )
         params = {"ns": self.namespace, "words": words, "phrase": phrase, "k": int(k)}
         if run_id is not None:
-            params["run_id"] = _clean(str(run_id))
+            params["run_id"] = clean_text(str(run_id))
         rows = self._call("search", lambda: self._query(cypher, **params))
         return [record_from_json(row["j"]) for row in rows]
 

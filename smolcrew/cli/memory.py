@@ -231,8 +231,8 @@ def ingest(
 ) -> None:
     """Add documents to the research specialist's store (chunked, embedded with the local MiniLM); re-ingesting
     an unchanged file adds nothing, a changed file replaces its chunks."""
+    from smolcrew.memory.ingest import ingest as ingest_paths
     from smolcrew.memory.rag import DocumentStore
-    from smolcrew.memory.rag import ingest as ingest_paths
     from smolcrew.tools.pool import PipelinePool
 
     settings = settings_or_exit(config)

@@ -2,11 +2,12 @@
 
 `create_app()` builds the FastAPI app; `smolcrew serve` runs it with uvicorn. The OpenAPI schema is at
 `/openapi.json` (no /docs: Swagger UI would load from a CDN). Errors are RFC 9457 problem details
-(`application/problem+json`: type, title, status, detail).
+(`application/problem+json`: type, title, status, detail; smolcrew/server/problems.py).
 
 Security: the server binds 127.0.0.1 by default. When `server.token` is set, every request (the UI mount too)
 needs `Authorization: Bearer <token>`; a browser may send the token as a `token` cookie or `?token=` query
-parameter instead. A non-loopback `server.host` without `server.token` is refused at start (ConfigError).
+parameter instead (smolcrew/server/auth.py). A non-loopback `server.host` without `server.token` is refused at
+start (ConfigError).
 
 Events (`GET /v1/runs/{id}/events`, `text/event-stream`): `event: step|pending_approval|run_end`, `id: n`
 (counting from 0 per run), `data:` JSON; a `: keepalive` comment every 15 s. Reconnect with `Last-Event-ID: n`
@@ -15,110 +16,28 @@ Events (`GET /v1/runs/{id}/events`, `text/event-stream`): `event: step|pending_a
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import ValidationError as PydanticValidationError
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smolcrew.config import Settings, load_settings
-from smolcrew.errors import (
-    ApprovalAlreadyDecided,
-    ApprovalNotFound,
-    ApprovalQueueUnavailable,
-    ArtifactNotFoundError,
-    ConfigError,
-    ConversationNotFoundError,
-    RunNotFoundError,
-    ServiceError,
-    SinkUnavailableError,
-    UnsupportedUploadError,
-    UploadTooLargeError,
-)
+from smolcrew.errors import ConfigError, ServiceError, UnsupportedUploadError
 from smolcrew.server import models as m
+from smolcrew.server.auth import TokenGate, is_loopback
+from smolcrew.server.problems import ERROR_RESPONSES, PROBLEM_JSON, add_error_handlers, problem
 from smolcrew.server.service import ChatService, RunInfo
 from smolcrew.server.uploads import Upload
 
 __all__ = ["PROBLEM_JSON", "create_app", "is_loopback"]
 
-PROBLEM_JSON = "application/problem+json"
 KEEPALIVE_S = 15.0
 MAX_FILES = 16
-_STATUS: list[tuple[type[Exception], int]] = [
-    (ConversationNotFoundError, 404),
-    (RunNotFoundError, 404),
-    (ArtifactNotFoundError, 404),
-    (ApprovalNotFound, 404),
-    (ApprovalAlreadyDecided, 409),
-    (UploadTooLargeError, 413),
-    (UnsupportedUploadError, 415),
-    (ApprovalQueueUnavailable, 503),
-    (SinkUnavailableError, 503),
-    (ServiceError, 503),
-    (ValueError, 422),
-]
-_ERRORS = {code: {"model": m.Problem, "content": {PROBLEM_JSON: {}}} for code in (401, 404, 409, 422, 503)}
-Scope = MutableMapping[str, Any]
-Asgi = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only listens on this machine (localhost, 127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def problem(
-    status: int, detail: str, *, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
-) -> JSONResponse:
-    """An RFC 9457 problem reply; `extra` adds extension members."""
-    title = HTTPStatus(status).phrase
-    body = m.Problem(type=f"https://smolcrew.dev/problems/{status}", title=title, status=status, detail=detail)
-    content = {**body.model_dump(), **(extra or {})}
-    return JSONResponse(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-class _TokenGate:
-    """ASGI middleware: every HTTP request needs the token (header, `token` cookie or `token` query param)."""
-
-    def __init__(self, app: Asgi, token: str) -> None:
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        given = request.headers.get("authorization", "")
-        candidates = [given[7:].strip()] if given.lower().startswith("bearer ") else []
-        candidates += [request.cookies.get("token", ""), request.query_params.get("token", "")]
-        if any(c and secrets.compare_digest(c.encode(), self.token.encode()) for c in candidates):
-            await self.app(scope, receive, send)
-            return
-        reply = problem(
-            401,
-            "this server needs its token: send `Authorization: Bearer <token>` (browsers: a `token` cookie or "
-            "`?token=` parameter); the token is `server.token` (SMOLCREW_SERVER__TOKEN)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-        await reply(scope, receive, send)
-
-
-def _status_of(exc: Exception) -> int:
-    return next(code for kind, code in _STATUS if isinstance(exc, kind))
 
 
 def _run_out(info: RunInfo) -> m.RunOut:
@@ -195,10 +114,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        responses=_ERRORS,  # type: ignore[arg-type]
+        responses=ERROR_RESPONSES,  # type: ignore[arg-type]
     )
     app.state.service = chat
-    _add_error_handlers(app)
+    add_error_handlers(app)
     _add_routes(app, chat)
     if mount_ui:
         import importlib
@@ -207,37 +126,8 @@ def create_app(
         if importlib.util.find_spec("smolcrew.server.ui") is not None:
             importlib.import_module("smolcrew.server.ui").mount(app, chat)
     if server.token is not None:
-        app.add_middleware(_TokenGate, token=server.token.get_secret_value())
+        app.add_middleware(TokenGate, token=server.token.get_secret_value())
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def smolcrew_error(_: Request, exc: Exception) -> JSONResponse:
-        return problem(_status_of(exc), str(exc))
-
-    for kind, _code in _STATUS:
-        app.add_exception_handler(kind, smolcrew_error)
-
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
-        errors = exc.errors() if isinstance(exc, RequestValidationError | PydanticValidationError) else []
-        if any(error.get("type") == "json_invalid" for error in errors):
-            return problem(400, 'the body is not valid JSON; send a JSON object such as {"text": "..."}')
-        where = "; ".join(
-            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}" for error in errors[:5]
-        )
-        return problem(422, f"the request does not match the schema ({where}); see /openapi.json")
-
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(PydanticValidationError, invalid)
-
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
-        detail = exc.detail if isinstance(exc, StarletteHTTPException) else ""
-        if status == 404 and detail == "Not Found":
-            detail = "no such route; see /openapi.json for the routes"
-        return problem(status, str(detail))
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 async def _message(request: Request, limit: int) -> tuple[str, list[Upload]]:
@@ -312,7 +202,7 @@ def _add_routes(app: FastAPI, chat: ChatService) -> None:
         status_code=202,
         response_model=m.RunAccepted,
         openapi_extra=message_body,
-        responses={413: _ERRORS[409], 415: _ERRORS[409], 400: _ERRORS[409]},
+        responses={413: ERROR_RESPONSES[409], 415: ERROR_RESPONSES[409], 400: ERROR_RESPONSES[409]},
     )
     async def send_message(conversation_id: str, request: Request) -> m.RunAccepted:
         chat.conversation(conversation_id)  # 404 before reading a large body

@@ -15,7 +15,8 @@ import pytest
 from smolcrew.errors import SinkUnavailableError
 from smolcrew.memory.records import StepRecord
 from smolcrew.memory.sinks.base import Capability
-from smolcrew.memory.sinks.graph import TEXT_LIMIT, GraphSink
+from smolcrew.memory.sinks.graph import GraphSink
+from smolcrew.memory.sinks.graph_rows import TEXT_LIMIT
 from tests.memory.arcadedb import GraphServer, GraphServerUnavailable, arcadedb_server, free_port
 from tests.memory.backends import graph as graph_backend
 
