@@ -16,7 +16,7 @@ from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ToolInputError
 from smolcrew.memory.ingest import IngestReport, ingest
 from smolcrew.memory.rag import DocumentStore
-from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments, rewrite_query
+from smolcrew.tools.rag import POOR_SCORE, WEAK_SCORE, AnswerWithCitations, SearchDocuments, rewrite_query
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("minilm_available")]
 
@@ -179,6 +179,11 @@ def test_llm_rewrite_is_tried_first_when_a_model_is_given(ingested: IngestReport
     assert result["citations"][0]["page"] == 3 and "autumn 2027" in result["answer"]
 
 
+def test_answer_with_citations_defaults_are_the_documented_scores() -> None:
+    tool = AnswerWithCitations()
+    assert (tool.threshold, tool.poor, tool.k, tool.cite) == (WEAK_SCORE, POOR_SCORE, 4, 3)
+
+
 def test_rewrite_query_strips_question_words_and_splits_clauses() -> None:
     rewrites = rewrite_query("What is the warranty of the pump, and who installed it?")
     assert rewrites[0] == "warranty pump installed"
@@ -204,17 +209,21 @@ def test_store_persists_across_reopen(tmp_path: Path, corpus: Path, embeddings: 
 def test_tools_built_like_specialists_load_the_pool_embeddings_role(
     tmp_path: Path, corpus: Path, embeddings: Embeddings
 ) -> None:
-    """Built as `factory(pool)`: the store opens at <home>/documents with the pool's `embeddings` model, loaded
-    on the first search; an empty store answers without loading it; a missing model is ModelUnavailableError."""
+    """Built as `factory()`: the store opens at <home>/documents with the `embeddings` model of the pool in the
+    tool context, loaded on the first search; an empty store answers without loading it; a missing model is
+    ModelUnavailableError."""
     from smolcrew.errors import ModelUnavailableError
+    from smolcrew.tools.context import use_tools
     from smolcrew.tools.manifest import manifest
     from smolcrew.tools.pool import PipelinePool
 
     nowhere = PipelinePool(device="cpu", overrides=dict.fromkeys(manifest(), str(tmp_path / "absent-model")))
-    tool = SearchDocuments(nowhere)
-    assert tool(query="anything") == [] and tool.store.path.name == "documents"
+    tool = SearchDocuments()
+    with use_tools(pool=nowhere):
+        assert tool(query="anything") == [] and tool.store.path.name == "documents"
     with DocumentStore(tool.store.path, embeddings=embeddings) as filled:
         ingest(corpus / "safety.html", store=filled)
-    with pytest.raises(ModelUnavailableError, match="absent-model"):
-        SearchDocuments(nowhere)(query="eye wash")
-    assert SearchDocuments(PipelinePool(device="cpu"))(query="eye wash", k=1)[0]["cite"] == "safety.html"
+    with use_tools(pool=nowhere), pytest.raises(ModelUnavailableError, match="absent-model"):
+        SearchDocuments()(query="eye wash")
+    with use_tools(pool=PipelinePool(device="cpu")):
+        assert SearchDocuments()(query="eye wash", k=1)[0]["cite"] == "safety.html"
