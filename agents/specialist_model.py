@@ -25,6 +25,7 @@ from smolagents.monitoring import TokenUsage
 from smolcrew.agents.dispatch import Embedder, asks_for_output, plan_direct_call, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
+from smolcrew.tools.base import input_types
 
 __all__ = ["SpecialistModel", "specialist_model"]
 
@@ -175,7 +176,7 @@ class SpecialistModel(Model):
         lines = ["That exact code just failed; do not send it again. Change the call or answer from what you have."]
         if named is not None:
             signature = ", ".join(
-                f"{key}: {spec['type']}{' (optional)' if spec.get('nullable') else ''}"
+                f"{key}: {' | '.join(input_types(spec))}{' (optional)' if spec.get('nullable') else ''}"
                 for key, spec in named.inputs.items()
             )
             lines.append(f"{named.name} takes: {signature}.")

@@ -254,12 +254,16 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 def tools(as_json: JsonOption = False) -> None:
     """List every tool by specialist, with its inputs. Loads no model."""
     from smolcrew.agents.specialists import SPECIALISTS
+    from smolcrew.tools.base import input_types
 
     rows = [
         {
             "specialist": name,
             "tool": tool.name,
-            "inputs": {key: spec["type"] + ("?" if spec.get("nullable") else "") for key, spec in tool.inputs.items()},
+            "inputs": {
+                key: " | ".join(input_types(spec)) + ("?" if spec.get("nullable") else "")
+                for key, spec in tool.inputs.items()
+            },
             "output": tool.output_type,
             "description": tool.description,
         }
