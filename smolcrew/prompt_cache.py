@@ -71,9 +71,11 @@ def model_fingerprint(path: Path) -> str:
 def _leading_system(messages: Any) -> list[Any]:
     prefix = []
     for message in messages if isinstance(messages, list) else ():
-        if not isinstance(message, Mapping) or str(message.get("role")) not in ("system", "developer"):
+        role = message.get("role") if isinstance(message, Mapping) else None
+        role = str(getattr(role, "value", role))  # smolagents sends MessageRole members
+        if role not in ("system", "developer"):
             break
-        prefix.append({"role": str(message.get("role")), "content": message.get("content")})
+        prefix.append({"role": role, "content": message.get("content")})
     return prefix
 
 
@@ -142,6 +144,8 @@ class PromptCache:
         self.max_bytes = max_bytes
         self.stats = PromptCacheStats()
         self.last_event: SlotEvent = "none"
+        self.last_key: str | None = None
+        """The prefix key of the latest request (None: it had no system message)."""
         self.last_restore: dict[str, Any] = {}
         """llama.cpp's answer to the latest restore (`n_restored` tokens, `timings.restore_ms`)."""
         self._slot_key: str | None = None
@@ -161,7 +165,7 @@ class PromptCache:
 
     def before(self, request: Mapping[str, Any]) -> str | None:
         """Restore the slot for `request`'s prefix when it holds another and a file exists; return the key."""
-        key = self.key_for(request)
+        key = self.last_key = self.key_for(request)
         self.last_restore = {}
         if key is None or request.get("cache_prompt") is False:
             self.last_event = "none"

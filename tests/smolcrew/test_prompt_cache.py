@@ -104,6 +104,22 @@ def test_the_key_is_the_system_prompt_of_one_model_and_engine_not_the_task() -> 
     assert prefix_key({"messages": [{"role": "user", "content": "Hi"}]}, model="m", engine="e", n_ctx=1) is None
 
 
+def test_the_key_reads_smolagents_messages() -> None:
+    """What `LlamaCppModel.generate` sends: roles as `MessageRole` members, content as a list of text parts."""
+    from smolagents.models import ChatMessage, MessageRole
+
+    from smolcrew.backends import ScriptedModel
+
+    messages = [
+        ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": "You are audio."}]),
+        ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": "New task: hi"}]),
+    ]
+    request = ScriptedModel(["x"])._prepare_completion_kwargs(messages=messages, stop_sequences=["</code>"])
+    key = prefix_key(request, model="m", engine="e", n_ctx=1024)
+    plain = {"messages": [{"role": "system", "content": [{"type": "text", "text": "You are audio."}]}]}
+    assert key is not None and key == prefix_key(plain, model="m", engine="e", n_ctx=1024)
+
+
 def test_model_fingerprint_follows_content_not_path(tmp_path: Path) -> None:
     first, copy, other = tmp_path / "a.gguf", tmp_path / "b.gguf", tmp_path / "c.gguf"
     first.write_bytes(b"GGUF" + bytes(3 << 20))
