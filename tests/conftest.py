@@ -77,6 +77,18 @@ def require_program(name: str, install: str) -> str:
     return found
 
 
+@pytest.fixture(scope="session")
+def espeak() -> str:
+    """espeak-ng, which speaks by default and makes the speech that tests transcribe."""
+    return require_program("espeak-ng", "apt-get install espeak-ng")
+
+
+@pytest.fixture(scope="session")
+def tesseract() -> str:
+    """Tesseract, the OCR engine of read_text_in_image and the scanned-document tools."""
+    return require_program("tesseract", "apt-get install tesseract-ocr tesseract-ocr-eng")
+
+
 def code(source: str) -> str:
     """A scripted LLM reply: one thought and one code block, as a CodeAgent expects."""
     return f"Thought: scripted.\n<code>\n{source}\n</code>"

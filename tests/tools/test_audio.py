@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,6 @@ from tests.tools.tiny_audio import (
 )
 
 soundfile = pytest.importorskip("soundfile")
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="needs espeak-ng: apt-get install espeak-ng"
-)
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
@@ -79,7 +75,7 @@ def read(path: str) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 @pytest.mark.slow
 def test_speech_round_trip_with_espeak_and_packaged_whisper(
     workspace: Workspace, whisper_folder: Path, monkeypatch: pytest.MonkeyPatch
@@ -104,7 +100,7 @@ def test_speech_round_trip_with_espeak_and_packaged_whisper(
         assert 0.0 <= segment["start"] < segment["end"] <= heard["duration"] + 1.0
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 def test_synthesize_speech_options_and_bad_input(workspace: Workspace) -> None:
     tool = SynthesizeSpeech()
     slow, fast = tool(text="one two three four", speed=0.6), tool(text="one two three four", speed=2.0)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,13 +59,6 @@ def pool(tiny_pool: PipelinePool) -> Iterator[PipelinePool]:
     """The tiny QA models' pool, as the tools' context for the test."""
     with use_tools(pool=tiny_pool):
         yield tiny_pool
-
-
-@pytest.fixture(scope="module")
-def tesseract() -> None:
-    if shutil.which("tesseract") is None:
-        message = "Tesseract is not installed: apt-get install -y tesseract-ocr tesseract-ocr-eng"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
 
 
 def test_best_span_stays_in_context_and_in_order() -> None:
