@@ -247,6 +247,8 @@ CALL_ERRORS = {
 """Exception types that mean the agent's code was wrong, wherever they were raised."""
 TOOL_ERRORS = {"ModelUnavailableError"}
 """Exception types that mean a tool could not work, wherever they were raised."""
+RUN_RECORDS = {"run_start", "run_end", "delegation"}
+"""Record kinds the crew adds around the agents' steps."""
 _FAILED_LINE = re.compile(r"Code execution failed at line '(?P<line>.*?)' due to: (?P<type>\w+)", re.DOTALL)
 _PARSE = re.compile(r"Code parsing failed|Error in code parsing|Error while parsing|regex pattern .* was not found")
 _MODEL = re.compile(r"Error in generating model output|Error in generating final LLM output")
@@ -277,6 +279,8 @@ def error_kinds(error: str, tools: Iterable[str]) -> str:
 def _symptoms(steps: Sequence[Any], specialists: set[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for step in steps:
+        if getattr(step, "kind", "action") in RUN_RECORDS:
+            continue  # the run's own error (in run_end) repeats what its steps said
         payload = getattr(step, "payload", None) or {}
         error = payload.get("error")
         if not error:

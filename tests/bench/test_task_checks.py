@@ -22,6 +22,10 @@ from bench.task_checks import (
 from smolcrew.memory.records import StepRecord
 from tests.bench.conftest import CALL_STEP, TOOL_STEP, step
 
+RUN_END = StepRecord(
+    "r1", 9, "crew", "run_end", {"state": "max_steps_error", "error": "the agents used all their steps"}
+)
+
 # ---- the checks -----------------------------------------------------------------------------------------
 
 
@@ -176,6 +180,7 @@ def test_step_errors_are_told_apart(error: str, tools: list[str], kind: str) -> 
         ("success", ["vision"], [TOOL_STEP], "tool"),
         ("max_steps_error", ["vision"], [CALL_STEP, step("Reached max steps.")], "call"),
         ("max_steps_error", ["vision"], [step(None), step("Reached max steps.")], "steps"),
+        ("max_steps_error", ["vision"], [step("Reached max steps."), RUN_END], "steps"),
         ("success", ["vision"], [CALL_STEP], "answer"),  # it recovered from the error, then answered wrongly
         ("rejected", ["vision"], [], "rejected"),
         ("rejected", ["vision"], [CALL_STEP, step("Check validate_vision failed with error: rejected")], "rejected"),
