@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 MAX_BATCH = 32
+MAX_SEED = 2**32 - 1
+"""The largest seed `sampling` takes (transformers seeds numpy, which takes 32 bits)."""
 M2M_LOCK = threading.Lock()
 """M2M100's tokenizer keeps the source language as state: one translation at a time sets and uses it."""
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -212,6 +214,8 @@ def sampling(max_new_tokens: Any, temperature: Any, seed: Any) -> dict[str, Any]
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ToolInputError(f"`seed` must be a whole number, got {seed!r}")
+        if not 0 <= seed <= MAX_SEED:
+            raise ToolInputError(f"`seed` is {seed}; use a whole number from 0 to {MAX_SEED}")
         from transformers import set_seed
 
         set_seed(int(seed))
