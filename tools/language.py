@@ -246,13 +246,9 @@ class ExtractEntities(CheckedTool):
 
     def forward(self, text: str | list[str]) -> Any:
         from smolcrew.tools.context import current_pool
-        from smolcrew.tools.language_engines import require_texts, tag_spans
+        from smolcrew.tools.language_engines import tag_texts
 
-        texts, many = require_texts(text, "text")
-        pool = current_pool()
-        model = pool.model_for(self.role)
-        results = [{"entities": spans, "model": model} for spans in tag_spans(pool.get(self.role), texts)]
-        return results if many else results[0]
+        return tag_texts(text, current_pool, self.role)
 
 
 class TagPartsOfSpeech(CheckedTool):
@@ -273,13 +269,9 @@ class TagPartsOfSpeech(CheckedTool):
 
     def forward(self, text: str | list[str]) -> Any:
         from smolcrew.tools.context import current_pool
-        from smolcrew.tools.language_engines import require_texts, tag_spans
+        from smolcrew.tools.language_engines import tag_texts
 
-        texts, many = require_texts(text, "text")
-        pool = current_pool()
-        model = pool.model_for(self.role)
-        results = [{"entities": spans, "model": model} for spans in tag_spans(pool.get(self.role), texts)]
-        return results if many else results[0]
+        return tag_texts(text, current_pool, self.role)
 
 
 class AnswerFromText(CheckedTool):

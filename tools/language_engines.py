@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +41,7 @@ __all__ = [
     "sampling",
     "strip_language_tokens",
     "tag_spans",
+    "tag_texts",
 ]
 
 MAX_BATCH = 32
@@ -292,6 +294,16 @@ def tag_spans(pipeline: Any, texts: list[str]) -> list[list[dict[str, Any]]]:
             entities.append({"text": words, "label": label, "start": start, "end": end, "score": score})
         results.append(entities)
     return results
+
+
+def tag_texts(text: Any, pool: Callable[[], Any], role: str) -> Any:
+    """What the tagging tools return for `text` (a string, or a list of them): {'entities': its tagged spans,
+    'model': str}, or a list of those. `pool` (tools.context.current_pool) is called once `text` is checked."""
+    texts, many = require_texts(text, "text")
+    models = pool()
+    model = models.model_for(role)
+    results = [{"entities": spans, "model": model} for spans in tag_spans(models.get(role), texts)]
+    return results if many else results[0]
 
 
 def extract_answer(bundle: Bundle, question: str, passage: str, longest: int) -> tuple[float, int, int]:
