@@ -154,28 +154,15 @@ class GenerateImage(CheckedTool):
         from smolcrew.tools.text import require_text
 
         text = require_text(prompt, "prompt")
-        pool = current_pool()
-        num_steps, scale = engines.diffusion_settings(pool, self.role, steps, guidance)
-        w, h = engines.check_side(width, "width"), engines.check_side(height, "height")
         n = engines.check_integer(count, "count", 1, 4, 1)
-        negative = engines.optional_text(negative_prompt, "negative_prompt")
-        generator, used_seed = engines.seeded_generator(seed)
-        images = engines.run_diffusion(
-            pool.get(self.role),
-            prompt=text,
-            negative_prompt=negative,
-            num_inference_steps=num_steps,
-            guidance_scale=scale,
-            width=w,
-            height=h,
-            num_images_per_prompt=n,
-            generator=generator,
-        ).images
+        pool = current_pool()
+        output, used = engines.diffuse(
+            pool, self.role, text, negative_prompt, steps, guidance, width, height, seed, num_images_per_prompt=n
+        )
+        images = output.images
         return {
             "paths": engines.save_images(current_workspace(), images, "image"),
-            "seed": used_seed,
-            "steps": num_steps,
-            "guidance": scale,
+            **used,
             "width": images[0].size[0],
             "height": images[0].size[1],
             "model": pool.model_for(self.role),

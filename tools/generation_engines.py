@@ -29,6 +29,7 @@ __all__ = [
     "check_number",
     "check_side",
     "default_steps_and_guidance",
+    "diffuse",
     "diffusion_settings",
     "edge_map",
     "fit_image",
@@ -200,6 +201,38 @@ def diffusion_settings(pool: PipelinePool, role: str, steps: Any, guidance: Any)
         check_integer(steps, "steps", 1, 100, default_steps),
         check_number(guidance, "guidance", 0.0, 30.0, default_guidance),
     )
+
+
+def diffuse(
+    pool: PipelinePool,
+    role: str,
+    prompt: str,
+    negative_prompt: Any,
+    steps: Any,
+    guidance: Any,
+    width: Any,
+    height: Any,
+    seed: Any,
+    **options: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """Check steps, guidance, width, height, negative prompt and seed (in that order), then run the role's
+    pipeline on `prompt` with them and `options`. Returns its output and {'seed', 'steps', 'guidance'} as used."""
+    num_steps, scale = diffusion_settings(pool, role, steps, guidance)
+    w, h = check_side(width, "width"), check_side(height, "height")
+    negative = optional_text(negative_prompt, "negative_prompt")
+    generator, used_seed = seeded_generator(seed)
+    output = run_diffusion(
+        pool.get(role),
+        prompt=prompt,
+        negative_prompt=negative,
+        num_inference_steps=num_steps,
+        guidance_scale=scale,
+        width=w,
+        height=h,
+        generator=generator,
+        **options,
+    )
+    return output, {"seed": used_seed, "steps": num_steps, "guidance": scale}
 
 
 def follows_instructions(pipeline: Any) -> bool:

@@ -151,31 +151,20 @@ class GenerateImageFromEdges(CheckedTool):
             raise ToolInputError(f"`low_threshold` ({low}) must not exceed `high_threshold` ({high})")
         control = engines.check_number(conditioning_scale, "conditioning_scale", 0.0, 2.0, 1.0)
         picture = engines.fit_image(load_image(image, "image"))
-        pool = current_pool()
-        num_steps, scale = engines.diffusion_settings(pool, self.role, steps, guidance)
-        negative = engines.optional_text(negative_prompt, "negative_prompt")
         edges = engines.edge_map(picture, low, high)
-        generator, used_seed = engines.seeded_generator(seed)
-        result = engines.run_diffusion(
-            pool.get(self.role),
-            prompt=text,
-            image=edges,
-            negative_prompt=negative,
-            width=picture.size[0],
-            height=picture.size[1],
-            controlnet_conditioning_scale=control,
-            num_inference_steps=num_steps,
-            guidance_scale=scale,
-            generator=generator,
-        ).images[0]
+        pool = current_pool()
+        width, height = picture.size  # fit_image made them sides diffuse accepts
+        options = {"image": edges, "controlnet_conditioning_scale": control}
+        output, used = engines.diffuse(
+            pool, self.role, text, negative_prompt, steps, guidance, width, height, seed, **options
+        )
+        result = output.images[0]
         workspace = current_workspace()
         return {
             "path": engines.save_images(workspace, [result], "controlnet")[0],
             "edges_path": engines.save_images(workspace, [edges], "edges")[0],
             "edge_fraction": edge_fraction(edges),
-            "seed": used_seed,
-            "steps": num_steps,
-            "guidance": scale,
+            **used,
             "width": result.size[0],
             "height": result.size[1],
             "model": pool.model_for(self.role),
@@ -282,23 +271,11 @@ class GenerateVideo(CheckedTool):
         if suffix not in {"gif", "mp4"}:
             raise ToolInputError(f"`format` is {format!r}; use 'gif' or 'mp4'")
         pool = current_pool()
-        num_steps, scale = engines.diffusion_settings(pool, self.role, steps, guidance)
-        w, h = engines.check_side(width, "width"), engines.check_side(height, "height")
-        negative = engines.optional_text(negative_prompt, "negative_prompt")
-        generator, used_seed = engines.seeded_generator(seed)
-        video = engines.run_diffusion(
-            pool.get(self.role),
-            prompt=text,
-            negative_prompt=negative,
-            num_frames=count,
-            num_inference_steps=num_steps,
-            guidance_scale=scale,
-            width=w,
-            height=h,
-            generator=generator,
-            output_type="np",
-        ).frames
-        images = to_frames(video)
+        options = {"num_frames": count, "output_type": "np"}
+        output, used = engines.diffuse(
+            pool, self.role, text, negative_prompt, steps, guidance, width, height, seed, **options
+        )
+        images = to_frames(output.frames)
         path = current_workspace().new_path("video", f".{suffix}")
         write_video(images, path, rate)
         score, note = clip_score(pool, spread(images), text)
@@ -309,8 +286,8 @@ class GenerateVideo(CheckedTool):
             "seconds": round(len(images) / rate, 3),
             "width": images[0].size[0],
             "height": images[0].size[1],
-            "seed": used_seed,
-            "steps": num_steps,
+            "seed": used["seed"],
+            "steps": used["steps"],
             "clip_score": score,
             "clip_note": note,
             "model": pool.model_for(self.role),
