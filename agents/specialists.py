@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from smolagents import Tool
 
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import ToolContext
@@ -30,7 +31,6 @@ from smolcrew.tools.language import (
     TagPartsOfSpeech,
 )
 from smolcrew.tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments
 from smolcrew.tools.recall import RecallMemory, TraceRun
 from smolcrew.tools.tables import DescribeTable, QueryTable, ReadTableInImage

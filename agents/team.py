@@ -19,9 +19,9 @@ from smolcrew.agents.specialist_model import specialist_model
 from smolcrew.agents.specialists import SPECIALISTS, Specialist
 from smolcrew.memory.mirror import Mirror
 from smolcrew.memory.recorder import RecorderSlot
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.validators.rules import require_answer
 
 __all__ = ["SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]

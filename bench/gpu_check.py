@@ -19,8 +19,8 @@ out = {
 }
 from smolcrew.backends import build_model, resolve_device
 from smolcrew.config import load_settings
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.context import use_tools
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.text import ClassifySentiment
 from tests.tools.tiny_language import tiny_text_generator
 from tests.tools.tiny_models import tiny_text_classifier

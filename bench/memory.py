@@ -176,7 +176,7 @@ def main() -> None:
     from smolcrew.memory.sinks.chroma_process import ChromaProcessSink
     from smolcrew.memory.sinks.graph import GraphSink
     from smolcrew.memory.sinks.redis import RedisSink
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
     from tests.memory.arcadedb import graph_server
     from tests.memory.test_faults import RedisServer
 

@@ -140,7 +140,7 @@ def main() -> None:
 
     from smolcrew.agents.router import Router, llm_chooser
     from smolcrew.agents.specialists import SPECIALISTS, load_examples
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     cpu_start = cpu_snapshot()
     started_all = time.perf_counter()

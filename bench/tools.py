@@ -183,7 +183,7 @@ TINY_ROLES: list[tuple[str, str, str, tuple[Any, ...]]] = [
 
 def manifest_role(role: str) -> str:
     """The manifest's spelling of `role` (roles have been spelt both `zero-shot` and `zero_shot`)."""
-    from smolcrew.tools.manifest import manifest
+    from smolcrew.manifest import manifest
 
     names = {name.replace("-", "_"): name for name in manifest()}
     return names.get(role.replace("-", "_"), role)
@@ -276,7 +276,7 @@ def section_per_call_load(pool: Any, folders: dict[str, str], reps_tiny: int, re
     from sentence_transformers import SentenceTransformer
     from transformers import pipeline
 
-    from smolcrew.tools.manifest import resolve_source
+    from smolcrew.manifest import resolve_source
     from smolcrew.tools.text import ClassifySentiment, CompareSentences
 
     sentiment, compare = bound(ClassifySentiment(), pool), bound(CompareSentences(), pool)
@@ -402,8 +402,8 @@ def import_libraries() -> dict[str, float]:
 
 def section_cold_loads(roles: list[tuple[str, str, str, str]], reload: bool) -> list[dict[str, Any]]:
     """roles: (role, kind, builder or source, override or ''). One fresh pool per role and per load."""
-    from smolcrew.tools.manifest import resolve_source
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.manifest import resolve_source
+    from smolcrew.pool import PipelinePool
 
     rows = []
     for role, kind, builder, override in roles:
@@ -453,7 +453,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -651,7 +651,7 @@ def main() -> None:
             rows,
         )
     )
-    from smolcrew.tools.manifest import manifest
+    from smolcrew.manifest import manifest
 
     covered = {row["role"] for row in loads}
     missing = sorted(set(manifest()) - covered)

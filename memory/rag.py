@@ -181,7 +181,7 @@ def _lazy_minilm(model: str) -> Embeddings:
 
 
 def _minilm(model: str) -> Embeddings:
-    from smolcrew.tools.manifest import resolve_source
+    from smolcrew.manifest import resolve_source
 
     source = resolve_source(model)
     try:

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from smolcrew.memory.mirror import Mirror
     from smolcrew.memory.recorder import ToolResults
     from smolcrew.memory.records import StepRecord
+    from smolcrew.pool import PipelinePool
     from smolcrew.tools.files import Workspace
-    from smolcrew.tools.pool import PipelinePool
     from smolcrew.validators.cascade import Cascade
     from smolcrew.validators.human import ApprovalQueue
 
@@ -124,7 +124,7 @@ class Crew:
     @property
     def pool(self) -> PipelinePool:
         if self._pool is None:
-            from smolcrew.tools.pool import PipelinePool
+            from smolcrew.pool import PipelinePool
 
             self._pool = PipelinePool(
                 device=self.settings.device, overrides=self.settings.models, budget_mb=self.settings.pool.budget_mb

@@ -51,7 +51,7 @@ def _check_llm(settings: Settings) -> Check:
 
 
 def _check_router(settings: Settings) -> Check:
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     needed = settings.routing.mode == "router"
     pool = PipelinePool(device="cpu", overrides=settings.models)
@@ -167,7 +167,7 @@ def _size_mib(model: str) -> float | None:
     """On-disk size of a model that is here (package, folder or file); None when it is not local."""
     from pathlib import Path
 
-    from smolcrew.tools.manifest import resolve_source
+    from smolcrew.manifest import resolve_source
 
     try:
         path = Path(resolve_source(model)).expanduser()
@@ -183,7 +183,7 @@ def _size_mib(model: str) -> float | None:
 def model_rows(settings: Settings) -> list[dict[str, Any]]:
     """One row per model role (the LLM bundles, then each pipeline role): model, source, size, present."""
     from smolcrew.gguf import BUNDLES, bundle_installed
-    from smolcrew.tools.manifest import PACKAGED, is_available_offline, manifest
+    from smolcrew.manifest import PACKAGED, is_available_offline, manifest
 
     rows: list[dict[str, Any]] = []
     for bundle in BUNDLES.values():

@@ -1,5 +1,1 @@
-"""Specialist tools (smolagents Tools) and the PipelinePool that serves their models."""
-
-from smolcrew.tools.pool import PipelineKey, PipelinePool
-
-__all__ = ["PipelineKey", "PipelinePool"]
+"""Specialist tools (smolagents Tools), one module per domain; the models they use come from `smolcrew.pool`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.audio_engines import (
     ESPEAK,
     center_extract,
@@ -20,7 +21,6 @@ from smolcrew.tools.audio_engines import (
 )
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import AUDIO_SUFFIXES, Workspace, load_audio, require_file
-from smolcrew.tools.manifest import ModelRole
 
 if TYPE_CHECKING:
     import numpy as np

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 
 if TYPE_CHECKING:
     from smolcrew.memory.mirror import Mirror

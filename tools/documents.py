@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.manifest import ModelRole
 from smolcrew.tools.ocr import ReadTextInImage, open_pdf
 from smolcrew.tools.text import require_text
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool, current_workspace
 from smolcrew.tools.files import load_image
@@ -28,7 +29,6 @@ from smolcrew.tools.generation_engines import (
     save_images,
     seeded_generator,
 )
-from smolcrew.tools.manifest import ModelRole
 
 __all__ = ["ROLES", "STYLES", "EditImage", "GenerateImage", "RestyleImage", "edit_picture"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 
 if TYPE_CHECKING:
     import numpy as np

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.generation_engines import edge_map
-from smolcrew.tools.pool import PipelinePool
 
 MAX_UPSCALED_SIDE = 4096
 CLIP_ROLES = ("image_text_matcher", "clip")
@@ -320,7 +320,7 @@ def clip_score(pool: PipelinePool, images: list[Image.Image], prompt: str) -> tu
     The model is the first role of `CLIP_ROLES` the manifest declares. Returns (score or None, a note saying how
     it was computed or why there is none); a missing or unusable CLIP model never fails the caller.
     """
-    from smolcrew.tools.manifest import manifest
+    from smolcrew.manifest import manifest
 
     role = next((name for name in CLIP_ROLES if name in manifest()), None)
     if role is None:

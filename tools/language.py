@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.language_engines import load_pair_classifier, load_question_answerer, load_token_classifier
 from smolcrew.tools.language_seq2seq import (
@@ -19,7 +20,6 @@ from smolcrew.tools.language_seq2seq import (
     SummarizeText,
     TranslateText,
 )
-from smolcrew.tools.manifest import ModelRole
 
 __all__ = [
     "ROLES",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from smolcrew.tools.manifest import is_available_offline
+from smolcrew.manifest import is_available_offline
 from smolcrew.tools.text import require_text
 
 __all__ = [

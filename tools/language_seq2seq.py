@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
 from smolcrew.tools.language_engines import bounded, generate, load_opus_pairs, load_seq2seq
-from smolcrew.tools.manifest import ModelRole
 
 __all__ = ["SEQ2SEQ_ROLES", "GenerateText", "ReplyInConversation", "SummarizeText", "TranslateText", "summarize"]
 

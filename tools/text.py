@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.manifest import ModelRole
 
 __all__ = ["ROLES", "ClassifySentiment", "CompareSentences", "RankPassages"]
 

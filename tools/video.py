@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.manifest import ModelRole
 from smolcrew.tools.vision_engines import ModelBundle, bundle_loader
 
 __all__ = [

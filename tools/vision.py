@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from smolcrew.errors import ToolInputError
+from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
-from smolcrew.tools.manifest import ModelRole
 from smolcrew.tools.text import require_text
 from smolcrew.tools.vision_engines import bundle_loader
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from smolagents.models import Model
 
     from smolcrew.config import ValidationSettings
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
 __all__ = ["Cascade", "CascadeResult"]
 
@@ -136,7 +136,7 @@ class Cascade:
                 )
             stages.append(LLMJudge(model, validation.judge_threshold))
         elif validation.judge == "nli":
-            from smolcrew.tools.pool import PipelinePool
+            from smolcrew.pool import PipelinePool
 
             stages.append(NLIJudge(pool if pool is not None else PipelinePool(), validation.judge_threshold))
         return cls(stages, escalate_below=validation.escalate_below, approval_tools=validation.approval_tools)

@@ -26,7 +26,7 @@ from smolcrew.validators.verdict import Evidence, Verdict
 if TYPE_CHECKING:
     from smolagents.models import ChatMessage, Model
 
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
 __all__ = ["DEFAULT_RUBRIC", "JUDGE_GRAMMAR", "LLMJudge", "NLIJudge", "evidence_text", "parse_judgement"]
 
@@ -201,7 +201,7 @@ class NLIJudge:
     ) -> None:
         if not 0 <= overlap_words < chunk_words:
             raise ValueError("overlap_words must be at least 0 and less than chunk_words")
-        from smolcrew.tools.pool import PipelinePool
+        from smolcrew.pool import PipelinePool
 
         self.pool = source if isinstance(source, PipelinePool) else None
         self._loaded: Any = None if self.pool is not None else source

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
 __all__ = ["ChromaSink", "Embed", "collection_name", "minilm_embedder", "record_document", "record_json"]
 
@@ -56,7 +56,7 @@ def minilm_embedder(pool: PipelinePool | None = None) -> Embed:
 
     def embed(texts: list[str]) -> list[list[float]]:
         if "model" not in state:
-            from smolcrew.tools.pool import PipelinePool
+            from smolcrew.pool import PipelinePool
 
             state["model"] = (pool or PipelinePool(device="cpu")).get("embeddings")
         vectors: list[list[float]] = state["model"].encode(texts, normalize_embeddings=True, batch_size=32).tolist()

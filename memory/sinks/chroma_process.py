@@ -44,7 +44,7 @@ def open_chroma(
 ) -> ChromaSink:
     """In the child: the `ChromaSink` it serves, embedding with the `embeddings` model in that process."""
     from smolcrew.memory.sinks.chroma import ChromaSink, minilm_embedder
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     embed = minilm_embedder(PipelinePool(device="cpu", overrides=models))
     if url is not None:

@@ -233,7 +233,7 @@ def ingest(
     an unchanged file adds nothing, a changed file replaces its chunks."""
     from smolcrew.memory.ingest import ingest as ingest_paths
     from smolcrew.memory.rag import DocumentStore
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     settings = settings_or_exit(config)
     folder = store or settings.home / "documents"

@@ -53,19 +53,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ApprovalsView",
     "ChatView",
-    "Media",
     "Panels",
     "approvals_view",
-    "audit_markdown",
     "build_ui",
     "decide",
-    "media_for",
     "mount",
     "poll",
-    "steps_markdown",
     "submit",
     "theme",
-    "tree_markdown",
 ]
 
 POLL_S = 1.0

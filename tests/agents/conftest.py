@@ -5,7 +5,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.pool import PipelinePool
 
 
 @pytest.fixture(scope="session")

@@ -314,7 +314,7 @@ def chroma_program() -> Iterator[str]:
 @pytest.mark.timeout(180)
 def test_chroma_killed_mid_run_gets_every_step(tmp_path: Path, chroma_program: str, minilm_available: None) -> None:
     from smolcrew.memory.sinks.chroma import ChromaSink, minilm_embedder
-    from smolcrew.tools.pool import PipelinePool
+    from smolcrew.pool import PipelinePool
 
     embed = minilm_embedder(PipelinePool(device="cpu"))
     embed(["warm up"])  # load MiniLM before the run, not inside the lane's first batch

@@ -213,9 +213,9 @@ def test_tools_built_like_specialists_load_the_pool_embeddings_role(
     tool context, loaded on the first search; an empty store answers without loading it; a missing model is
     ModelUnavailableError."""
     from smolcrew.errors import ModelUnavailableError
+    from smolcrew.manifest import manifest
+    from smolcrew.pool import PipelinePool
     from smolcrew.tools.context import use_tools
-    from smolcrew.tools.manifest import manifest
-    from smolcrew.tools.pool import PipelinePool
 
     nowhere = PipelinePool(device="cpu", overrides=dict.fromkeys(manifest(), str(tmp_path / "absent-model")))
     tool = SearchDocuments()

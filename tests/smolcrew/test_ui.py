@@ -23,8 +23,8 @@ from PIL import Image
 
 from smolcrew.server.api import create_app
 from smolcrew.server.service import ChatService
-from smolcrew.server.ui import ChatView, Panels, build_ui, decide, media_for, poll, submit, theme, tree_markdown
-from smolcrew.server.ui_render import decision_markdown
+from smolcrew.server.ui import ChatView, Panels, build_ui, decide, poll, submit, theme
+from smolcrew.server.ui_render import decision_markdown, media_for, tree_markdown
 from tests.memory.backends.redis import REDIS_URL
 from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, service_settings
 from tests.validators.test_human import approval_queue

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools import audio_engines
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 from tests.tools.tiny_audio import (
     RATE,
     band_energy,

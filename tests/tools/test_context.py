@@ -10,6 +10,7 @@ import pytest
 
 from smolcrew.agents.specialists import SPECIALISTS
 from smolcrew.errors import ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import (
     ToolContext,
@@ -20,7 +21,6 @@ from smolcrew.tools.context import (
     use_tools,
 )
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 
 
 class WhereAmI(CheckedTool):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from smolcrew.errors import ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools import documents
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.documents import AnswerFromPdf, AnswerFromScannedPage, ReadTextInImage, best_span
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from tests.tools.tiny_documents import (
     render_table,

@@ -9,6 +9,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.manifest import ModelRole, manifest
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
 from smolcrew.tools.generation import ROLES, STYLES, EditImage, GenerateImage, RestyleImage
@@ -21,8 +23,6 @@ from smolcrew.tools.generation_media import (
     clip_score,
     edge_map,
 )
-from smolcrew.tools.manifest import ModelRole, manifest
-from smolcrew.tools.pool import PipelinePool
 from tests.tools import tiny_generation as tiny
 
 CLIP_HUB_ID = "openai/clip-vit-base-patch32"
@@ -242,15 +242,15 @@ def test_clip_score_with_a_tiny_clip(folders: dict[str, Path], monkeypatch: pyte
     if role is None:  # no module declares a CLIP role yet: declare one for this test, as tools.vision would
         role = CLIP_ROLES[0]
         roles[role] = ModelRole(role, "zero-shot-image-classification", CLIP_HUB_ID, CLIP_HUB_ID)
-        monkeypatch.setattr("smolcrew.tools.manifest.manifest", lambda: roles)
-        monkeypatch.setattr("smolcrew.tools.pool.manifest", lambda: roles)
+        monkeypatch.setattr("smolcrew.manifest.manifest", lambda: roles)
+        monkeypatch.setattr("smolcrew.pool.manifest", lambda: roles)
     frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
     score, note = clip_score(PipelinePool(device="cpu", overrides={role: str(folders["clip"])}), frames, "a red square")
     assert isinstance(score, float) and 0.0 <= score <= 100.0, note
     assert "2 sampled frames" in note
     for name in CLIP_ROLES:
         roles.pop(name, None)
-    monkeypatch.setattr("smolcrew.tools.manifest.manifest", lambda: roles)
+    monkeypatch.setattr("smolcrew.manifest.manifest", lambda: roles)
     score, note = clip_score(PipelinePool(device="cpu"), frames, "a red square")
     assert score is None and "no CLIP model role" in note
 

@@ -4,8 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from smolcrew import manifest
 from smolcrew.errors import ModelUnavailableError, ToolInputError
-from smolcrew.tools import language, manifest
+from smolcrew.pool import PipelinePool
+from smolcrew.tools import language
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.language import (
     AnswerFromText,
@@ -20,7 +22,6 @@ from smolcrew.tools.language import (
     TagPartsOfSpeech,
     TranslateText,
 )
-from smolcrew.tools.pool import PipelinePool
 from tests.tools import tiny_language as tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")  # MarianTokenizer's hint

@@ -18,9 +18,9 @@ from smolagents import Tool
 
 from smolcrew.agents.specialists import SPECIALISTS
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.manifest import manifest
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.manifest import manifest
-from smolcrew.tools.pool import PipelinePool
 
 TOOL_CLASSES = sorted(
     {factory for spec in SPECIALISTS.values() for factory in spec.tool_factories}, key=lambda factory: factory.name

@@ -29,12 +29,12 @@ from smolagents.utils import is_valid_name
 
 import smolcrew.tools
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.manifest import manifest
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool, input_types
 from smolcrew.tools.blackboard import ReadNote, WriteNote
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.manifest import manifest
-from smolcrew.tools.pool import PipelinePool
 from tests.conftest import code
 from tests.tools.test_tool_contract import TOOL_CLASSES, build_like_specialists
 

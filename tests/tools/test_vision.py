@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import use_tools
 from smolcrew.tools.files import Workspace
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.vision import (
     AnswerImageQuestion,
     CaptionImage,
@@ -221,7 +221,7 @@ def test_image_sentiment_checks_inputs_then_reports_missing_model(photo: str, tm
 def tiny_video_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinePool]:
     """A pool serving tiny X-CLIP and CLAP; registers tools.video in the manifest until it is listed in DOMAINS."""
     pytest.importorskip("av")
-    from smolcrew.tools import manifest
+    from smolcrew import manifest
 
     root = tmp_path_factory.mktemp("tiny-video")
     overrides = {

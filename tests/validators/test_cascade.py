@@ -8,7 +8,7 @@ import pytest
 from smolcrew.backends import ScriptedModel
 from smolcrew.config import ValidationSettings
 from smolcrew.errors import ConfigError
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.pool import PipelinePool
 from smolcrew.validators.cascade import Cascade, CascadeResult
 from smolcrew.validators.judge import LLMJudge, NLIJudge
 from smolcrew.validators.rules import RuleCheck

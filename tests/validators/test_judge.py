@@ -11,7 +11,7 @@ from smolagents.models import ChatMessage, MessageRole, Model
 
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ModelUnavailableError, StageError
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.pool import PipelinePool
 from smolcrew.validators.cascade import Cascade
 from smolcrew.validators.judge import JUDGE_GRAMMAR, LLMJudge, NLIJudge, evidence_text, parse_judgement
 from smolcrew.validators.verdict import Evidence

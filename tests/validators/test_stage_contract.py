@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from smolcrew.backends import ScriptedModel
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.pool import PipelinePool
 from smolcrew.validators.judge import LLMJudge, NLIJudge
 from smolcrew.validators.rules import RULES, RuleCheck
 from smolcrew.validators.verdict import Stage

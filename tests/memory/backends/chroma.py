@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from smolcrew.memory.sinks.chroma import ChromaSink, Embed, minilm_embedder
-from smolcrew.tools.pool import PipelinePool
+from smolcrew.pool import PipelinePool
 
 __all__ = ["chroma_embed", "chroma_folder", "make_chroma_sink"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from smolcrew.errors import ModelUnavailableError
-from smolcrew.tools.manifest import manifest, resolve_source
+from smolcrew.manifest import manifest, resolve_source
 
 __all__ = ["PipelineKey", "PipelinePool", "PoolStats"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.pool import PipelinePool
 from smolcrew.tools.context import use_tools
-from smolcrew.tools.pool import PipelinePool
 from smolcrew.tools.text import ClassifySentiment, CompareSentences, RankPassages
 from tests.tools.tiny_models import tiny_text_classifier
 
@@ -103,7 +103,7 @@ def test_resident_bytes_sees_models_inside_bundles() -> None:
 
     import torch
 
-    from smolcrew.tools.pool import resident_bytes
+    from smolcrew.pool import resident_bytes
 
     layer = torch.nn.Linear(10, 10)  # 110 float32 parameters
     expected = 110 * 4
