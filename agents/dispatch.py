@@ -12,7 +12,7 @@ grammar instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "asks_for_output",
     "file_kinds",
     "files_named",
+    "nearest_tools",
     "plan_direct_call",
     "quoted_passage",
 ]
@@ -151,6 +152,16 @@ def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin
     scores = vectors[1:] @ vectors[0]
     best, runner_up = np.argsort(scores)[::-1][:2]
     return candidates[best][1] if scores[best] - scores[runner_up] >= margin else None
+
+
+def nearest_tools(task: str, tools: Sequence[Any], embed: Embedder, k: int = 3) -> list[Any]:
+    """The `k` tools whose descriptions are nearest the task, nearest first."""
+    if len(tools) <= k:
+        return list(tools)
+    summaries = [f"{tool.name.replace('_', ' ')}: {tool.description.strip().split(chr(10), 1)[0]}" for tool in tools]
+    vectors = embed([task, *summaries])
+    order = np.argsort(vectors[1:] @ vectors[0])[::-1][:k]
+    return [tools[int(i)] for i in order]
 
 
 def asks_for_output(task: str) -> bool:

@@ -5,7 +5,8 @@ Per step (the messages tell which):
 1. The first step of a task that names one file that exactly one tool fits is written here, not by the model
    (`plan_direct_call`): `result = TOOL(file=...)` then `result`, so the next step sees the output.
 2. Otherwise the model writes it under the tool-call grammar (`tool_call_grammar`): a call of one of the
-   specialist's tools, or an answer; a first step about a file must call a tool.
+   specialist's tools, or an answer; a first step about a file must call a tool, one of the three whose
+   descriptions are nearest the task (a small model otherwise favours the first tool listed).
 3. After a call that worked, the model answers from a short prompt of its own (the task and the output, not the
    whole agent prompt: faster, and a small model stays on the question) under an answer grammar: a question is
    answered in words or a number (`words`); a task that wants the output itself may return it (`answer`).
@@ -22,7 +23,7 @@ from typing import Any
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
-from smolcrew.agents.dispatch import Embedder, asks_for_output, plan_direct_call, quoted_passage
+from smolcrew.agents.dispatch import Embedder, asks_for_output, nearest_tools, plan_direct_call, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
 from smolcrew.tools.base import input_types
@@ -31,10 +32,13 @@ __all__ = ["SpecialistModel", "specialist_model"]
 
 _CODE = "<code>"
 _ANSWER_PROMPT = """You answer a task from the output of a tool that was just called (it is in `result`).
-Reply in exactly this format, and nothing else:
-Thought: one short sentence.
+Reply with one Thought line, then a code block with final_answer and your answer in words.
+Example. Task: How many apples are in basket.jpg?
+The tool's output:
+{'labels': [{'label': 'apple', 'count': 7}, {'label': 'pear', 'count': 2}]}
+Thought: The output counts 7 apples.
 <code>
-final_answer("the answer, in words, with the fact the task asks for")
+final_answer("There are 7 apples in the basket.")
 </code>"""
 _OUTPUT_PROMPT = """
 If the task asks for the output itself (a transcript, a translation, a file), finish with
@@ -136,7 +140,21 @@ class SpecialistModel(Model):
                 )
         if step in ("answer", "words"):
             return ask(step=step, focused=self._answer_messages(task, messages, step))
-        reply = ask(step=step)
+        if step == "call" and self.embed is not None:
+            try:
+                shortlist = nearest_tools(task, self.tools, self.embed)
+            except ModelUnavailableError:
+                shortlist = self.tools
+            reply = self.model.generate(
+                messages,
+                stop_sequences=stop_sequences,
+                response_format=response_format,
+                tools_to_call_from=tools_to_call_from,
+                grammar=tool_call_grammar(shortlist, "call"),
+                **kwargs,
+            )
+        else:
+            reply = ask(step=step)
         failed = self._failed_code(messages)
         if failed is not None and _code(str(reply.content)) == failed:
             reply = ask([{"role": "user", "content": [{"type": "text", "text": self._hint(task, failed)}]}], step)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from smolcrew.agents.dispatch import DirectCall, Embedder, asks_for_output, plan_direct_call
+from smolcrew.agents.dispatch import DirectCall, Embedder, asks_for_output, nearest_tools, plan_direct_call
 from smolcrew.agents.specialists import SPECIALISTS
 
 
@@ -101,3 +101,10 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
 )
 def test_asks_for_output(task: str, wanted: bool) -> None:
     assert asks_for_output(task) is wanted
+
+
+def test_nearest_tools_shortlists_the_tools_nearest_the_task(embed: Embedder) -> None:
+    tools = SPECIALISTS["vision"].tool_factories
+    shortlist = nearest_tools("What does the text in sign.png say?", tools, embed)
+    assert len(shortlist) == 3 and "read_text_in_image" in [tool.name for tool in shortlist]
+    assert nearest_tools("anything", tools[:2], embed) == list(tools[:2])

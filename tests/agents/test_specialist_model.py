@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from smolagents import CodeAgent
 from smolagents.models import ChatMessage
@@ -90,3 +91,28 @@ def test_a_reply_repeating_the_failed_code_is_asked_again_with_the_signature(tmp
 def test_models_that_take_no_grammar_are_used_as_they_are() -> None:
     scripted = ScriptedModel([_code("final_answer(1)")])
     assert specialist_model(scripted, [CountRows()]) is scripted
+
+
+def test_a_first_call_the_model_writes_is_one_of_the_three_nearest_tools() -> None:
+    def table_tool(index: int) -> CheckedTool:
+        namespace = {
+            "name": f"table_tool_{index}",
+            "description": f"Table job number {index}.",
+            "inputs": {"path": {"type": "string", "description": "The .csv file."}},
+            "output_type": "string",
+            "forward": lambda self, path: path,
+        }
+        return type(f"TableTool{index}", (CheckedTool,), namespace)()
+
+    nearness = [0.1, 0.5, 0.88, 0.9]  # cosine of each tool to the task: 3 and 2 too close to dispatch
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = [[1.0, 0.0]] + [[nearness[int(t.split(":")[0][-1])], 0.0] for t in texts[1:]]
+        return np.array(rows)
+
+    model = GrammarScripted([_code('result = table_tool_3(path="sales.csv")\nresult')])
+    steered = SpecialistModel(model, [table_tool(i) for i in range(4)], embed)
+    steered.generate([{"role": "system", "content": "s"}, {"role": "user", "content": "New task:\nSum sales.csv"}])
+    assert steered.direct_calls == 0
+    grammar = model.grammars[0] or ""
+    assert all(f'"table_tool_{i}("' in grammar for i in (1, 2, 3)) and '"table_tool_0("' not in grammar
