@@ -252,6 +252,7 @@ RUN_RECORDS = {"run_start", "run_end", "delegation"}
 _FAILED_LINE = re.compile(r"Code execution failed at line '(?P<line>.*?)' due to: (?P<type>\w+)", re.DOTALL)
 _PARSE = re.compile(r"Code parsing failed|Error in code parsing|Error while parsing|regex pattern .* was not found")
 _MODEL = re.compile(r"Error in generating model output|Error in generating final LLM output")
+_TIMEOUT = re.compile(r"exceeded the maximum execution time")
 _REJECTED = re.compile(r"^(Check \w+ failed with error|validation failed)")
 
 
@@ -266,6 +267,9 @@ def error_kinds(error: str, tools: Iterable[str]) -> str:
         return "model"
     if _PARSE.search(error):
         return "call"
+    tools = list(tools)
+    if _TIMEOUT.search(error):
+        return "tool" if tools else "call"  # a slow tool, or the agent's own code looping
     failed = _FAILED_LINE.search(error)
     kind = failed.group("type") if failed else next(iter(re.findall(r"\b(\w+(?:Error|Exception))\b", error)), "")
     if kind in TOOL_ERRORS:

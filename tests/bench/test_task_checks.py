@@ -159,6 +159,8 @@ def test_numbers_are_read_as_people_write_them() -> None:
         ),
         ("Error in generating model output:\ncontext window exceeded", [], "model"),
         ("Reached max steps.", [], "steps"),
+        ("Code execution exceeded the maximum execution time of 30 seconds", ["answer_from_pdf"], "tool"),
+        ("Code execution exceeded the maximum execution time of 30 seconds", [], "call"),
         (
             "Check validate_research failed with error: your final answer was rejected (rejection 1 of at most 2)",
             [],

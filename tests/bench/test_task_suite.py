@@ -309,15 +309,22 @@ if os.environ.get("SMOLCREW_TASK_SUITE") == "1":
     @pytest.mark.slow
     @pytest.mark.timeout(3600)
     @pytest.mark.usefixtures("minilm_available")
-    def test_the_ci_subset_succeeds_with_the_embedded_model(embedded_gguf: Path, tmp_path: Path) -> None:
+    def test_the_ci_subset_succeeds_with_the_embedded_model(
+        embedded_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import huggingface_hub.constants
+
         from smolcrew import Crew
         from tests.conftest import SHARED_CACHE
+
+        # offline, a model that is not here fails at once instead of after a minute of retries (read at import)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
         home = tmp_path / "home"
         home.mkdir()
         (SHARED_CACHE / "home" / "cache").mkdir(parents=True, exist_ok=True)
         (home / "cache").symlink_to(SHARED_CACHE / "home" / "cache", target_is_directory=True)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         tasks = select(TASKS, subset="ci")
         with Crew.from_config(
             home=str(home), llm={"backend": "embedded", "model_path": str(embedded_gguf)}, memory={"sinks": []}
