@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/tools.py
 	$(PY) bench/memory.py
 	$(PY) bench/rag.py
+	$(PY) bench/tasks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,8 @@ Per step (the messages tell which):
 1. The first step of a task that names one file that exactly one tool fits is written here, not by the model
    (`plan_direct_call`): `result = TOOL(file=...)` then `result`, so the next step sees the output.
 2. Otherwise the model writes it under the tool-call grammar (`tool_call_grammar`): a call of one of the
-   specialist's tools, or an answer; a first step about a file must call a tool, one of the three whose
-   descriptions are nearest the task (a small model otherwise favours the first tool listed).
+   specialist's tools, or an answer; a first step about a file must call a tool that takes that kind of file,
+   one of the three whose descriptions are nearest the task (a small model favours the first tool listed).
 3. After a call that worked, the model answers from a short prompt of its own (the task and the output, not the
    whole agent prompt: faster, and a small model stays on the question) under an answer grammar: a question is
    answered in words or a number (`words`); a task that wants the output itself may return it (`answer`).
@@ -23,7 +23,15 @@ from typing import Any
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
-from smolcrew.agents.dispatch import Embedder, asks_for_output, nearest_tools, plan_direct_call, quoted_passage
+from smolcrew.agents.dispatch import (
+    Embedder,
+    asks_for_output,
+    file_kinds,
+    files_named,
+    nearest_tools,
+    plan_direct_call,
+    quoted_passage,
+)
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
 from smolcrew.tools.base import input_types
@@ -141,10 +149,12 @@ class SpecialistModel(Model):
         if step in ("answer", "words"):
             return ask(step=step, focused=self._answer_messages(task, messages, step))
         if step == "call" and self.embed is not None:
+            kinds = {kind for _, kind in files_named(task) if kind}
+            able = [tool for tool in self.tools if file_kinds([tool]) & kinds] or self.tools
             try:
-                shortlist = nearest_tools(task, self.tools, self.embed)
+                shortlist = nearest_tools(task, able, self.embed)
             except ModelUnavailableError:
-                shortlist = self.tools
+                shortlist = able
             reply = self.model.generate(
                 messages,
                 stop_sequences=stop_sequences,

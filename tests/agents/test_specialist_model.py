@@ -95,24 +95,26 @@ def test_models_that_take_no_grammar_are_used_as_they_are() -> None:
 
 def test_a_first_call_the_model_writes_is_one_of_the_three_nearest_tools() -> None:
     def table_tool(index: int) -> CheckedTool:
+        key = "text" if index == 4 else "path"  # tool 4 takes no file: never a first call on sales.csv
         namespace = {
             "name": f"table_tool_{index}",
             "description": f"Table job number {index}.",
-            "inputs": {"path": {"type": "string", "description": "The .csv file."}},
+            "inputs": {key: {"type": "string", "description": "The .csv file, or a text."}},
             "output_type": "string",
-            "forward": lambda self, path: path,
+            "forward": (lambda self, text: text) if index == 4 else (lambda self, path: path),
         }
         return type(f"TableTool{index}", (CheckedTool,), namespace)()
 
-    nearness = [0.1, 0.5, 0.88, 0.9]  # cosine of each tool to the task: 3 and 2 too close to dispatch
+    nearness = [0.1, 0.5, 0.88, 0.9, 0.99]  # cosine of each tool to the task: 3 and 2 too close to dispatch
 
     def embed(texts: list[str]) -> np.ndarray:
         rows = [[1.0, 0.0]] + [[nearness[int(t.split(":")[0][-1])], 0.0] for t in texts[1:]]
         return np.array(rows)
 
     model = GrammarScripted([_code('result = table_tool_3(path="sales.csv")\nresult')])
-    steered = SpecialistModel(model, [table_tool(i) for i in range(4)], embed)
+    steered = SpecialistModel(model, [table_tool(i) for i in range(5)], embed)
     steered.generate([{"role": "system", "content": "s"}, {"role": "user", "content": "New task:\nSum sales.csv"}])
     assert steered.direct_calls == 0
     grammar = model.grammars[0] or ""
-    assert all(f'"table_tool_{i}("' in grammar for i in (1, 2, 3)) and '"table_tool_0("' not in grammar
+    assert all(f'"table_tool_{i}("' in grammar for i in (1, 2, 3))
+    assert '"table_tool_0("' not in grammar and '"table_tool_4("' not in grammar
