@@ -332,12 +332,14 @@ def _from_saved(tool: Tool, folder: Path) -> Tool:
     return Tool.from_code((folder / "tool.py").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("tool_class", ALL_TOOLS, ids=_name)
+WITH_REQUIRED_INPUTS = [tool for tool in ALL_TOOLS if any(not spec.get("nullable") for spec in tool.inputs.values())]
+"""read_note has no required input: a blank call is a valid one."""
+
+
+@pytest.mark.parametrize("tool_class", WITH_REQUIRED_INPUTS, ids=_name)
 def test_rebuilt_tool_refuses_blank_input(tool_class: type[CheckedTool]) -> None:
     """With no CheckedTool around it, forward() itself says which input is wrong, before it asks for a model."""
     required = [key for key, spec in tool_class.inputs.items() if not spec.get("nullable")]
-    if not required:
-        pytest.skip(f"{tool_class.name} has no required input (a blank one is a valid call)")
     asked: list[str] = []
 
     class Watched(PipelinePool):
