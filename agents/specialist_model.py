@@ -123,13 +123,14 @@ class SpecialistModel(Model):
             extra: Sequence[ChatMessage | dict[str, Any]] = (),
             step: Step = "any",
             focused: list[ChatMessage | dict[str, Any]] | None = None,
+            grammar: str | None = None,
         ) -> ChatMessage:
             return self.model.generate(
                 focused if focused is not None else [*messages, *extra],
                 stop_sequences=stop_sequences,
                 response_format=response_format,
                 tools_to_call_from=tools_to_call_from,
-                grammar=self.grammar(step),
+                grammar=grammar or self.grammar(step),
                 **kwargs,
             )
 
@@ -155,14 +156,7 @@ class SpecialistModel(Model):
                 shortlist = nearest_tools(task, able, self.embed)
             except ModelUnavailableError:
                 shortlist = able
-            reply = self.model.generate(
-                messages,
-                stop_sequences=stop_sequences,
-                response_format=response_format,
-                tools_to_call_from=tools_to_call_from,
-                grammar=tool_call_grammar(shortlist, "call"),
-                **kwargs,
-            )
+            reply = ask(step=step, grammar=tool_call_grammar(shortlist, "call"))
         else:
             reply = ask(step=step)
         failed = self._failed_code(messages)
