@@ -19,14 +19,18 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "PREVIOUS_RESULT",
     "DirectCall",
     "Embedder",
     "asks_for_output",
+    "asks_question",
     "file_kinds",
     "files_named",
     "nearest_tools",
+    "passage",
     "plan_direct_call",
     "quoted_passage",
+    "split_previous",
 ]
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -100,12 +104,42 @@ class DirectCall:
         return f"Thought: I call {self.tool} on the file the task names.\n<code>\n{self.code()}\n</code>"
 
 
+PREVIOUS_RESULT = "Result of the previous step"
+"""How a plan's step is told what the step before it found (see smolcrew.run)."""
+_PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
+_SCALE = re.compile(
+    r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
+)
+_SCALE_WORDS = {"twice": 2, "double": 2, "triple": 3, "three times": 3, "four times": 4, "quadruple": 4}
+
+
+def split_previous(task: str) -> tuple[str, str | None]:
+    """(the step's own request, what the previous step of the plan found, or None)."""
+    parts = _PREVIOUS.split(task, maxsplit=1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else (task, None)
+
+
+def passage(task: str) -> str | None:
+    """The text a step works on: a passage its own request quotes, else what the previous step found."""
+    own, previous = split_previous(task)
+    return quoted_passage(own) or previous
+
+
+def _scale(task: str) -> int | None:
+    found = _SCALE.search(task)
+    if found is None:
+        return None
+    return int(found.group("n")) if found.group("n") else _SCALE_WORDS[found.group("word").lower()]
+
+
 def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
-    """A value for a required input taken from the task, or None."""
+    """A value for an input taken from the task, or None."""
     if name == "question":
-        return task.strip()
+        return split_previous(task)[0].strip()
     if name == "text":
-        return quoted_passage(task)
+        return passage(task)
+    if name == "scale" and "integer" in str(spec.get("type")):
+        return _scale(task)
     if name == "target_language":
         target = _TARGET.search(task)
         return target.group(1).capitalize() if target else None
@@ -118,16 +152,19 @@ def quoted_passage(task: str) -> str | None:
     return next(group for group in quoted.groups() if group) if quoted else None
 
 
-def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04) -> DirectCall | None:
+def plan_direct_call(
+    task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04, min_score: float = 0.15
+) -> DirectCall | None:
     """The one call that does the task's first step, or None when the task does not make it certain.
 
     The call works on what the task names: one file (its kind picks the input), or else a quoted passage (the
-    `text` input)."""
-    files = files_named(task)
+    `text` input), or else the previous step's answer (`text` again, when a tool is near enough what this step
+    asks for: `min_score`)."""
+    files = files_named(split_previous(task)[0])
     if len({path for path, _ in files}) > 1:
         return None  # several files: which goes where is the model's call
     path, kind = files[0] if files else (None, None)
-    if path is None and quoted_passage(task) is None:
+    if path is None and passage(task) is None:
         return None
     candidates: list[tuple[str, DirectCall]] = []
     for tool in tools:
@@ -143,15 +180,26 @@ def plan_direct_call(task: str, tools: Iterable[Any], embed: Embedder, *, margin
                     break
                 arguments[key] = value
         else:
+            for key, spec in tool.inputs.items():
+                if key == "scale" and spec.get("nullable") and (value := _fill(task, key, spec)) is not None:
+                    arguments[key] = value
             summary = tool.description.strip().split("\n", 1)[0]
             candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments)))
-    if len(candidates) < 2:
+    own = split_previous(task)[0]
+    inherited = path is None and quoted_passage(own) is None
+    if not inherited and len(candidates) < 2:
         return candidates[0][1] if candidates else None
-    subject = task.replace(path, _NOUNS.get(kind or "", "the file")) if path else task
+    if not candidates:
+        return None
+    subject = own.replace(path, _NOUNS.get(kind or "", "the file")) if path else own
     vectors = embed([subject, *(text for text, _ in candidates)])
     scores = vectors[1:] @ vectors[0]
-    best, runner_up = np.argsort(scores)[::-1][:2]
-    return candidates[best][1] if scores[best] - scores[runner_up] >= margin else None
+    order = np.argsort(scores)[::-1]
+    if inherited and scores[order[0]] < min_score:
+        return None  # working on the previous step's answer, but no tool is what this step asks for
+    if len(candidates) == 1 or scores[order[0]] - scores[order[1]] >= margin:
+        return candidates[order[0]][1]
+    return None
 
 
 def nearest_tools(task: str, tools: Sequence[Any], embed: Embedder, k: int = 3) -> list[Any]:
@@ -162,6 +210,11 @@ def nearest_tools(task: str, tools: Sequence[Any], embed: Embedder, k: int = 3) 
     vectors = embed([task, *summaries])
     order = np.argsort(vectors[1:] @ vectors[0])[::-1][:k]
     return [tools[int(i)] for i in order]
+
+
+def asks_question(task: str) -> bool:
+    """Whether the task asks something (a question mark, a question word, "tell me")."""
+    return bool(_QUESTION.search(task))
 
 
 def asks_for_output(task: str) -> bool:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-__all__ = ["FILE_NAME", "Step", "tool_call_grammar"]
+__all__ = ["FILE_INPUTS", "FILE_NAME", "Step", "tool_call_grammar"]
 
 _VALUES = r"""
 string ::= "\"" strchar{0,600} "\""
@@ -56,20 +56,25 @@ def _rule_name(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _value_rule(spec: Mapping[str, Any]) -> str:
+FILE_INPUTS = frozenset({"audio", "image", "video", "pdf_path", "path"})
+"""Inputs that take a file: with `files`, only those files can be written there."""
+
+
+def _value_rule(spec: Mapping[str, Any], file_rule: str | None = None) -> str:
     kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-    alternatives = [_TYPE_RULES.get(kind, "string") for kind in kinds if kind != "null"]
+    alternatives = [file_rule] if file_rule else [_TYPE_RULES.get(kind, "string") for kind in kinds if kind != "null"]
     alternatives.append('"result"')  # the previous step's output, to chain calls
     if spec.get("nullable") or "null" in kinds:
         alternatives.append('"None"')
     return " | ".join(dict.fromkeys(alternatives))
 
 
-def _arguments(inputs: Mapping[str, Mapping[str, Any]]) -> str:
+def _arguments(inputs: Mapping[str, Mapping[str, Any]], files: bool = False) -> str:
     """Keyword arguments: the required ones in declared order, then each optional one or not, in order."""
 
     def one(key: str, spec: Mapping[str, Any], separator: str) -> str:
-        return f"{_literal(separator + key + '=')} ( {_value_rule(spec)} )"
+        rule = _value_rule(spec, "file" if files and key in FILE_INPUTS else None)
+        return f"{_literal(separator + key + '=')} ( {rule} )"
 
     required = [(key, spec) for key, spec in inputs.items() if not spec.get("nullable")]
     optional = [(key, spec) for key, spec in inputs.items() if spec.get("nullable")]
@@ -96,8 +101,11 @@ _ANSWERS = {
 }
 
 
-def tool_call_grammar(tools: Iterable[Any], step: Step = "any") -> str:
-    """The GBNF of one step for an agent with these tools (smolagents `Tool`s; `final_answer` is skipped)."""
+def tool_call_grammar(tools: Iterable[Any], step: Step = "any", files: Sequence[str] = ()) -> str:
+    """The GBNF of one step for an agent with these tools (smolagents `Tool`s; `final_answer` is skipped).
+
+    With `files` (the paths the task names), a file input (`FILE_INPUTS`) takes one of those paths, written
+    exactly, or `result`: a small model otherwise drops a leading slash or shortens the name."""
     bodies = {"call": "call-step", "any": "call-step | answer", "answer": "answer", "words": "answer"}
     lines = [
         'root ::= "Thought: " thought "\\n<code>\\n" body "\\n</code>"',
@@ -110,7 +118,9 @@ def tool_call_grammar(tools: Iterable[Any], step: Step = "any") -> str:
             continue
         rule = f"call-{_rule_name(tool.name)}"
         calls.append(rule)
-        lines.append(f'{rule} ::= {_literal(tool.name + "(")} {_arguments(tool.inputs)} ")"')
+        lines.append(f'{rule} ::= {_literal(tool.name + "(")} {_arguments(tool.inputs, bool(files))} ")"')
+    if files:
+        lines.append("file ::= " + " | ".join(_literal(json.dumps(path)) for path in dict.fromkeys(files)))
     if calls:
         lines.append(f'call-step ::= "result = " ( {" | ".join(calls)} ) "\\nresult"')
     else:

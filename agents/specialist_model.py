@@ -7,11 +7,11 @@ Per step (the messages tell which):
 2. Otherwise the model writes it under the tool-call grammar (`tool_call_grammar`): a call of one of the
    specialist's tools, or an answer; a first step about a file must call a tool that takes that kind of file,
    one of the three whose descriptions are nearest the task (a small model favours the first tool listed).
-3. After a call that worked, the model answers from a short prompt of its own (the task and the output, not the
-   whole agent prompt: faster, and a small model stays on the question) under an answer grammar: a question is
-   answered in words or a number (`words`); a task that wants the output itself may return it (`answer`).
+3. After a call that worked, the answer is written from the task and the output (agents.finish): a saved file
+   is reported, a requested text returned, a question answered by the model in one line from a short prompt.
 4. A reply that repeats the code of the step that just failed is asked for again once, with the error, the
-   tool's exact signature and an example filled with the task's own file.
+   tool's exact signature and an example filled with the task's own file, under a grammar without that tool.
+A file argument can only be one of the files the task names, written exactly (`tool_call_grammar(files=...)`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,22 @@ from smolagents.monitoring import TokenUsage
 from smolcrew.agents.dispatch import (
     Embedder,
     asks_for_output,
+    asks_question,
     file_kinds,
     files_named,
     nearest_tools,
     plan_direct_call,
     quoted_passage,
+    split_previous,
+)
+from smolcrew.agents.finish import (
+    ONE_LINE_GRAMMAR,
+    answer_messages,
+    output_text,
+    saved_file,
+    saved_summary,
+    text_key,
+    tool_output,
 )
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
@@ -39,20 +50,9 @@ from smolcrew.tools.base import input_types
 __all__ = ["SpecialistModel", "specialist_model"]
 
 _CODE = "<code>"
-_ANSWER_PROMPT = """You answer a task from the output of a tool that was just called (it is in `result`).
-Reply with one Thought line, then a code block with final_answer and your answer in words.
-Example. Task: How many apples are in basket.jpg?
-The tool's output:
-{'labels': [{'label': 'apple', 'count': 7}, {'label': 'pear', 'count': 2}]}
-Thought: The output counts 7 apples.
-<code>
-final_answer("There are 7 apples in the basket.")
-</code>"""
-_OUTPUT_PROMPT = """
-If the task asks for the output itself (a transcript, a translation, a file), finish with
-final_answer(result["text"]), or the key of `result` that holds it (e.g. result["path"])."""
-_OUTPUT_LIMIT = 4_000
-"""Characters of a tool's output shown in the answer prompt."""
+_ONE_LINE = "root ::= [^\\n]{1,300}"
+"""The grammar of a one-line answer."""
+_ANSWER_TOKENS = 120
 _ERROR = re.compile(r"^\s*(?:Call id: \S+\n)?Error:")
 
 
@@ -148,7 +148,8 @@ class SpecialistModel(Model):
                     token_usage=TokenUsage(input_tokens=0, output_tokens=0),
                 )
         if step in ("answer", "words"):
-            return ask(step=step, focused=self._answer_messages(task, messages, step))
+            return self._finish(task, messages)
+        files = [path for path, _ in files_named(split_previous(task)[0])]
         if step == "call" and self.embed is not None:
             kinds = {kind for _, kind in files_named(task) if kind}
             able = [tool for tool in self.tools if file_kinds([tool]) & kinds] or self.tools
@@ -156,12 +157,14 @@ class SpecialistModel(Model):
                 shortlist = nearest_tools(task, able, self.embed)
             except ModelUnavailableError:
                 shortlist = able
-            reply = ask(step=step, grammar=tool_call_grammar(shortlist, "call"))
+            reply = ask(step=step, grammar=tool_call_grammar(shortlist, "call", files))
         else:
-            reply = ask(step=step)
+            reply = ask(step=step, grammar=tool_call_grammar(self.tools, step, files) if files else None)
         failed = self._failed_code(messages)
         if failed is not None and _code(str(reply.content)) == failed:
-            reply = ask([{"role": "user", "content": [{"type": "text", "text": self._hint(task, failed)}]}], step)
+            hint = [{"role": "user", "content": [{"type": "text", "text": self._hint(task, failed)}]}]
+            others = [tool for tool in self.tools if f"{tool.name}(" not in failed]
+            reply = ask(hint, step, grammar=tool_call_grammar(others, step, files))  # the same call cannot come back
         return reply
 
     def _names_its_input(self, task: str) -> bool:
@@ -171,18 +174,29 @@ class SpecialistModel(Model):
         takes_text = any("text" in tool.inputs for tool in self.tools)
         return bool(FILE_NAME.search(task)) or (takes_text and quoted_passage(task) is not None)
 
-    def _answer_messages(
-        self, task: str, messages: list[ChatMessage | dict[str, Any]], step: Step
-    ) -> list[ChatMessage | dict[str, Any]]:
-        output = next((_text(m) for m in reversed(messages) if _role(m) in ("user", "tool-response")), "")
-        output = output.removeprefix("Observation:").strip()
-        if len(output) > _OUTPUT_LIMIT:
-            output = output[:_OUTPUT_LIMIT] + " …(cut)"
-        system = _ANSWER_PROMPT + (_OUTPUT_PROMPT if step == "answer" else "")
-        return [
-            {"role": "system", "content": [{"type": "text", "text": system}]},
-            {"role": "user", "content": [{"type": "text", "text": f"Task: {task}\n\nThe tool's output:\n{output}"}]},
-        ]
+    def _finish(self, task: str, messages: list[ChatMessage | dict[str, Any]]) -> ChatMessage:
+        """The answer after a call that worked (see agents.finish)."""
+        own, previous = split_previous(task)
+        observation = next((_text(m) for m in reversed(messages) if _role(m) in ("user", "tool-response")), "")
+        output = tool_output(observation)
+        usage = TokenUsage(input_tokens=0, output_tokens=0)
+        key = text_key(output)
+        if saved_file(output) is not None and not asks_question(own):
+            code = f"final_answer({saved_summary(output)!r})"
+        elif key is not None and asks_for_output(own):
+            code = f"final_answer(result[{key!r}])"
+        else:
+            reply = self.model.generate(
+                answer_messages(own, output, previous), grammar=ONE_LINE_GRAMMAR, max_tokens=_ANSWER_TOKENS
+            )
+            usage = reply.token_usage or usage
+            answer = re.sub(r"^\s*(?:answer\s*:\s*)", "", str(reply.content or ""), flags=re.I).strip()
+            code = f"final_answer({(answer or output_text(output)[:500])!r})"
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=f"Thought: I answer from the tool's output.\n{_CODE}\n{code}\n</code>",
+            token_usage=usage,
+        )
 
     def _failed_code(self, messages: list[ChatMessage | dict[str, Any]]) -> str | None:
         """The code of the previous step if it failed, else None."""

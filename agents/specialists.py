@@ -50,7 +50,7 @@ from smolcrew.tools.vision import (
 if TYPE_CHECKING:
     from smolcrew.memory.mirror import Mirror
 
-__all__ = ["SPECIALISTS", "Specialist", "load_examples"]
+__all__ = ["SPECIALISTS", "Specialist", "load_examples", "tool_roles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +59,23 @@ class Specialist:
     description: str
     tool_factories: tuple[type[Tool], ...] = ()
 
-    def build_tools(self, pool: PipelinePool, workspace: Workspace, memory: Mirror | None = None) -> list[Tool]:
+    def build_tools(
+        self, pool: PipelinePool, workspace: Workspace, memory: Mirror | None = None, *, usable_only: bool = True
+    ) -> list[Tool]:
         """One instance of each tool, bound to the run's pool, workspace and memory: every call of the tool runs
-        in that context (see tools.context), whichever thread smolagents runs the agent's code in."""
+        in that context (see tools.context), whichever thread smolagents runs the agent's code in. Only the tools
+        whose model can load here (`usable_tools`), unless `usable_only` is False."""
         context = ToolContext(pool=pool, workspace=workspace, memory=memory)
-        tools = [factory() for factory in self.tool_factories]
+        tools = [factory() for factory in (self.usable_tools(pool) if usable_only else self.tool_factories)]
         for tool in tools:
             if isinstance(tool, CheckedTool):
                 tool.context = context
         return tools
+
+    def usable_tools(self, pool: PipelinePool) -> list[type[Tool]]:
+        """The tools whose model can load here (see `PipelinePool.can_load`): a small model offered a tool that
+        can only fail calls it again and again, so tools without their model are not offered at all."""
+        return [factory for factory in self.tool_factories if all(pool.can_load(role) for role in tool_roles(factory))]
 
     def tool_names(self) -> list[str]:
         return [factory.name for factory in self.tool_factories]
@@ -150,6 +158,11 @@ SPECIALISTS: dict[str, Specialist] = {
         ),
     )
 }
+
+
+def tool_roles(tool: type[Tool] | Tool) -> list[str]:
+    """The model roles a tool needs (its `role`, `audio_role`); none for tools without a model."""
+    return [role for attr in ("role", "audio_role") if isinstance(role := getattr(tool, attr, None), str)]
 
 
 def load_examples() -> list[tuple[str, str]]:

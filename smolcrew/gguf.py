@@ -12,12 +12,13 @@ import importlib.util
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from smolcrew.errors import ModelUnavailableError
 
-__all__ = ["BUNDLES", "GGUFBundle", "bundle_installed", "resolve_gguf", "sha256_of"]
+__all__ = ["BUNDLES", "GGUFBundle", "bundle_installed", "hub_reachable", "resolve_gguf", "sha256_of"]
 
 _CHUNK = 1 << 24
 
@@ -158,15 +159,24 @@ def _join(bundle: GGUFBundle, target: Path) -> Path:
     return target
 
 
-def _hub_reachable(timeout_s: float = 2.0) -> bool:
-    """A quick probe: offline, huggingface_hub retries for ~20 s before giving up."""
+_PROBES: dict[str, tuple[float, bool]] = {}
+_PROBE_TTL_S = 60.0
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """A quick probe (remembered for a minute): offline, huggingface_hub retries for ~20 s before giving up."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
+    checked = _PROBES.get("hub")
+    if checked is not None and time.monotonic() - checked[0] < _PROBE_TTL_S:
+        return checked[1]
     try:
         with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
-            return True
+            reachable = True
     except OSError:
-        return False
+        reachable = False
+    _PROBES["hub"] = (time.monotonic(), reachable)
+    return reachable
 
 
 def _from_hub(bundle: GGUFBundle) -> Path:
@@ -179,7 +189,7 @@ def _from_hub(bundle: GGUFBundle) -> Path:
             fix=bundle.pip_hint,
         ) from exc
     try:
-        return Path(hf_hub_download(bundle.hub_repo, bundle.hub_file, local_files_only=not _hub_reachable()))
+        return Path(hf_hub_download(bundle.hub_repo, bundle.hub_file, local_files_only=not hub_reachable()))
     except Exception as exc:  # the Hub client raises many unrelated types when offline
         raise ModelUnavailableError(
             f"{bundle.title} is neither cached nor installed as an offline bundle, and the Hugging Face Hub "

@@ -101,4 +101,7 @@ def is_available_offline(model: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except ValueError:  # not a Hub id at all (e.g. a folder that does not exist): HFValidationError
+        return False

@@ -13,10 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from smolcrew.errors import ModelUnavailableError
-from smolcrew.manifest import manifest, resolve_source
+from smolcrew.manifest import is_available_offline, manifest, resolve_source
 
 __all__ = ["PipelineKey", "PipelinePool", "PoolStats"]
 
@@ -135,6 +136,17 @@ class PipelinePool:
                 f"unknown model role {role!r}", backend="pool", fix=f"use one of {sorted(roles)}"
             )
         return self._overrides.get(role, roles[role].default)
+
+    def can_load(self, role: str) -> bool:
+        """True when `role`'s model is here (a package, a local folder, the HF cache) or the Hub is reachable:
+        a tool whose model cannot load is not offered to the agents (see `Specialist.build_tools`)."""
+        from smolcrew.gguf import hub_reachable
+
+        model = self.model_for(role)
+        if is_available_offline(model):
+            return True
+        looks_local = model.startswith(("packaged:", "/", ".", "~")) or Path(model).drive != ""
+        return not looks_local and hub_reachable()
 
     def loaded(self) -> list[PipelineKey]:
         with self._lock:

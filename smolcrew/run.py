@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from smolcrew.agents.dispatch import PREVIOUS_RESULT
 from smolcrew.errors import ModelUnavailableError, RunNotFoundError
 from smolcrew.result import RunResult, RunState
 
@@ -348,7 +349,7 @@ def _dispatch(
             agent = team.specialists[step.specialist]
             task = step.task if context is None else f"{context}\n\nNow: {step.task}"
             if previous is not None:
-                task += f"\n\nResult of the previous step ({previous}): {answer}"
+                task += f"\n\n{PREVIOUS_RESULT} ({previous}): {answer}"
             with recorder.delegation(step.specialist, task):
                 result = agent.run(task, images=images or None, return_full_result=True)
             if result.state == "max_steps_error":

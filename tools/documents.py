@@ -207,7 +207,9 @@ class AnswerFromPdf(CheckedTool):
         "extracts the answer span from them. Returns a dict {'answer': str, 'score': float 0-1 (model "
         "confidence), 'page': int (from 1), 'chunk': str (the passage the answer came from), 'start'/'end': "
         "character offsets of the answer in that chunk, 'sources': [{'page', 'score', 'chunk'}] (retrieved "
-        "passages, best first), 'file': str, 'model': str}. For scanned PDFs use answer_from_scanned_page."
+        "passages, best first), 'file': str, 'model': str}. Where no answer-extraction model is installed, "
+        "'answer' is None and 'model' None: read the answer from 'sources'. For scanned PDFs use "
+        "answer_from_scanned_page."
     )
     inputs = {
         "pdf_path": {"type": "string", "description": "Path to the PDF file."},
@@ -215,7 +217,9 @@ class AnswerFromPdf(CheckedTool):
         "top_k": {"type": "integer", "description": "How many passages to read (1-10, default 3).", "nullable": True},
     }
     output_type = "object"
-    role = "pdf_qa"
+    role = "embeddings"
+    reader_role = "pdf_qa"
+    """Optional: without it the tool returns the passages and the agent's model reads them."""
 
     def forward(self, pdf_path: str, question: str, top_k: int | None = None) -> dict[str, Any]:
         from smolcrew.errors import ToolInputError
@@ -236,20 +240,17 @@ class AnswerFromPdf(CheckedTool):
         sources = [
             {"page": chunks[i][0], "score": round(float(similarity[i]), 4), "chunk": chunks[i][1]} for i in order
         ]
-        qa = pool.get(self.role)
+        retrieved = {"sources": sources, "file": str(path), "retriever": pool.model_for("embeddings")}
+        if not pool.can_load(self.reader_role):
+            top = order[0]
+            return {"answer": None, "score": None, "page": chunks[top][0], **retrieved, "model": None}
+        qa = pool.get(self.reader_role)
         best: dict[str, Any] = {"score": -1.0}
         for rank, i in enumerate(order):
             span = extract_from_chunk(qa, question, chunks[i][1])
             if span["score"] > best["score"]:
                 best = {**span, "page": chunks[i][0], "chunk": chunks[i][1], "rank": rank}
-        return {
-            **best,
-            "score": round(best["score"], 4),
-            "sources": sources,
-            "file": str(path),
-            "model": pool.model_for(self.role),
-            "retriever": pool.model_for("embeddings"),
-        }
+        return {**best, "score": round(best["score"], 4), **retrieved, "model": pool.model_for(self.reader_role)}
 
 
 # ---- Scanned pages --------------------------------------------------------------------------------

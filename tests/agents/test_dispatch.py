@@ -72,6 +72,25 @@ def test_no_dispatch_when_the_task_does_not_make_the_call_certain(
     assert plan(specialist, task) is None
 
 
+PREVIOUS = "\n\nResult of the previous step (vision): The total is 12.70."
+
+
+@pytest.mark.parametrize(
+    ("specialist", "task", "expected"),
+    [
+        ("generation", "make logo.png twice as big", DirectCall("upscale_image", {"image": "logo.png", "scale": 2})),
+        ("generation", "upscale label.png 3x", DirectCall("upscale_image", {"image": "label.png", "scale": 3})),
+        ("generation", "enlarge thumb.png please", DirectCall("upscale_image", {"image": "thumb.png"})),
+        ("audio", "say it out loud" + PREVIOUS, DirectCall("synthesize_speech", {"text": "The total is 12.70."})),
+        ("language", "work out a 10% tip on the total" + PREVIOUS, None),  # arithmetic: no tool is near
+    ],
+)
+def test_the_scale_and_the_previous_steps_answer_fill_a_call(
+    plan: Callable[[str, str], DirectCall | None], specialist: str, task: str, expected: DirectCall | None
+) -> None:
+    assert plan(specialist, task) == expected
+
+
 def test_a_close_call_between_tools_is_left_to_the_model(embed: Embedder) -> None:
     tools = [tool for tool in SPECIALISTS["audio"].tool_factories if tool.name in ("enhance_speech", "classify_audio")]
     assert plan_direct_call("Do something with memo.wav", tools, embed, margin=1.0) is None

@@ -10,6 +10,7 @@ import pytest
 from smolagents import CodeAgent
 from smolagents.models import ChatMessage
 
+from smolcrew.agents.finish import ONE_LINE_GRAMMAR
 from smolcrew.agents.specialist_model import SpecialistModel, specialist_model
 from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ToolInputError
@@ -56,7 +57,7 @@ def _agent(model: GrammarScripted) -> tuple[CodeAgent, SpecialistModel]:
 def test_a_task_naming_a_file_gets_a_direct_call_and_a_question_is_answered_in_words(tmp_path: Path) -> None:
     table = tmp_path / "sales.csv"
     table.write_text("city,sales\nLisbon,120\nPorto,95\nFaro,40\n")
-    model = GrammarScripted([_code('final_answer("There are 3 cities.")')])
+    model = GrammarScripted(["There are 3 cities."])
     agent, steered = _agent(model)
     answer = agent.run(f"How many cities are in {table}?")
     assert answer == "There are 3 cities."
@@ -64,7 +65,7 @@ def test_a_task_naming_a_file_gets_a_direct_call_and_a_question_is_answered_in_w
     first = agent.memory.steps[1]
     assert first.code_action == f"result = count_rows(path={str(table)!r})\nresult"
     assert "3" in str(first.observations)
-    assert model.grammars == [steered.grammar("words")]  # a question: answered, not echoed
+    assert model.grammars == [ONE_LINE_GRAMMAR]  # a question: answered in a line, not echoed
     prompt = model.calls[-1]  # the answer step sees the task and the output, not the whole agent prompt
     assert [message["role"] for message in prompt] == ["system", "user"]
     assert f"How many cities are in {table}?" in str(prompt[1]["content"]) and "3" in str(prompt[1]["content"])
@@ -86,6 +87,8 @@ def test_a_reply_repeating_the_failed_code_is_asked_again_with_the_signature(tmp
     assert model.call_count == 3
     hint = str(model.calls[-1][-1]["content"])
     assert "That exact code just failed" in hint and "count_rows takes: path: string" in hint
+    assert '"count_rows("' in (model.grammars[1] or "")
+    assert '"count_rows("' not in (model.grammars[2] or "")  # asked again, the same call cannot come back
 
 
 def test_models_that_take_no_grammar_are_used_as_they_are() -> None:
@@ -118,3 +121,56 @@ def test_a_first_call_the_model_writes_is_one_of_the_three_nearest_tools() -> No
     grammar = model.grammars[0] or ""
     assert all(f'"table_tool_{i}("' in grammar for i in (1, 2, 3))
     assert '"table_tool_0("' not in grammar and '"table_tool_4("' not in grammar
+
+
+class Enlarge(CheckedTool):
+    name = "enlarge"
+    description = "Enlarges an image file and saves the result."
+    inputs = {
+        "image": {"type": "string", "description": "The image file."},
+        "scale": {"type": "integer", "description": "How many times larger.", "nullable": True},
+    }
+    output_type = "object"
+
+    def forward(self, image: str, scale: int | None = None) -> dict[str, Any]:
+        return {"path": str(Path(image).with_name("big.png")), "scale": scale or 2, "model": "lanczos"}
+
+
+def test_a_saved_file_is_reported_without_asking_the_model(tmp_path: Path) -> None:
+    image = tmp_path / "logo.png"
+    image.write_bytes(b"png")
+    model = GrammarScripted([])
+    tool = Enlarge()
+    steered = specialist_model(model, [tool], embed=lambda texts: pytest.fail("one tool fits: nothing to rank"))
+    agent = CodeAgent(tools=[tool], model=steered, max_steps=3, verbosity_level=0)
+    answer = agent.run(f"make {image} three times as big")
+    assert answer == f"Saved {tmp_path / 'big.png'} (scale 3)"  # the scale came from the request
+    assert model.call_count == 0
+
+
+def test_a_task_that_asks_for_the_text_gets_the_text_itself(tmp_path: Path) -> None:
+    class Transcribe(CheckedTool):
+        name = "transcribe"
+        description = "Transcribes a recording."
+        inputs = {"audio": {"type": "string", "description": "The .wav file."}}
+        output_type = "object"
+
+        def forward(self, audio: str) -> dict[str, Any]:
+            return {"text": "Meet me at the station at nine.", "language": "en"}
+
+    recording = tmp_path / "memo.wav"
+    recording.write_bytes(b"RIFF")
+    model = GrammarScripted([])
+    tool = Transcribe()
+    agent = CodeAgent(tools=[tool], model=specialist_model(model, [tool], embed=lambda t: None), max_steps=3)
+    assert agent.run(f"transcribe {recording} please") == "Meet me at the station at nine."
+    assert model.call_count == 0
+
+
+def test_a_call_the_model_writes_can_only_name_the_tasks_own_file() -> None:
+    model = GrammarScripted([_code('result = count_rows(path="/data/sales.csv")\nresult')])
+    steered = SpecialistModel(model, [CountRows(), Enlarge()], embed=None)
+    steered.generate([{"role": "user", "content": "New task:\nhow many rows in /data/sales.csv and /data/b.csv"}])
+    grammar = model.grammars[0] or ""
+    assert 'file ::= "\\"/data/sales.csv\\"" | "\\"/data/b.csv\\""' in grammar
+    assert '"path=" ( file | "result" )' in grammar and '"image=" ( file | "result" )' in grammar

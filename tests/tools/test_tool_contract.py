@@ -92,7 +92,9 @@ def build_like_specialists(tool_class: type[Tool], pool: PipelinePool, workspace
     """Build a tool the way the specialists do."""
     for spec in SPECIALISTS.values():
         if tool_class in spec.tool_factories:
-            return next(tool for tool in spec.build_tools(pool, workspace) if isinstance(tool, tool_class))
+            return next(
+                tool for tool in spec.build_tools(pool, workspace, usable_only=False) if isinstance(tool, tool_class)
+            )
     raise AssertionError(f"{tool_class.name} belongs to no specialist")
 
 

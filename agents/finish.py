@@ -1,0 +1,102 @@
+"""How a specialist finishes once a tool call worked: the answer is written from the task and the tool's output.
+
+- A file the tool saved (an upscaled image, speech), for a task that asks no question: the answer says where it
+  is and what it is, written here; there is nothing for a model to add.
+- A task that asks for the output itself (a transcript, the text of a page): the answer is that text.
+- A question: the model answers it in one line from a short prompt holding only the question and the output's
+  readable part (the transcript, the OCR'd text, a table's computed answer), not the whole agent prompt. A small
+  model stays on the question this way, and prompt processing is a few hundred tokens instead of thousands.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+__all__ = [
+    "ONE_LINE_GRAMMAR",
+    "answer_messages",
+    "output_text",
+    "saved_file",
+    "saved_summary",
+    "text_key",
+    "tool_output",
+]
+
+ONE_LINE_GRAMMAR = "root ::= [^\\n]{1,300}"
+"""The GBNF of a one-line answer."""
+_SAVED_KEYS = ("path", "audio_path", "image_path", "video_path", "mask_path")
+_TEXT_KEYS = ("answer_text", "text", "transcript", "translation", "summary", "reply")
+_OUTPUT_LIMIT = 3_000
+"""Characters of a tool's output shown to the model."""
+_SHOWN_SCALARS = 6
+_ANSWER_PROMPT = (
+    "You answer the user's question from a tool's output. Reply with the answer only, in one short sentence. "
+    "Copy numbers, names, dates and codes exactly as the output writes them; do not do arithmetic unless the "
+    "question asks for it. If the output does not contain the answer, say what it does contain."
+)
+_LOG_HEAD = re.compile(r"^\s*(?:Observation:\s*)?(?:Execution logs:\s*)?(?:Last output from code snippet:\s*)?", re.S)
+
+
+def tool_output(observation: str) -> Any:
+    """The last output of a code step as a Python value when it prints as a literal (a dict, a list, a string, a
+    number), else its text. Only literals are read (`ast.literal_eval`): the output is untrusted."""
+    text = observation.split("Last output from code snippet:", 1)[-1].strip() or _LOG_HEAD.sub("", observation)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def saved_file(output: Any) -> str | None:
+    """The path of the file a tool saved, if its output names one."""
+    if not isinstance(output, dict):
+        return None
+    return next((output[key] for key in _SAVED_KEYS if isinstance(output.get(key), str) and output[key]), None)
+
+
+def saved_summary(output: dict[str, Any]) -> str:
+    """'Saved PATH (width 172, height 88, scale 2)': the file and the output's other plain facts."""
+    path = saved_file(output)
+    facts = [
+        f"{key.replace('_', ' ')} {value}"
+        for key, value in output.items()
+        if key not in _SAVED_KEYS and key != "model" and isinstance(value, int | float | str) and len(str(value)) < 40
+    ][:_SHOWN_SCALARS]
+    return f"Saved {path}" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def text_key(output: Any) -> str | None:
+    """The key of the output that holds its text (a transcript, the OCR'd text), if any."""
+    if not isinstance(output, dict):
+        return None
+    return next((key for key in _TEXT_KEYS if isinstance(output.get(key), str) and output[key].strip()), None)
+
+
+def output_text(output: Any) -> str:
+    """What the model is shown of an output: its text when it has one (with a computed answer's rows or a
+    document's passages), else the whole value, cut to a few thousand characters."""
+    if isinstance(output, dict):
+        parts = [str(output[key]) for key in _TEXT_KEYS if isinstance(output.get(key), str) and output[key].strip()]
+        passages = output.get("passages") or output.get("sources")
+        if isinstance(passages, list):
+            parts += [str(p.get("chunk", p)) if isinstance(p, dict) else str(p) for p in passages]
+        if "answer" in output and not any(str(output["answer"]) in part for part in parts):
+            parts.insert(0, f"answer: {output['answer']}")
+        text = "\n".join(parts) if parts else repr(output)
+    else:
+        text = output if isinstance(output, str) else repr(output)
+    return text if len(text) <= _OUTPUT_LIMIT else text[:_OUTPUT_LIMIT] + " …(cut)"
+
+
+def answer_messages(question: str, output: Any, previous: str | None = None) -> list[dict[str, Any]]:
+    """The short prompt the model answers a question from."""
+    body = f"Tool output:\n{output_text(output)}\n\n"
+    if previous:
+        body += f"Found earlier: {previous}\n\n"
+    body += f"Question: {question.strip()}"
+    return [
+        {"role": "system", "content": [{"type": "text", "text": _ANSWER_PROMPT}]},
+        {"role": "user", "content": [{"type": "text", "text": body}]},
+    ]
