@@ -31,6 +31,7 @@ __all__ = [
     "plan_direct_call",
     "quoted_passage",
     "split_previous",
+    "step_files",
 ]
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -63,6 +64,11 @@ _OUTPUT_ITSELF = re.compile(
     r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|generate|draw|make|create)",
     re.I,
 )
+_WHAT_IT_SAYS = re.compile(
+    r"\bwhat(?:'s| is| does| do| did)?\s+(?:it|this|that|the [\w -]{1,30}?|[\w-]+)\s+"
+    r"(?:say|says|said|read|reads)\s*[?.!]*\s*$",
+    re.I,
+)
 _QUESTION = re.compile(r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me)\b", re.I)
 
 
@@ -74,6 +80,13 @@ def _kind(path: str) -> str | None:
 def files_named(text: str) -> list[tuple[str, str | None]]:
     """(path, kind) of every file `text` names, kind one of audio, image, video, pdf, table."""
     return [(match.group(1), _kind(match.group(1))) for match in _FILE.finditer(text)]
+
+
+def step_files(task: str) -> list[tuple[str, str | None]]:
+    """The files a plan's step works on: those its own request names, else those the previous step's answer
+    names ("upscale x.png, then read the text on it": the second step reads the upscaled file)."""
+    own, previous = split_previous(task)
+    return files_named(own) or files_named(previous or "")
 
 
 def file_kinds(tools: Iterable[Any]) -> frozenset[str]:
@@ -160,7 +173,7 @@ def plan_direct_call(
     The call works on what the task names: one file (its kind picks the input), or else a quoted passage (the
     `text` input), or else the previous step's answer (`text` again, when a tool is near enough what this step
     asks for: `min_score`)."""
-    files = files_named(split_previous(task)[0])
+    files = step_files(task)
     if len({path for path, _ in files}) > 1:
         return None  # several files: which goes where is the model's call
     path, kind = files[0] if files else (None, None)
@@ -191,7 +204,8 @@ def plan_direct_call(
         return candidates[0][1] if candidates else None
     if not candidates:
         return None
-    subject = own.replace(path, _NOUNS.get(kind or "", "the file")) if path else own
+    noun = _NOUNS.get(kind or "", "the file")
+    subject = (own.replace(path, noun) if path in own else f"{own} ({noun})") if path else own
     vectors = embed([subject, *(text for text, _ in candidates)])
     scores = vectors[1:] @ vectors[0]
     order = np.argsort(scores)[::-1]
@@ -218,6 +232,9 @@ def asks_question(task: str) -> bool:
 
 
 def asks_for_output(task: str) -> bool:
-    """Whether the task asks for a tool's output itself (a transcript, a translation, a file) rather than an
-    answer to a question about it."""
-    return bool(_OUTPUT_ITSELF.match(task)) and not _QUESTION.search(task)
+    """Whether the task asks for a tool's output itself (a transcript, a translation, a file, what a sign says)
+    rather than an answer to a question about it."""
+    request = _FILE.sub("", task).strip()
+    return (bool(_OUTPUT_ITSELF.match(request)) and not _QUESTION.search(request)) or bool(
+        _WHAT_IT_SAYS.search(request)
+    )

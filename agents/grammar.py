@@ -15,7 +15,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-__all__ = ["FILE_INPUTS", "FILE_NAME", "Step", "tool_call_grammar"]
+from smolcrew.tools.base import FILE_INPUTS
+
+__all__ = ["FILE_NAME", "Step", "tool_call_grammar"]
 
 _VALUES = r"""
 string ::= "\"" strchar{0,600} "\""
@@ -54,10 +56,6 @@ def _literal(text: str) -> str:
 
 def _rule_name(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-FILE_INPUTS = frozenset({"audio", "image", "video", "pdf_path", "path"})
-"""Inputs that take a file: with `files`, only those files can be written there."""
 
 
 def _value_rule(spec: Mapping[str, Any], file_rule: str | None = None) -> str:

@@ -33,6 +33,7 @@ from smolcrew.agents.dispatch import (
     plan_direct_call,
     quoted_passage,
     split_previous,
+    step_files,
 )
 from smolcrew.agents.finish import (
     ONE_LINE_GRAMMAR,
@@ -149,7 +150,7 @@ class SpecialistModel(Model):
                 )
         if step in ("answer", "words"):
             return self._finish(task, messages)
-        files = [path for path, _ in files_named(split_previous(task)[0])]
+        files = [path for path, _ in step_files(task)]
         if step == "call" and self.embed is not None:
             kinds = {kind for _, kind in files_named(task) if kind}
             able = [tool for tool in self.tools if file_kinds([tool]) & kinds] or self.tools

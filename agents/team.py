@@ -24,7 +24,7 @@ from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import Workspace
 from smolcrew.validators.rules import require_answer
 
-__all__ = ["SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
+__all__ = ["FreshCodeAgent", "SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
 
 MANAGER_INSTRUCTIONS = """You are the manager of a crew of specialists. You never do their work yourself:
 call the specialist whose description fits, as a function with a `task` string that says everything it needs,
@@ -50,7 +50,21 @@ class SpecialistOutOfSteps(RuntimeError):
     """Raised into the manager's code when a specialist used all its steps without an answer."""
 
 
-class SpecialistAgent(CodeAgent):
+class FreshCodeAgent(CodeAgent):
+    """A CodeAgent whose code starts each new run with no variables: smolagents keeps the executor's variables
+    from run to run, so `result` from one user's run would otherwise be readable in the next."""
+
+    def run(self, task: str, *args: Any, reset: bool = True, **kwargs: Any) -> Any:
+        if reset:
+            self.state = {}
+            executor_state = getattr(self.python_executor, "state", None)
+            if isinstance(executor_state, dict):
+                executor_state.clear()
+                executor_state["__name__"] = "__main__"
+        return super().run(task, *args, reset=reset, **kwargs)
+
+
+class SpecialistAgent(FreshCodeAgent):
     """A CodeAgent that the manager calls by name; records the delegation and never passes off a
     max-steps fallback as an answer."""
 
@@ -151,7 +165,7 @@ def build_team(
         )
         for name, spec in (specialists or SPECIALISTS).items()
     }
-    manager = CodeAgent(
+    manager = FreshCodeAgent(
         tools=[],
         model=model,
         managed_agents=list(members.values()),

@@ -28,7 +28,17 @@ from smolagents import Tool
 from smolcrew.errors import ToolInputError
 from smolcrew.tools.context import ToolContext, use_tools
 
-__all__ = ["CheckedTool", "ToolCallHook", "input_types"]
+__all__ = ["FILE_INPUTS", "CheckedTool", "ToolCallHook", "input_types", "resolve_aliases"]
+
+FILE_INPUTS = frozenset({"audio", "image", "video", "pdf_path", "path"})
+"""The names of inputs that take a file."""
+_FILE_ALIASES = ("file", "file_path", "filename", "file_name", "image_path", "audio_path", "audio_file", "pdf", "input")
+_ALIASES = {
+    "text": ("sentence", "passage", "input_text", "content", "string"),
+    "language": ("lang", "language_code"),
+    "question": ("query",),
+}
+"""Names a model often writes for an input, by the input's real name: accepted rather than refused."""
 
 ToolCallHook = Callable[["CheckedTool", dict[str, Any], Callable[[], Any]], Any]
 """`hook(tool, arguments, call)`: runs around every call of a tool; returns the call's result (usually
@@ -42,6 +52,20 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list, tuple),
     "object": (dict,),
 }
+
+
+def resolve_aliases(inputs: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` with common aliases renamed to the tool's real input names (`file=` for a tool's one file
+    input, `lang=` for `language`, ...); an alias is renamed only when the real name was not also given."""
+    files = [name for name in inputs if name in FILE_INPUTS]
+    aliases = {alias: real for real, names in _ALIASES.items() if real in inputs for alias in names}
+    if len(files) == 1:
+        aliases |= {alias: files[0] for alias in (*_FILE_ALIASES, *FILE_INPUTS) if alias != files[0]}
+    renamed = dict(arguments)
+    for alias, real in aliases.items():
+        if alias in renamed and alias not in inputs and real not in renamed:
+            renamed[real] = renamed.pop(alias)
+    return renamed
 
 
 def input_types(spec: dict[str, Any]) -> list[str]:
@@ -103,7 +127,7 @@ class CheckedTool(Tool):
             kwargs, positional = dict(positional[0]), []  # smolagents also accepts one dict of arguments
         if len(positional) > len(names):
             raise ToolInputError(f"too many arguments: call it as {self.signature()}")
-        kwargs = {**dict(zip(names, positional, strict=False)), **kwargs}
+        kwargs = resolve_aliases(self.inputs, {**dict(zip(names, positional, strict=False)), **kwargs})
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
             raise ToolInputError(f"unknown argument(s) {', '.join(unknown)}: call it as {self.signature()}")

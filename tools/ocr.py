@@ -113,8 +113,8 @@ def load_page_image(value: Any, page: int | None, name: str = "image") -> Any:
                 f"`{name}`: page {number} of {path} holds no scanned image; if it has text use answer_from_pdf"
             )
         return max(images, key=lambda image: image.width * image.height).convert("RGB")
-    if page is not None:
-        raise ToolInputError("`page` only applies to PDF files; leave it out for an image")
+    if page not in (None, 1):  # page 1 of an image is the image itself: a harmless extra
+        raise ToolInputError(f"`page`: an image has one page, not {page}; leave `page` out for an image")
     return load_image(value, name)
 
 

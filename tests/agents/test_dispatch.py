@@ -127,3 +127,21 @@ def test_nearest_tools_shortlists_the_tools_nearest_the_task(embed: Embedder) ->
     shortlist = nearest_tools("What does the text in sign.png say?", tools, embed)
     assert len(shortlist) == 3 and "read_text_in_image" in [tool.name for tool in shortlist]
     assert nearest_tools("anything", tools[:2], embed) == list(tools[:2])
+
+
+def test_a_step_works_on_the_file_the_previous_step_saved(plan: Callable[[str, str], DirectCall | None]) -> None:
+    task = "then read the text on it\n\nResult of the previous step (generation): Saved /runs/a/upscaled.png (scale 3)"
+    assert plan("vision", task) == DirectCall("read_text_in_image", {"image": "/runs/a/upscaled.png"})
+
+
+@pytest.mark.parametrize(
+    ("task", "wants_the_text"),
+    [
+        ("what does the sign say? /tmp/x/sign.png", True),
+        ("transcribe memo.wav please", True),
+        ("whats my gate?? boarding.png", False),
+        ("what did she say about the budget in memo.wav?", False),
+    ],
+)
+def test_asking_what_something_says_wants_the_text_itself(task: str, wants_the_text: bool) -> None:
+    assert asks_for_output(task) is wants_the_text

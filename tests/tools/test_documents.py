@@ -149,7 +149,7 @@ def test_answer_from_scanned_page(pool: PipelinePool, docs: Path) -> None:
     assert "TOTAL" in [word["text"] for word in from_pdf["words"]]
     with pytest.raises(ToolInputError, match="holds no scanned image"):
         tool(image=str(docs / "report.pdf"), question="What is the total?")
-    with pytest.raises(ToolInputError, match="only applies to PDF"):
+    with pytest.raises(ToolInputError, match="leave `page` out for an image"):
         tool(image=str(docs / "invoice.png"), question="What is the total?", page=2)
 
 

@@ -109,3 +109,36 @@ def test_tool_names_are_unique_and_described() -> None:
 def test_roles_are_snake_case_so_env_vars_can_name_them() -> None:
     for role in manifest():
         assert role.replace("_", "").isalnum() and role == role.lower(), role
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"file": "a.png", "lang": "eng"}, {"image": "a.png", "language": "eng"}),
+        ({"image_path": "a.png"}, {"image": "a.png"}),
+        ({"path": "a.png", "page": 1}, {"image": "a.png", "page": 1}),
+        ({"image": "a.png", "file": "b.png"}, {"image": "a.png", "file": "b.png"}),  # the real name wins
+    ],
+)
+def test_common_aliases_of_argument_names_are_accepted(arguments: dict[str, Any], expected: dict[str, Any]) -> None:
+    from smolcrew.tools.base import resolve_aliases
+    from smolcrew.tools.documents import ReadTextInImage
+
+    assert resolve_aliases(ReadTextInImage.inputs, arguments) == expected
+
+
+@pytest.mark.usefixtures("tesseract")
+def test_a_harmless_extra_is_accepted_and_a_wrong_one_says_what_works(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    from smolcrew.tools.documents import ReadTextInImage
+
+    picture = Image.new("RGB", (360, 80), "white")
+    ImageDraw.Draw(picture).text((10, 20), "OPEN ALL DAY", fill="black", font_size=32)
+    picture.save(tmp_path / "sign.png")
+    result = ReadTextInImage()(file=str(tmp_path / "sign.png"), page=1, lang="eng")  # aliases and page 1
+    assert "OPEN" in result["text"]
+    with pytest.raises(ToolInputError, match="leave `page` out for an image"):
+        ReadTextInImage()(image=str(tmp_path / "sign.png"), page=2)
+    with pytest.raises(ToolInputError, match=r"unknown argument\(s\) colour: call it as read_text_in_image\(image"):
+        ReadTextInImage()(image=str(tmp_path / "sign.png"), colour="red")
