@@ -120,6 +120,7 @@ class DirectCall:
 PREVIOUS_RESULT = "Result of the previous step"
 """How a plan's step is told what the step before it found (see smolcrew.run)."""
 _PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
+_AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
 _SCALE = re.compile(
     r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
 )
@@ -133,9 +134,11 @@ def split_previous(task: str) -> tuple[str, str | None]:
 
 
 def passage(task: str) -> str | None:
-    """The text a step works on: a passage its own request quotes, else what the previous step found."""
+    """The text a step works on: a passage its own request quotes (or gives after a colon, "which language is
+    this: Ich habe..."), else what the previous step found."""
     own, previous = split_previous(task)
-    return quoted_passage(own) or previous
+    after_colon = _AFTER_COLON.search(own) if not _FILE.search(own) else None
+    return quoted_passage(own) or (after_colon.group(1).strip() if after_colon else None) or previous
 
 
 def _scale(task: str) -> int | None:
@@ -165,21 +168,12 @@ def quoted_passage(task: str) -> str | None:
     return next(group for group in quoted.groups() if group) if quoted else None
 
 
-def plan_direct_call(
-    task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04, min_score: float = 0.15
-) -> DirectCall | None:
-    """The one call that does the task's first step, or None when the task does not make it certain.
-
-    The call works on what the task names: one file (its kind picks the input), or else a quoted passage (the
-    `text` input), or else the previous step's answer (`text` again, when a tool is near enough what this step
-    asks for: `min_score`)."""
-    files = step_files(task)
-    if len({path for path, _ in files}) > 1:
-        return None  # several files: which goes where is the model's call
-    path, kind = files[0] if files else (None, None)
-    if path is None and passage(task) is None:
-        return None
-    candidates: list[tuple[str, DirectCall]] = []
+def _fitting_calls(
+    task: str, tools: Iterable[Any], path: str | None, kind: str | None
+) -> list[tuple[str, DirectCall, Any]]:
+    """(summary, call, tool) of each tool whose required inputs the task fills: the file `path` (of `kind`) in its
+    one input for that kind, or (no path) the passage in `text`; the rest from the task."""
+    candidates = []
     for tool in tools:
         required = {key: spec for key, spec in tool.inputs.items() if not spec.get("nullable")}
         anchors = [key for key in required if kind and key in _INPUTS_FOR_KIND[kind]] if path else ["text"]
@@ -197,8 +191,32 @@ def plan_direct_call(
                 if key == "scale" and spec.get("nullable") and (value := _fill(task, key, spec)) is not None:
                     arguments[key] = value
             summary = tool.description.strip().split("\n", 1)[0]
-            candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments)))
+            candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments), tool))
+    return candidates
+
+
+def plan_direct_call(
+    task: str, tools: Iterable[Any], embed: Embedder, *, margin: float = 0.04, min_score: float = 0.15
+) -> DirectCall | None:
+    """The one call that does the task's first step, or None when the task does not make it certain.
+
+    The call works on what the task names: one file (its kind picks the input), or else a quoted passage (the
+    `text` input), or else the previous step's answer (`text` again, when a tool is near enough what this step
+    asks for: `min_score`)."""
+    files = step_files(task)
+    if len({path for path, _ in files}) > 1:
+        return None  # several files: which goes where is the model's call
+    path, kind = files[0] if files else (None, None)
     own = split_previous(task)[0]
+    candidates = _fitting_calls(task, tools, path, kind) if path else []
+    if not candidates and path is not None and path not in own:
+        path, kind = None, None  # the previous step's file fits no tool here: work on its answer instead
+    if path is None:
+        if passage(task) is None:
+            return None
+        candidates = _fitting_calls(task, tools, None, None)
+    if asks_question(own) and not asks_for_output(own):
+        candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing
     inherited = path is None and quoted_passage(own) is None
     if not inherited and len(candidates) < 2:
         return candidates[0][1] if candidates else None
@@ -206,7 +224,7 @@ def plan_direct_call(
         return None
     noun = _NOUNS.get(kind or "", "the file")
     subject = (own.replace(path, noun) if path in own else f"{own} ({noun})") if path else own
-    vectors = embed([subject, *(text for text, _ in candidates)])
+    vectors = embed([subject, *(text for text, _, _ in candidates)])
     scores = vectors[1:] @ vectors[0]
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:

@@ -56,7 +56,7 @@ class FreshCodeAgent(CodeAgent):
 
     def run(self, task: str, *args: Any, reset: bool = True, **kwargs: Any) -> Any:
         if reset:
-            self.state = {}
+            self.state: dict[str, Any] = {}
             executor_state = getattr(self.python_executor, "state", None)
             if isinstance(executor_state, dict):
                 executor_state.clear()

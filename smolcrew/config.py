@@ -98,6 +98,10 @@ class PoolSettings(_Section):
     budget_mb: float | None = Field(default=None, gt=0)
     """Keep loaded pipelines under this many MiB of parameters (RAM, or VRAM on a GPU), dropping the least
     recently used; None keeps every pipeline loaded."""
+    threads: int | None = Field(default=None, ge=1)
+    """torch's intra-op threads for the pipelines; None: the CPU cores shared by the runs that go at once (all of
+    them for one run, cores ÷ `server.workers` under `smolcrew serve`). torch's own default oversubscribes
+    the cores when several runs (or llama.cpp) compute at once: a query embedding then takes 20× longer."""
 
 
 class MemorySettings(_Section):

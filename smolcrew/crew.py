@@ -127,7 +127,10 @@ class Crew:
             from smolcrew.pool import PipelinePool
 
             self._pool = PipelinePool(
-                device=self.settings.device, overrides=self.settings.models, budget_mb=self.settings.pool.budget_mb
+                device=self.settings.device,
+                overrides=self.settings.models,
+                budget_mb=self.settings.pool.budget_mb,
+                threads=self.settings.pool.threads,
             )
         return self._pool
 

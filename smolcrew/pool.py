@@ -8,6 +8,7 @@ themselves.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 from smolcrew.errors import ModelUnavailableError
 from smolcrew.manifest import is_available_offline, manifest, resolve_source
 
-__all__ = ["PipelineKey", "PipelinePool", "PoolStats"]
+__all__ = ["PipelineKey", "PipelinePool", "PoolStats", "cpu_threads"]
 
 
 class PipelineKey(NamedTuple):
@@ -95,6 +96,21 @@ def _quiet_progress_bars() -> None:
     logging.disable_progress_bar()
 
 
+def cpu_threads(concurrent_runs: int = 1) -> int:
+    """The cores each of `concurrent_runs` runs may compute on (at least one)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable // max(1, concurrent_runs))
+
+
+def _size_torch_threads(threads: int | None) -> None:
+    """Give torch `threads` intra-op threads (default `cpu_threads()`), once torch is imported anyway."""
+    import torch
+
+    wanted = threads or cpu_threads()
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
 class PipelinePool:
     """Lazily loaded, shared pipelines.
 
@@ -103,12 +119,19 @@ class PipelinePool:
         overrides: role -> model id or local folder, replacing the manifest's default (config `models`).
         budget_mb: keep the loaded pipelines' parameters under this many MiB, dropping the least recently
             used; None keeps everything. The pipeline just loaded is never dropped, even if alone over budget.
+        threads: torch's intra-op threads, set when the first pipeline loads; None: `cpu_threads()`.
     """
 
     def __init__(
-        self, *, device: str = "auto", overrides: dict[str, str] | None = None, budget_mb: float | None = None
+        self,
+        *,
+        device: str = "auto",
+        overrides: dict[str, str] | None = None,
+        budget_mb: float | None = None,
+        threads: int | None = None,
     ) -> None:
         self.budget_bytes = None if budget_mb is None else int(budget_mb * 2**20)
+        self.threads = threads
         self._device_preference = device
         self._device: str | None = None
         self._overrides = dict(overrides or {})
@@ -204,6 +227,7 @@ class PipelinePool:
         source = resolve_source(key.model)
         loader = manifest()[role].loader or _transformers_pipeline(key.task)
         _quiet_progress_bars()
+        _size_torch_threads(self.threads)
         started = time.perf_counter()
         try:
             pipeline = loader(source, key.device, key.dtype)

@@ -209,6 +209,7 @@ class TranscribeSpeech(CheckedTool):
 
 class SynthesizeSpeech(CheckedTool):
     name = "synthesize_speech"
+    makes_file = True
     description = (
         "Reads a text aloud and saves it as a WAV file (default engine espeak-ng: clear but robotic, many "
         "languages; Piper or SpeechT5 when configured). Returns a dict {'path': str, 'seconds': float, "
@@ -312,6 +313,7 @@ class ClassifyAudio(CheckedTool):
 
 class EnhanceSpeech(CheckedTool):
     name = "enhance_speech"
+    makes_file = True
     description = (
         "Reduces steady background noise (hiss, hum, fan, traffic rumble) in a recording by spectral gating, a "
         "signal-processing method (no model): the noise is measured in the quietest moments, so the recording "
@@ -355,6 +357,7 @@ class EnhanceSpeech(CheckedTool):
 
 class SeparateSources(CheckedTool):
     name = "separate_sources"
+    makes_file = True
     description = (
         "Splits a recording into parts with signal processing (no model). Method 'center' (stereo files): what "
         "is panned to the middle, usually the lead vocal, goes to 'vocals'; what is panned to the sides goes to "

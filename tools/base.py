@@ -91,6 +91,8 @@ class CheckedTool(Tool):
     """Set by the team on each tool it builds (see agents/team.py)."""
     context: ToolContext | None = None
     """The run's context, entered on every call (set by `Specialist.build_tools`); None: the caller's."""
+    makes_file: bool = False
+    """The tool's job is a new file (speech, an upscaled image): its output answers no question about its input."""
 
     def __init__(self) -> None:
         super().__init__()

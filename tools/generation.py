@@ -100,6 +100,7 @@ def edit_picture(
 
 class GenerateImage(CheckedTool):
     name = "generate_image"
+    makes_file = True
     description = (
         "Paints pictures from a text description with a Stable Diffusion model. Returns a dict {'paths': list of "
         "PNG file paths, 'seed': int, 'steps': int, 'guidance': float, 'width': int, 'height': int (pixels), "
@@ -171,6 +172,7 @@ class GenerateImage(CheckedTool):
 
 class EditImage(CheckedTool):
     name = "edit_image"
+    makes_file = True
     description = (
         "Redraws an existing picture to match a text prompt (image-to-image diffusion); `strength` says how much "
         "may change: 0.2 keeps the layout and colours, 1.0 keeps almost nothing. With an InstructPix2Pix model the "
@@ -224,6 +226,7 @@ class EditImage(CheckedTool):
 
 class RestyleImage(CheckedTool):
     name = "restyle_image"
+    makes_file = True
     description = (
         "Redraws a picture in another art style while keeping its layout (image-to-image diffusion). Styles: "
         "watercolor, oil painting, pencil sketch, anime, comic, pixel art, photograph, or describe your own. "

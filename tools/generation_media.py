@@ -76,6 +76,7 @@ def spread(images: list[Image.Image], count: int = 4) -> list[Image.Image]:
 
 class GenerateImageFromEdges(CheckedTool):
     name = "generate_image_from_edges"
+    makes_file = True
     description = (
         "Paints a new picture that keeps the outlines of an existing one: computes a Canny-style edge map of the "
         "image and has a ControlNet (canny) Stable Diffusion model paint the prompt along those edges. Returns a "
@@ -173,6 +174,7 @@ class GenerateImageFromEdges(CheckedTool):
 
 class UpscaleImage(CheckedTool):
     name = "upscale_image"
+    makes_file = True
     description = (
         "Enlarges a picture 2-4 times with Lanczos resampling and an optional unsharp mask. This is classic "
         "resampling, not a model: it adds no detail that is not there. Returns a dict {'path': PNG path, 'width', "
@@ -204,6 +206,7 @@ class UpscaleImage(CheckedTool):
 
 class GenerateVideo(CheckedTool):
     name = "generate_video"
+    makes_file = True
     description = (
         "Makes a short silent video clip from a text description with a text-to-video diffusion model. Returns a "
         "dict {'path': GIF or MP4 path, 'frames': int, 'fps': int, 'seconds': float, 'width', 'height', 'seed', "

@@ -103,7 +103,7 @@ class ChatService:
         keep_runs: int = 1000,
     ) -> None:
         self.settings = settings
-        self._crews = CrewPool(settings, crew_factory or (lambda s: Crew(s)), settings.server.workers)
+        self._crews = CrewPool(threads_shared(settings), crew_factory or (lambda s: Crew(s)), settings.server.workers)
         self._runs = RunLog(keep_runs)
         self._approvals = Approvals(settings)
         self._lock = threading.RLock()
@@ -374,3 +374,13 @@ class ChatService:
             run.pending(result.to_dict())
         else:
             run.end(result.to_dict())
+
+
+def threads_shared(settings: Settings) -> Settings:
+    """`settings` with torch's threads split between the runs that go at once (unless set)."""
+    if settings.pool.threads is not None:
+        return settings
+    from smolcrew.pool import cpu_threads
+
+    pool = settings.pool.model_copy(update={"threads": cpu_threads(settings.server.workers)})
+    return settings.model_copy(update={"pool": pool})

@@ -145,3 +145,30 @@ def test_a_step_works_on_the_file_the_previous_step_saved(plan: Callable[[str, s
 )
 def test_asking_what_something_says_wants_the_text_itself(task: str, wants_the_text: bool) -> None:
     assert asks_for_output(task) is wants_the_text
+
+
+@pytest.mark.parametrize(
+    ("specialist", "task", "expected"),
+    [
+        (
+            "language",
+            "which language is this: Ich habe meinen Schlüssel verloren",
+            DirectCall("detect_language", {"text": "Ich habe meinen Schlüssel verloren"}),
+        ),
+        (  # the previous step's file is a table: no audio tool takes it, so its answer is what is read aloud
+            "audio",
+            "read it aloud\n\nResult of the previous step (research): 21.5 (mean of temp over 9 rows in /d/w.csv)",
+            DirectCall("synthesize_speech", {"text": "21.5 (mean of temp over 9 rows in /d/w.csv)"}),
+        ),
+    ],
+)
+def test_a_passage_after_a_colon_or_from_the_previous_step(
+    plan: Callable[[str, str], DirectCall | None], specialist: str, task: str, expected: DirectCall
+) -> None:
+    assert plan(specialist, task) == expected
+
+
+def test_a_question_about_a_recording_is_not_answered_by_a_tool_that_makes_a_new_file(embed: Embedder) -> None:
+    tools = [tool for tool in SPECIALISTS["audio"].tool_factories if tool.name != "classify_audio"]
+    planned = plan_direct_call("what were the directions in route.wav", tools, embed)
+    assert planned == DirectCall("transcribe_speech", {"audio": "route.wav"})
