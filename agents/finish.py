@@ -32,7 +32,8 @@ _OUTPUT_LIMIT = 3_000
 """Characters of a tool's output shown to the model."""
 _SHOWN_SCALARS = 6
 _ANSWER_PROMPT = (
-    "You answer the user's question from a tool's output. Reply with the answer only, in one short sentence. "
+    "You answer the user's question from a tool's output. Reply with the answer only, in one short sentence "
+    "that answers every part of the question. "
     "Copy numbers, names, dates and codes exactly as the output writes them; do not do arithmetic unless the "
     "question asks for it. If the output does not contain the answer, say what it does contain."
 )

@@ -33,6 +33,7 @@ from smolcrew.tools.language import (
 from smolcrew.tools.language_seq2seq import GenerateText, ReplyInConversation, SummarizeText, TranslateText
 from smolcrew.tools.rag import AnswerWithCitations, SearchDocuments
 from smolcrew.tools.recall import RecallMemory, TraceRun
+from smolcrew.tools.table_questions import AnswerTableQuestion
 from smolcrew.tools.tables import DescribeTable, QueryTable, ReadTableInImage
 from smolcrew.tools.text import ClassifySentiment, CompareSentences, RankPassages
 from smolcrew.tools.video import ClassifyVideoZeroShot
@@ -150,6 +151,7 @@ SPECIALISTS: dict[str, Specialist] = {
                 RecallMemory,
                 TraceRun,
                 AnswerFromPdf,
+                AnswerTableQuestion,
                 DescribeTable,
                 QueryTable,
                 ReadTableInImage,

@@ -28,7 +28,13 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "answer_image_question",
             {"image": "park.jpg", "question": "How many dogs are in park.jpg?"},
         ),
-        ("research", "Which city sold most in data/sales.csv?", "describe_table", {"path": "data/sales.csv"}),
+        (
+            "research",
+            "Which city sold most in data/sales.csv?",
+            "answer_table_question",
+            {"path": "data/sales.csv", "question": "Which city sold most in data/sales.csv?"},
+        ),
+        ("research", "Summarize the columns of data/sales.csv", "describe_table", {"path": "data/sales.csv"}),
         (
             "research",
             "How many people answered the survey in report.pdf?",

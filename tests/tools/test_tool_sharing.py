@@ -91,7 +91,7 @@ def test_every_tool_class_is_covered() -> None:
             ):
                 found.add(value)
     assert found == set(ALL_TOOLS)
-    assert len(ALL_TOOLS) == 46
+    assert len(ALL_TOOLS) == 47
 
 
 # ---- (a) smolagents' tool checks -------------------------------------------------------------------------------
@@ -233,6 +233,7 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], Any]] = {
     "classify_video_zero_shot": (lambda f: {"video": f["video"], "candidate_labels": ["a", "b"]}, NO_MODEL),
     "compare_sentences": (lambda f: {"text_a": "A man eats.", "text_b": "A person dines."}, NO_MODEL),
     "describe_image_sentiment": (lambda f: {"image": f["photo"], "text": "best day ever"}, NO_MODEL),
+    "answer_table_question": (lambda f: {"path": f["csv"], "question": "how many units in total?"}, RESULT),
     "describe_table": (lambda f: {"path": f["csv"]}, RESULT),
     "detect_language": (lambda f: {"text": ["The weather is lovely today.", "Le chat dort sur la voiture."]}, RESULT),
     "detect_objects": (lambda f: {"image": f["photo"]}, NO_MODEL),
