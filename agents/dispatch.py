@@ -217,6 +217,8 @@ def plan_direct_call(
         candidates = _fitting_calls(task, tools, None, None)
     if asks_question(own) and not asks_for_output(own):
         candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing
+        readers = [c for c in candidates if "question" in c[2].inputs]
+        candidates = readers or candidates  # a tool that reads the question answers it better than a summary
     inherited = path is None and quoted_passage(own) is None
     if not inherited and len(candidates) < 2:
         return candidates[0][1] if candidates else None

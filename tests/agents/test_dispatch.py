@@ -178,3 +178,10 @@ def test_a_question_about_a_recording_is_not_answered_by_a_tool_that_makes_a_new
     tools = [tool for tool in SPECIALISTS["audio"].tool_factories if tool.name != "classify_audio"]
     planned = plan_direct_call("what were the directions in route.wav", tools, embed)
     assert planned == DirectCall("transcribe_speech", {"audio": "route.wav"})
+
+
+def test_a_question_about_a_table_goes_to_the_tool_that_reads_the_question(embed: Embedder) -> None:
+    planned = plan_direct_call("what's the average age in staff.xlsx", SPECIALISTS["research"].tool_factories, embed)
+    assert planned == DirectCall(
+        "answer_table_question", {"path": "staff.xlsx", "question": "what's the average age in staff.xlsx"}
+    )
