@@ -28,7 +28,6 @@ from smolcrew.agents.dispatch import (
     asks_for_output,
     asks_question,
     file_kinds,
-    files_named,
     nearest_tools,
     plan_direct_call,
     quoted_passage,
@@ -51,8 +50,6 @@ from smolcrew.tools.base import input_types
 __all__ = ["SpecialistModel", "specialist_model"]
 
 _CODE = "<code>"
-_ONE_LINE = "root ::= [^\\n]{1,300}"
-"""The grammar of a one-line answer."""
 _ANSWER_TOKENS = 120
 _ERROR = re.compile(r"^\s*(?:Call id: \S+\n)?Error:")
 
@@ -123,11 +120,10 @@ class SpecialistModel(Model):
         def ask(
             extra: Sequence[ChatMessage | dict[str, Any]] = (),
             step: Step = "any",
-            focused: list[ChatMessage | dict[str, Any]] | None = None,
             grammar: str | None = None,
         ) -> ChatMessage:
             return self.model.generate(
-                focused if focused is not None else [*messages, *extra],
+                [*messages, *extra],
                 stop_sequences=stop_sequences,
                 response_format=response_format,
                 tools_to_call_from=tools_to_call_from,
@@ -150,9 +146,10 @@ class SpecialistModel(Model):
                 )
         if step in ("answer", "words"):
             return self._finish(task, messages)
-        files = [path for path, _ in step_files(task)]
+        named = step_files(task)
+        files = [path for path, _ in named]
         if step == "call" and self.embed is not None:
-            kinds = {kind for _, kind in files_named(task) if kind}
+            kinds = {kind for _, kind in named if kind}
             able = [tool for tool in self.tools if file_kinds([tool]) & kinds] or self.tools
             try:
                 shortlist = nearest_tools(task, able, self.embed)

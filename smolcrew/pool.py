@@ -9,6 +9,7 @@ themselves.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -103,9 +104,11 @@ def cpu_threads(concurrent_runs: int = 1) -> int:
 
 
 def _size_torch_threads(threads: int | None) -> None:
-    """Give torch `threads` intra-op threads (default `cpu_threads()`), once torch is imported anyway."""
-    import torch
-
+    """Give torch `threads` intra-op threads (default `cpu_threads()`) if a loader has imported it: loaders
+    that run without torch (espeak-ng, CTranslate2) do not pay for importing it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
     wanted = threads or cpu_threads()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
@@ -227,7 +230,6 @@ class PipelinePool:
         source = resolve_source(key.model)
         loader = manifest()[role].loader or _transformers_pipeline(key.task)
         _quiet_progress_bars()
-        _size_torch_threads(self.threads)
         started = time.perf_counter()
         try:
             pipeline = loader(source, key.device, key.dtype)
@@ -252,6 +254,7 @@ class PipelinePool:
                 backend="pool",
                 fix=f"download it while online, or set `models.{role}` in smolcrew.toml to a local folder",
             ) from exc
+        _size_torch_threads(self.threads)  # before the first inference, once the loader has imported torch
         self.stats.load_seconds[key] = time.perf_counter() - started
         return pipeline
 

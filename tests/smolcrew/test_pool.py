@@ -121,3 +121,27 @@ def test_resident_bytes_sees_models_inside_bundles() -> None:
     assert resident_bytes(Pair(object(), layer)) == expected
     assert resident_bytes(Slotted(layer, object())) == expected
     assert resident_bytes(object()) == 0
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_the_pool_sizes_torchs_threads_when_a_pipeline_loads() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        PipelinePool(device="cpu", threads=1).get("embeddings")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_server_splits_the_cores_between_its_workers(tmp_path: Path) -> None:
+    from smolcrew.config import Settings
+    from smolcrew.pool import cpu_threads
+    from smolcrew.server.service import threads_shared
+
+    settings = Settings(home=tmp_path, server={"workers": 2})
+    assert threads_shared(settings).pool.threads == cpu_threads(2) == max(1, cpu_threads(1) // 2)
+    pinned = Settings(home=tmp_path, server={"workers": 2}, pool={"threads": 3})
+    assert threads_shared(pinned).pool.threads == 3  # set by the user: kept

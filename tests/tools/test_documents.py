@@ -89,6 +89,20 @@ def test_answer_from_pdf_retrieves_the_right_page(pool: PipelinePool, docs: Path
 
 
 @pytest.mark.usefixtures("minilm_available")
+def test_answer_from_pdf_without_a_reader_model_returns_the_passages(
+    docs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    no_reader = PipelinePool(device="cpu", overrides={"pdf_qa": str(tmp_path / "no-such-model")})
+    with use_tools(pool=no_reader):
+        result = AnswerFromPdf()(pdf_path=str(docs / "report.pdf"), question="When did the Halvorsen bridge open?")
+    assert result["answer"] is None and result["model"] is None and result["score"] is None
+    assert result["page"] == result["sources"][0]["page"] == 3 and "Halvorsen bridge" in result["sources"][0]["chunk"]
+    assert result["retriever"] == "packaged:all-MiniLM-L6-v2" and no_reader.loaded()[0].task == "sentence-embeddings"
+    assert len(no_reader.loaded()) == 1  # the reader was never tried
+
+
+@pytest.mark.usefixtures("minilm_available")
 def test_answer_from_pdf_bad_inputs(pool: PipelinePool, docs: Path) -> None:
     tool = AnswerFromPdf()
     with pytest.raises(ToolInputError, match="no file at"):

@@ -1,0 +1,27 @@
+"""What a specialist's answer is written from: the tool's output, read as a literal, and its readable part."""
+
+from __future__ import annotations
+
+from smolcrew.agents.finish import output_text, saved_file, saved_summary, text_key, tool_output
+
+
+def test_an_observation_is_read_as_a_literal_never_run() -> None:
+    observation = "Execution logs:\nLast output from code snippet:\n{'text': 'TOTAL 12.70', 'words': [1, 2]}"
+    assert tool_output(observation) == {"text": "TOTAL 12.70", "words": [1, 2]}
+    hostile = "Execution logs:\nLast output from code snippet:\n__import__('os').system('true')"
+    assert tool_output(hostile) == "__import__('os').system('true')"  # not a literal: kept as text
+
+
+def test_the_model_is_shown_the_text_the_passages_and_a_computed_answer() -> None:
+    pdf = {"answer": None, "sources": [{"page": 1, "chunk": "The survey had 42 respondents."}], "model": None}
+    assert "42 respondents" in output_text(pdf)
+    table = {"answer": 4, "answer_text": "4 (count of 4 rows where department == Engineering)", "rows": []}
+    assert output_text(table).startswith("4 (count of 4 rows") and text_key(table) == "answer_text"
+    assert output_text({"label": "cat", "score": 0.9}) == "{'label': 'cat', 'score': 0.9}"
+
+
+def test_a_saved_file_is_reported_with_its_plain_facts() -> None:
+    output = {"path": "/runs/a/up.png", "width": 172, "height": 88, "model": "lanczos", "boxes": [[1, 2]]}
+    assert saved_file(output) == "/runs/a/up.png"
+    assert saved_summary(output) == "Saved /runs/a/up.png (width 172, height 88)"
+    assert saved_file({"text": "no file"}) is None
