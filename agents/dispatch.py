@@ -11,9 +11,12 @@ grammar instead.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,7 @@ __all__ = [
     "quoted_passage",
     "split_previous",
     "step_files",
+    "tool_examples",
 ]
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -226,8 +230,7 @@ def plan_direct_call(
         return None
     noun = _NOUNS.get(kind or "", "the file")
     subject = (own.replace(path, noun) if path in own else f"{own} ({noun})") if path else own
-    vectors = embed([subject, *(text for text, _, _ in candidates)])
-    scores = vectors[1:] @ vectors[0]
+    scores = _scores(subject, [(text, tool) for text, _, tool in candidates], embed)
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:
         return None  # working on the previous step's answer, but no tool is what this step asks for
@@ -241,9 +244,38 @@ def nearest_tools(task: str, tools: Sequence[Any], embed: Embedder, k: int = 3) 
     if len(tools) <= k:
         return list(tools)
     summaries = [f"{tool.name.replace('_', ' ')}: {tool.description.strip().split(chr(10), 1)[0]}" for tool in tools]
-    vectors = embed([task, *summaries])
-    order = np.argsort(vectors[1:] @ vectors[0])[::-1][:k]
+    order = np.argsort(_scores(task, list(zip(summaries, tools, strict=True)), embed))[::-1][:k]
     return [tools[int(i)] for i in order]
+
+
+@cache
+def tool_examples() -> dict[str, tuple[str, ...]]:
+    """Requests each tool is for, by tool name (`data/tool_examples.jsonl`): a tool's description alone is a poor
+    match for how people ask ("what's the total on this receipt" is nearer "says what an image shows" than
+    "reads the text in an image")."""
+    text = (Path(__file__).parent / "data" / "tool_examples.jsonl").read_text(encoding="utf-8")
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            found.setdefault(row["tool"], []).append(row["text"])
+    return {name: tuple(texts) for name, texts in found.items()}
+
+
+def _scores(subject: str, candidates: Sequence[tuple[str, Any]], embed: Embedder) -> np.ndarray:
+    """How near each (summary, tool) is to `subject`: the cosine of its summary or of its nearest example."""
+    examples = tool_examples()
+    texts = [subject]
+    owners: list[int] = []
+    for i, (summary, tool) in enumerate(candidates):
+        for text in (summary, *examples.get(tool.name, ())):
+            texts.append(text)
+            owners.append(i)
+    vectors = embed(texts)
+    similarity = vectors[1:] @ vectors[0]
+    scores = np.full(len(candidates), -1.0)
+    np.maximum.at(scores, np.array(owners), similarity)
+    return scores
 
 
 def asks_question(task: str) -> bool:

@@ -30,6 +30,7 @@ array ::= "[" ( item ( ", " item ){0,20} )? "]"
 object ::= "{" ( string ": " item ( ", " string ": " item ){0,10} )? "}"
 arith ::= term ( " "? [-+*/%] " "? term ){0,12}
 term ::= number | "(" arith ")"
+quoted-arith ::= "\"" arith "\""
 thought ::= [^\n<]{1,200}
 """
 
@@ -58,9 +59,14 @@ def _rule_name(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _value_rule(spec: Mapping[str, Any], file_rule: str | None = None) -> str:
+_INPUT_RULES = {"expression": "quoted-arith"}
+"""Inputs whose value has a shape of its own, by name: `calculate(expression="86.40 / 4")`."""
+
+
+def _value_rule(spec: Mapping[str, Any], file_rule: str | None = None, key: str = "") -> str:
     kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-    alternatives = [file_rule] if file_rule else [_TYPE_RULES.get(kind, "string") for kind in kinds if kind != "null"]
+    own = file_rule or _INPUT_RULES.get(key)
+    alternatives = [own] if own else [_TYPE_RULES.get(kind, "string") for kind in kinds if kind != "null"]
     alternatives.append('"result"')  # the previous step's output, to chain calls
     if spec.get("nullable") or "null" in kinds:
         alternatives.append('"None"')
@@ -71,7 +77,7 @@ def _arguments(inputs: Mapping[str, Mapping[str, Any]], files: bool = False) -> 
     """Keyword arguments: the required ones in declared order, then each optional one or not, in order."""
 
     def one(key: str, spec: Mapping[str, Any], separator: str) -> str:
-        rule = _value_rule(spec, "file" if files and key in FILE_INPUTS else None)
+        rule = _value_rule(spec, "file" if files and key in FILE_INPUTS else None, key)
         return f"{_literal(separator + key + '=')} ( {rule} )"
 
     required = [(key, spec) for key, spec in inputs.items() if not spec.get("nullable")]

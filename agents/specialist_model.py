@@ -9,7 +9,10 @@ Per step (the messages tell which):
    one of the three whose descriptions are nearest the task (a small model favours the first tool listed).
 3. After a call that worked, the answer is written from the task and the output (agents.finish): a saved file
    is reported, a requested text returned, a question answered by the model in one line from a short prompt.
-4. A reply that repeats the code of the step that just failed is asked for again once, with the error, the
+4. A step whose request asks for arithmetic (split a bill, a 10% tip on the total a tool read, a conversion)
+   calls `calculate` with an expression the model writes under an arithmetic grammar (agents.calculation);
+   the answer is then `calculate`'s "EXPRESSION = VALUE".
+5. A reply that repeats the code of the step that just failed is asked for again once, with the error, the
    tool's exact signature and an example filled with the task's own file, under a grammar without that tool.
 A file argument can only be one of the files the task names, written exactly (`tool_call_grammar(files=...)`).
 """
@@ -23,11 +26,19 @@ from typing import Any
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
 
+from smolcrew.agents.calculation import (
+    CALCULATION_GRAMMAR,
+    asks_calculation,
+    calculation_messages,
+    expression_of,
+    is_calculation,
+)
 from smolcrew.agents.dispatch import (
     Embedder,
     asks_for_output,
     asks_question,
     file_kinds,
+    files_named,
     nearest_tools,
     plan_direct_call,
     quoted_passage,
@@ -51,6 +62,7 @@ __all__ = ["SpecialistModel", "specialist_model"]
 
 _CODE = "<code>"
 _ANSWER_TOKENS = 120
+_EXPRESSION_TOKENS = 60
 _ERROR = re.compile(r"^\s*(?:Call id: \S+\n)?Error:")
 
 
@@ -132,7 +144,12 @@ class SpecialistModel(Model):
             )
 
         task, step = self.plan_step(messages)
-        if self.embed is not None and not any(_role(m) == "assistant" for m in messages):
+        first = not any(_role(m) == "assistant" for m in messages)
+        if first and self._can_calculate() and not files_named(split_previous(task)[0]) and asks_calculation(task):
+            calculation = self._calculate(task)
+            if calculation is not None:
+                return calculation
+        if self.embed is not None and first:
             try:
                 planned = plan_direct_call(task, self.tools, self.embed)
             except ModelUnavailableError:
@@ -181,6 +198,14 @@ class SpecialistModel(Model):
         key = text_key(output)
         if saved_file(output) is not None and not asks_question(own):
             code = f"final_answer({saved_summary(output)!r})"
+        elif is_calculation(output):
+            code = "final_answer(result['text'])"
+        elif (
+            self._can_calculate()
+            and asks_calculation(own, after_output=True)
+            and (calculation := self._calculate(task, output_text(output)))
+        ):
+            return calculation
         elif key is not None and asks_for_output(own):
             code = f"final_answer(result[{key!r}])"
         else:
@@ -194,6 +219,25 @@ class SpecialistModel(Model):
             role=MessageRole.ASSISTANT,
             content=f"Thought: I answer from the tool's output.\n{_CODE}\n{code}\n</code>",
             token_usage=usage,
+        )
+
+    def _can_calculate(self) -> bool:
+        return any(tool.name == "calculate" for tool in self.tools)
+
+    def _calculate(self, task: str, facts: str | None = None) -> ChatMessage | None:
+        """The step that works out the arithmetic the task asks for (see agents.calculation), or None when the
+        model wrote no expression."""
+        reply = self.model.generate(
+            calculation_messages(task, facts), grammar=CALCULATION_GRAMMAR, max_tokens=_EXPRESSION_TOKENS
+        )
+        expression = expression_of(str(reply.content or ""))
+        if not expression:
+            return None
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content=f"Thought: I work out the arithmetic.\n{_CODE}\nresult = calculate(expression={expression!r})"
+            "\nresult\n</code>",
+            token_usage=reply.token_usage or TokenUsage(input_tokens=0, output_tokens=0),
         )
 
     def _failed_code(self, messages: list[ChatMessage | dict[str, Any]]) -> str | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from smolagents import Tool
 
 from smolcrew.pool import PipelinePool
+from smolcrew.tools.arithmetic import Calculate, CountWords
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import ToolContext
@@ -102,6 +103,7 @@ SPECIALISTS: dict[str, Specialist] = {
                 ReadTextInImage,
                 AnswerFromScannedPage,
                 ClassifyVideoZeroShot,
+                Calculate,
             ),
         ),
         Specialist(
@@ -138,6 +140,8 @@ SPECIALISTS: dict[str, Specialist] = {
                 CompareSentences,
                 GenerateText,
                 ReplyInConversation,
+                Calculate,
+                CountWords,
             ),
         ),
         Specialist(
@@ -156,6 +160,7 @@ SPECIALISTS: dict[str, Specialist] = {
                 QueryTable,
                 ReadTableInImage,
                 RankPassages,
+                Calculate,
             ),
         ),
     )

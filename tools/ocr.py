@@ -121,7 +121,8 @@ def load_page_image(value: Any, page: int | None, name: str = "image") -> Any:
 class ReadTextInImage(CheckedTool):
     name = "read_text_in_image"
     description = (
-        "Reads the printed text in an image or scanned page with Tesseract OCR. Returns a dict {'text': str "
+        "Reads the text in an image (a receipt, menu, sign, label, form, screenshot or scanned page: its totals, "
+        "prices, names and dates) with Tesseract OCR. Returns a dict {'text': str "
         "(lines joined with newlines), 'words': [{'text', 'confidence' 0-100, 'box': [left, top, right, bottom] "
         "in pixels}], 'mean_confidence': float 0-100, 'width', 'height': image size in pixels, 'model': str}."
     )

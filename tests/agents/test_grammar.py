@@ -24,7 +24,9 @@ _LITERALS = {
 }
 
 
-def _literal(spec: dict[str, Any]) -> str:
+def _literal(spec: dict[str, Any], key: str = "") -> str:
+    if key == "expression":
+        return '"(86.40 - 6) / 4"'
     kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
     return _LITERALS[next(kind for kind in kinds if kind != "null")]
 
@@ -34,7 +36,8 @@ def _code(body: str) -> str:
 
 
 def _call(tool: Any, *, optional: bool = False) -> str:
-    arguments = [f"{key}={_literal(spec)}" for key, spec in tool.inputs.items() if optional or not spec.get("nullable")]
+    inputs = tool.inputs.items()
+    arguments = [f"{key}={_literal(spec, key)}" for key, spec in inputs if optional or not spec.get("nullable")]
     if optional:  # the grammar wants required arguments first
         required = [a for a, (k, s) in zip(arguments, tool.inputs.items(), strict=True) if not s.get("nullable")]
         arguments = required + [a for a in arguments if a not in required]
@@ -62,6 +65,13 @@ def test_invented_functions_positional_extras_and_unknown_keywords_are_refused(n
     assert not accepts(grammar, _code(f'result = {tool.name}(no_such_argument="x")\nresult'))
     assert not accepts(grammar, _code("import os\nfinal_answer(os.getcwd())"))
     assert not accepts(grammar, "final_answer(42)")  # no thought, no code block
+
+
+def test_an_expression_can_only_be_arithmetic() -> None:
+    grammar = tool_call_grammar(SPECIALISTS["language"].tool_factories)
+    assert accepts(grammar, _code('result = calculate(expression="98.6 * 5 / 9")\nresult'))
+    assert not accepts(grammar, _code('result = calculate(expression="__import__(1)")\nresult'))
+    assert not accepts(grammar, _code('result = calculate(expression="21.6 dollars")\nresult'))
 
 
 def test_a_step_kind_narrows_what_may_be_written() -> None:

@@ -91,7 +91,7 @@ def test_every_tool_class_is_covered() -> None:
             ):
                 found.add(value)
     assert found == set(ALL_TOOLS)
-    assert len(ALL_TOOLS) == 47
+    assert len(ALL_TOOLS) == 49
 
 
 # ---- (a) smolagents' tool checks -------------------------------------------------------------------------------
@@ -222,6 +222,7 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], Any]] = {
     "answer_from_text": (lambda f: {"question": "Who?", "passage": "John lives in Paris."}, NO_MODEL),
     "answer_image_question": (lambda f: {"image": f["photo"], "question": "What is it?"}, NO_MODEL),
     "answer_with_citations": (lambda f: {"question": "When was it founded?"}, RESULT),  # an empty store
+    "calculate": (lambda f: {"expression": "(98.6 - 32) * 5 / 9"}, RESULT),
     "caption_image": (lambda f: {"image": f["photo"]}, NO_MODEL),
     "check_entailment": (lambda f: {"premise": "It rains.", "hypothesis": ["It is wet.", "It is dry."]}, NO_MODEL),
     "check_grammar": (lambda f: {"text": ["The cat sleeps.", "Cat the sleeps."]}, NO_MODEL),
@@ -232,6 +233,7 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], Any]] = {
     "classify_text_zero_shot": (lambda f: {"text": "The team won.", "candidate_labels": ["sports", "art"]}, NO_MODEL),
     "classify_video_zero_shot": (lambda f: {"video": f["video"], "candidate_labels": ["a", "b"]}, NO_MODEL),
     "compare_sentences": (lambda f: {"text_a": "A man eats.", "text_b": "A person dines."}, NO_MODEL),
+    "count_words": (lambda f: {"text": "The quick brown fox jumps."}, RESULT),
     "describe_image_sentiment": (lambda f: {"image": f["photo"], "text": "best day ever"}, NO_MODEL),
     "answer_table_question": (lambda f: {"path": f["csv"], "question": "how many units in total?"}, RESULT),
     "describe_table": (lambda f: {"path": f["csv"]}, RESULT),

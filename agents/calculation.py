@@ -1,0 +1,107 @@
+"""Steps that need arithmetic: the model writes the expression, `calculate` works it out.
+
+A 0.5B model asked "the bill came to 86.40 and we were 4, how much each?" answers from its head, and wrongly;
+asked to write the expression, it writes `86.40 / 4`. So when a step's request asks for a calculation on
+numbers it gives (or that the previous step or a tool's output found), the model is shown a short prompt and may
+only write an arithmetic expression (`CALCULATION_GRAMMAR`), and the step calls `calculate` with it. The result
+is a tool output, so the validation gate can check the number the answer states.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from smolcrew.agents.dispatch import quoted_passage, split_previous
+
+__all__ = [
+    "CALCULATION_GRAMMAR",
+    "asks_calculation",
+    "calculation_messages",
+    "expression_of",
+    "is_calculation",
+]
+
+CALCULATION_GRAMMAR = r"""
+root ::= calc
+calc ::= term ( " "? [-+*/] " "? term ){1,12}
+term ::= number | "(" calc ")"
+number ::= [0-9]{1,9} ("." [0-9]{1,6})?
+"""
+"""An arithmetic expression with at least one operator: the model must write the calculation, not its result."""
+
+_DIGIT = re.compile(r"\d")
+_OPERATION = re.compile(r"\d\s*[-+*/×÷^]\s*\d")
+_ON_ITS_OWN = re.compile(
+    r"\b(?:plus|minus|times|multipl\w*|divid\w*|split\w*|shar(?:e|es|ed|ing)|each|per|average|mean|sum|add up|"
+    r"total up|percent|tip|discount|tax|vat|interest|convert\w*|celsius|fahrenheit|how much|how many|half|double|"
+    r"twice|triple|difference|more than|less than|left over|remain\w*|square root|squared|cubed)\b|%",
+    re.I,
+)
+"""Cues that a request with numbers asks for a calculation, when no tool gave anything yet."""
+_ON_AN_OUTPUT = re.compile(
+    r"\b(?:plus|minus|times|multipl\w*|divid\w*|split\w*|shar(?:e|es|ed|ing)|each of|per (?:person|head)|between|"
+    r"among|average|percent|tip|discount|tax|vat|convert\w*|celsius|fahrenheit|half|double|twice|triple|"
+    r"difference|how much more|how much less|left over|remain\w*|work out)\b|%",
+    re.I,
+)
+"""Stricter cues once a tool found the numbers: "what is the total?" is read off the output, not calculated."""
+_FILE_OR_QUOTE = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,3}\b|\"[^\"]*\"|“[^”]*”|'[^']{4,}'")
+
+_INSTRUCTION = (
+    "Write the arithmetic that answers the question, as one expression with numbers, + - * / and parentheses. "
+    "Take the numbers from the question and its facts."
+)
+_EXAMPLES = (
+    ("3 of us share a taxi that cost 45.00, how much each?", None, "45.00 / 3"),
+    ("what is a 15% tip on the total?", "Total 62.40", "62.40 * 0.15"),
+    ("convert that to pounds at 0.85 pounds per euro", "The fee is 120 euros.", "120 * 0.85"),
+    ("how many minutes are in 3.5 hours?", None, "3.5 * 60"),
+)
+"""Few-shot turns (question, facts, expression): a small model copies the form of what it was shown."""
+
+
+def _question(question: str, facts: str | None) -> str:
+    return f"Question: {question.strip()}" + (f"\nFacts: {facts.strip()}" if facts and facts.strip() else "")
+
+
+def _request(own: str) -> str:
+    """The request without the file names and quoted passages it carries: their numbers are not the question."""
+    return _FILE_OR_QUOTE.sub(" ", own)
+
+
+def asks_calculation(task: str, *, after_output: bool = False) -> bool:
+    """Whether the step's request asks to work something out from numbers: the request (or the previous step's
+    answer) holds a number and the request says what to do with it. `after_output`: a tool has answered, and
+    only an explicit operation (split, a percentage, a conversion, ...) still needs a calculation."""
+    own, previous = split_previous(task)
+    request = _request(own)
+    if not after_output and quoted_passage(own) is not None:
+        return False  # a passage to work on: a text tool's job, whatever numbers it holds
+    has_numbers = after_output or bool(_DIGIT.search(request) or (previous and _DIGIT.search(previous)))
+    cues = _ON_AN_OUTPUT if after_output else _ON_ITS_OWN
+    return has_numbers and bool(_OPERATION.search(request) or cues.search(request))
+
+
+def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, Any]]:
+    """The short prompt a model writes the expression from: the step's request and what is known so far."""
+    own, previous = split_previous(task)
+    known = "\n".join(part for part in (facts, previous) if part)
+
+    def turn(role: str, text: str) -> dict[str, Any]:
+        return {"role": role, "content": [{"type": "text", "text": text}]}
+
+    messages = [turn("system", _INSTRUCTION)]
+    for question, example_facts, expression in _EXAMPLES:
+        messages += [turn("user", _question(question, example_facts)), turn("assistant", expression)]
+    return [*messages, turn("user", _question(own, known or None))]
+
+
+def expression_of(reply: str) -> str:
+    """The expression in the model's reply, one line, spaces normalised."""
+    return " ".join(reply.strip().splitlines()[0].split()) if reply.strip() else ""
+
+
+def is_calculation(output: Any) -> bool:
+    """Whether a tool output is `calculate`'s."""
+    return isinstance(output, dict) and {"expression", "value", "text"} <= set(output)

@@ -1,0 +1,86 @@
+"""Steps that ask for arithmetic: the model writes an expression under the arithmetic grammar, `calculate`
+works it out in a real smolagents loop, and the answer states the expression and its value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from smolagents import CodeAgent
+
+from smolcrew.agents.calculation import CALCULATION_GRAMMAR, asks_calculation, calculation_messages
+from smolcrew.agents.dispatch import PREVIOUS_RESULT, tool_examples
+from smolcrew.agents.specialist_model import SpecialistModel, specialist_model
+from smolcrew.agents.specialists import SPECIALISTS
+from smolcrew.tools.arithmetic import Calculate
+from tests.agents.grammar_matcher import accepts
+from tests.agents.test_specialist_model import CountRows, GrammarScripted
+
+
+def _previous(own: str, found: str) -> str:
+    return f"{own}\n\n{PREVIOUS_RESULT} (vision): {found}"
+
+
+@pytest.mark.parametrize(
+    ("task", "after_output", "expected"),
+    [
+        ("we were 4 at dinner and the bill came to 86.40, how much does each of us pay?", False, True),
+        ("Convert 98.6 Fahrenheit to Celsius", False, True),
+        ("what is 17*23+5?", False, True),
+        (_previous("work out a 10% discount on it", "The total is 32.11."), False, True),
+        ("write a haiku about autumn", False, False),
+        ("how many words are in 'I have 3 cats and 2 dogs'", False, False),  # a passage: a text tool's job
+        ("summarize the meeting notes", False, False),
+        ("if we split it evenly between the two benches, how much is each?", True, True),
+        ("what's the total on the receipt?", True, False),  # read off the output, not calculated
+        ("what day is the budget review?", True, False),
+    ],
+)
+def test_a_calculation_needs_numbers_and_an_operation(task: str, after_output: bool, expected: bool) -> None:
+    assert asks_calculation(task, after_output=after_output) is expected
+
+
+def test_the_arithmetic_grammar_wants_an_operation_not_a_result() -> None:
+    assert accepts(CALCULATION_GRAMMAR, "86.40 / 4")
+    assert accepts(CALCULATION_GRAMMAR, "(98.6 - 32) * 5 / 9")
+    assert not accepts(CALCULATION_GRAMMAR, "21.6")  # the model's own result: what it gets wrong
+    assert not accepts(CALCULATION_GRAMMAR, "86.40 / four")
+
+
+def test_the_prompt_shows_the_request_and_the_facts_last() -> None:
+    messages = calculation_messages(_previous("take 10% off", "The total is 32.11."), "Total 32.11")
+    assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
+    last = messages[-1]["content"][0]["text"]
+    assert last.startswith("Question: take 10% off") and "Total 32.11" in last and "The total is 32.11." in last
+
+
+def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:
+    steered = specialist_model(model, [*tools, Calculate()], embed=lambda texts: pytest.fail("nothing to rank"))
+    assert isinstance(steered, SpecialistModel)
+    return CodeAgent(tools=[*tools, Calculate()], model=steered, max_steps=4, verbosity_level=0), steered
+
+
+def test_a_request_with_numbers_is_worked_out_by_calculate_not_by_the_model() -> None:
+    model = GrammarScripted(["86.40 / 4"])
+    agent, _ = _agent(model)
+    answer = agent.run("we were 4 at dinner and the bill came to 86.40, how much does each of us pay?")
+    assert answer == "86.40 / 4 = 21.6"
+    assert model.grammars == [CALCULATION_GRAMMAR] and model.call_count == 1
+    assert agent.memory.steps[1].code_action == "result = calculate(expression='86.40 / 4')\nresult"
+
+
+def test_an_operation_on_a_tool_output_is_calculated_from_that_output(tmp_path: Path) -> None:
+    table = tmp_path / "benches.csv"
+    table.write_text("bench\nnorth\nsouth\n")
+    model = GrammarScripted(["2 * 150"])  # after count_rows said 2
+    agent, steered = _agent(model, CountRows())
+    answer = agent.run(f"count the benches in {table} and work out the cost at 150 each")
+    assert answer == "2 * 150 = 300"
+    assert steered.direct_calls == 1  # count_rows was called without the model
+    asked = model.calls[-1][-1]["content"][0]["text"]
+    assert "Facts: 2" in asked  # the expression is written from the tool's output
+
+
+def test_every_tool_example_names_a_specialist_tool() -> None:
+    names = {factory.name for spec in SPECIALISTS.values() for factory in spec.tool_factories}
+    assert set(tool_examples()) <= names

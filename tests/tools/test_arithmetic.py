@@ -1,0 +1,51 @@
+"""`calculate` works arithmetic out exactly and refuses anything else; `count_words` counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from smolcrew.errors import ToolInputError
+from smolcrew.tools.arithmetic import Calculate, CountWords, plain_number
+
+
+@pytest.mark.parametrize(
+    ("expression", "value", "text"),
+    [
+        ("86.40 / 4", 21.6, "86.40 / 4 = 21.6"),
+        ("(98.6 - 32) * 5 / 9", 37.0, "(98.6 - 32) * 5 / 9 = 37"),
+        ("1,250.50 * 2", 2501.0, "1,250.50 * 2 = 2501"),
+        ("2 / 3", 0.666667, "2 / 3 = 0.666667"),
+        ("round(671.75 * 1.1, 2)", 738.93, "round(671.75 * 1.1, 2) = 738.93"),
+    ],
+)
+def test_calculate_states_the_expression_and_its_value(expression: str, value: float, text: str) -> None:
+    result = Calculate()(expression=expression)
+    assert result == {"expression": expression, "value": value, "text": text}
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        ("1 / 0", "divides by zero"),
+        ("__import__('os').getcwd()", "cannot work out"),
+        ("open('/etc/passwd')", "cannot work out"),
+        ("'a' * 3", "not arithmetic"),
+        ("2 > 1", "not arithmetic"),
+        ("9 ** 9 ** 9", "cannot work out"),  # simpleeval caps powers instead of hanging
+        ("", "empty"),
+    ],
+)
+def test_calculate_refuses_what_is_not_safe_arithmetic(expression: str, says: str) -> None:
+    with pytest.raises(ToolInputError, match=says):
+        Calculate()(expression=expression)
+
+
+def test_plain_numbers_carry_no_float_noise() -> None:
+    assert [plain_number(v) for v in (5.0, 0.1 + 0.2, 738.925, -2.5)] == ["5", "0.3", "738.925", "-2.5"]
+
+
+def test_count_words_counts_words_characters_and_sentences() -> None:
+    counted = CountWords()(text="The quick brown fox jumps over the lazy dog. It's late!")
+    assert counted == {"words": 11, "characters": 55, "characters_without_spaces": 45, "sentences": 2}
+    with pytest.raises(ToolInputError, match="non-empty"):
+        CountWords()(text="   ")
