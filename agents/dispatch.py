@@ -64,7 +64,7 @@ _LANGUAGES = (
 )
 _TARGET = re.compile(r"\b(?:to|into|in)\s+(" + _LANGUAGES + r")\b", re.I)
 _OUTPUT_ITSELF = re.compile(
-    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:transcribe|write down|read (?:out|aloud)|read\b(?!.*\?)|"
+    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:transcribe|listen to|write down|read (?:out|aloud)|read\b(?!.*\?)|"
     r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|generate|draw|make|create)",
     re.I,
 )
@@ -73,7 +73,9 @@ _WHAT_IT_SAYS = re.compile(
     r"(?:say|says|said|read|reads)\s*[?.!]*\s*$",
     re.I,
 )
-_QUESTION = re.compile(r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me)\b", re.I)
+_QUESTION = re.compile(
+    r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me|answer (?:it|that|this|them))\b", re.I
+)
 
 
 def _kind(path: str) -> str | None:
@@ -128,6 +130,8 @@ _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
 _SCALE = re.compile(
     r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
 )
+_ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)
+"""A step asked to answer what the previous step found ("listen to q.wav and answer it using t.csv")."""
 _SCALE_WORDS = {"twice": 2, "double": 2, "triple": 3, "three times": 3, "four times": 4, "quadruple": 4}
 
 
@@ -155,7 +159,8 @@ def _scale(task: str) -> int | None:
 def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
     """A value for an input taken from the task, or None."""
     if name == "question":
-        return split_previous(task)[0].strip()
+        own, previous = split_previous(task)
+        return previous if previous and _ANSWER_IT.search(own) else own.strip()
     if name == "text":
         return passage(task)
     if name == "scale" and "integer" in str(spec.get("type")):

@@ -3,6 +3,9 @@
 - A file the tool saved (an upscaled image, speech), for a task that asks no question: the answer says where it
   is and what it is, written here; there is nothing for a model to add.
 - A task that asks for the output itself (a transcript, the text of a page): the answer is that text.
+- A tool that answered the question itself (a table's computed `answer_text`): that answer.
+- "The cheapest / most expensive ..." of a price list read from an image (a menu, a receipt): the item with the
+  lowest or highest price, worked out here (`priced_answer`); a small model picks the wrong line.
 - A question: the model answers it in one line from a short prompt holding only the question and the output's
   readable part (the transcript, the OCR'd text, a table's computed answer), not the whole agent prompt. A small
   model stays on the question this way, and prompt processing is a few hundred tokens instead of thousands.
@@ -18,6 +21,7 @@ __all__ = [
     "ONE_LINE_GRAMMAR",
     "answer_messages",
     "output_text",
+    "priced_answer",
     "saved_file",
     "saved_summary",
     "text_key",
@@ -89,6 +93,33 @@ def output_text(output: Any) -> str:
     else:
         text = output if isinstance(output, str) else repr(output)
     return text if len(text) <= _OUTPUT_LIMIT else text[:_OUTPUT_LIMIT] + " …(cut)"
+
+
+_PRICED_LINE = re.compile(
+    r"^\s*(?P<item>[^\W\d][^\n\d]{1,60}?)[\s.:·…$€£-]*(?P<price>\d{1,6}[.,]\d{2})\s*(?:[$€£]|eur|usd|gbp)?\s*$",
+    re.I | re.M,
+)
+_NOT_ITEMS = re.compile(r"\b(?:sub-?total|total|tax|vat|tip|change|cash|card|balance|amount|due|paid|discount)\b", re.I)
+_LOWEST = re.compile(r"\b(?:cheapest|least expensive|lowest[- ]priced|lowest price|least costly|cheaper)\b", re.I)
+_HIGHEST = re.compile(r"\b(?:priciest|most expensive|highest[- ]priced|highest price|most costly|dearest)\b", re.I)
+
+
+def priced_answer(question: str, output: Any) -> str | None:
+    """'Apple pie (5.50), the lowest price listed': the answer to a cheapest / most expensive question about a
+    price list in a tool's text (OCR of a menu or a receipt), or None when the question or the text is not that."""
+    text = output.get("text") if isinstance(output, dict) else output
+    lowest, highest = bool(_LOWEST.search(question)), bool(_HIGHEST.search(question))
+    if not isinstance(text, str) or lowest == highest:
+        return None
+    items = [
+        (match["item"].strip(" .:-"), match["price"])
+        for match in _PRICED_LINE.finditer(text)
+        if not _NOT_ITEMS.search(match["item"])
+    ]
+    if len(items) < 2:
+        return None
+    pick = (min if lowest else max)(items, key=lambda item: float(item[1].replace(",", ".")))
+    return f"{pick[0]} ({pick[1]}), the {'lowest' if lowest else 'highest'} price listed"  # no number of its own
 
 
 def answer_messages(question: str, output: Any, previous: str | None = None) -> list[dict[str, Any]]:

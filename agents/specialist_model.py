@@ -49,6 +49,7 @@ from smolcrew.agents.finish import (
     ONE_LINE_GRAMMAR,
     answer_messages,
     output_text,
+    priced_answer,
     saved_file,
     saved_summary,
     text_key,
@@ -206,8 +207,10 @@ class SpecialistModel(Model):
             and (calculation := self._calculate(task, output_text(output)))
         ):
             return calculation
-        elif key is not None and asks_for_output(own):
+        elif key is not None and (asks_for_output(own) or key == "answer_text"):
             code = f"final_answer(result[{key!r}])"
+        elif (priced := priced_answer(own, output)) is not None:
+            code = f"final_answer({priced!r})"
         else:
             reply = self.model.generate(
                 answer_messages(own, output, previous), grammar=ONE_LINE_GRAMMAR, max_tokens=_ANSWER_TOKENS

@@ -59,6 +59,7 @@ stop: any have has had than not no s t please tell show list give find get can c
 stop: so up out about into one ones where when name named
 known: table file data dataset sheet spreadsheet csv tsv xlsx excel value number result answer everything everyone
 known: anyone sold sell earn different distinct unique more less dollar euro pound count
+known: reading measurement figure observation entry record
 units: c f k mm cm m km kg g lb usd eur gbp pct percent h hr ml l
 negations: not except excluding besides outside other without
 prepositions: in for from at on about with to among within

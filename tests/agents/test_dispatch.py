@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from smolcrew.agents.dispatch import DirectCall, Embedder, asks_for_output, nearest_tools, plan_direct_call
+from smolcrew.agents.dispatch import (
+    PREVIOUS_RESULT,
+    DirectCall,
+    Embedder,
+    asks_for_output,
+    nearest_tools,
+    plan_direct_call,
+)
 from smolcrew.agents.specialists import SPECIALISTS
 
 
@@ -184,4 +191,24 @@ def test_a_question_about_a_table_goes_to_the_tool_that_reads_the_question(embed
     planned = plan_direct_call("what's the average age in staff.xlsx", SPECIALISTS["research"].tool_factories, embed)
     assert planned == DirectCall(
         "answer_table_question", {"path": "staff.xlsx", "question": "what's the average age in staff.xlsx"}
+    )
+
+
+def test_answering_what_the_previous_step_found_asks_that_question(embed: Embedder) -> None:
+    task = f"answer it using weather.csv\n\n{PREVIOUS_RESULT} (audio): Which city was the hottest?"
+    planned = plan_direct_call(task, SPECIALISTS["research"].tool_factories, embed)
+    assert planned == DirectCall(
+        "answer_table_question", {"path": "weather.csv", "question": "Which city was the hottest?"}
+    )
+
+
+def test_a_receipt_question_reads_the_text_and_a_photo_question_classifies(embed: Embedder) -> None:
+    tools = [
+        tool for tool in SPECIALISTS["vision"].tool_factories if tool.name in ("read_text_in_image", "classify_image")
+    ]
+    assert plan_direct_call("what's the total on cafe.png?", tools, embed) == DirectCall(
+        "read_text_in_image", {"image": "cafe.png"}
+    )
+    assert plan_direct_call("what animal is in pet.jpg?", tools, embed) == DirectCall(
+        "classify_image", {"image": "pet.jpg"}
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smolcrew.agents.finish import output_text, saved_file, saved_summary, text_key, tool_output
+from smolcrew.agents.finish import output_text, priced_answer, saved_file, saved_summary, text_key, tool_output
 
 
 def test_an_observation_is_read_as_a_literal_never_run() -> None:
@@ -25,3 +25,11 @@ def test_a_saved_file_is_reported_with_its_plain_facts() -> None:
     assert saved_file(output) == "/runs/a/up.png"
     assert saved_summary(output) == "Saved /runs/a/up.png (width 172, height 88)"
     assert saved_file({"text": "no file"}) is None
+
+
+def test_the_cheapest_or_dearest_item_of_a_price_list_is_worked_out() -> None:
+    menu = {"text": "LUNCH MENU\nTomato soup      6.00\nVeggie burger   11.50\nApple pie        5.50\nTOTAL 23.00"}
+    assert priced_answer("what's the cheapest thing on it?", menu) == "Apple pie (5.50), the lowest price listed"
+    assert priced_answer("which dish is the most expensive", menu) == "Veggie burger (11.50), the highest price listed"
+    assert priced_answer("what is the total?", menu) is None  # not a cheapest / dearest question
+    assert priced_answer("the cheapest?", {"text": "just one line 4.00"}) is None  # no list to pick from
