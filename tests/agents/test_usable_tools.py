@@ -21,6 +21,7 @@ def test_offline_a_specialist_offers_the_tools_whose_models_are_here() -> None:
     vision = [tool.name for tool in SPECIALISTS["vision"].usable_tools(pool)]
     assert "read_text_in_image" in vision  # tesseract: no model role
     assert "classify_image_zero_shot" not in vision  # CLIP comes from the Hub only
+    assert "classify_image" in vision  # EfficientNet-Lite0 ships in a package
     audio = [tool.name for tool in SPECIALISTS["audio"].usable_tools(pool)]
     assert "transcribe_speech" in audio  # whisper ships in a package
     for spec in SPECIALISTS.values():

