@@ -41,11 +41,12 @@ _ON_ITS_OWN = re.compile(
 """Cues that a request with numbers asks for a calculation, when no tool gave anything yet."""
 _ON_AN_OUTPUT = re.compile(
     r"\b(?:plus|minus|times|multipl\w*|divid\w*|split\w*|shar(?:e|es|ed|ing)|each of|per (?:person|head)|between|"
-    r"among|average|percent|tip|discount|tax|vat|convert\w*|celsius|fahrenheit|half|double|twice|triple|"
-    r"difference|how much more|how much less|left over|remain\w*|work out)\b|%",
+    r"among|average|percent|convert\w*|celsius|fahrenheit|half|double|twice|triple|difference|how much more|"
+    r"how much less|left over|remain\w*|work out|calculate)\b|%",
     re.I,
 )
-"""Stricter cues once a tool found the numbers: "what is the total?" is read off the output, not calculated."""
+"""Stricter cues once a tool found the numbers: "what is the total?", "how much tax did I pay?" are read off the
+output, not calculated."""
 _FILE_OR_QUOTE = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,3}\b|\"[^\"]*\"|“[^”]*”|'[^']{4,}'")
 
 _INSTRUCTION = (

@@ -221,8 +221,8 @@ def plan_direct_call(
     if not candidates and path is not None and path not in own:
         path, kind = None, None  # the previous step's file fits no tool here: work on its answer instead
     if path is None:
-        if passage(task) is None:
-            return None
+        if passage(task) is None or len(_QUOTED.findall(own)) > 1:
+            return None  # nothing to work on, or several passages: which goes where is the model's call
         candidates = _fitting_calls(task, tools, None, None)
     if asks_question(own) and not asks_for_output(own):
         candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing
@@ -234,6 +234,9 @@ def plan_direct_call(
     if not candidates:
         return None
     noun = _NOUNS.get(kind or "", "the file")
+    if path:  # the file's own name says what it is: "the image (boarding pass)"
+        stem = re.sub(r"[\W_]+", " ", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
+        noun += f" ({stem})" if stem else ""
     subject = (own.replace(path, noun) if path in own else f"{own} ({noun})") if path else own
     scores = _scores(subject, [(text, tool) for text, _, tool in candidates], embed)
     order = np.argsort(scores)[::-1]

@@ -34,6 +34,7 @@ def _previous(own: str, found: str) -> str:
         ("if we split it evenly between the two benches, how much is each?", True, True),
         ("what's the total on the receipt?", True, False),  # read off the output, not calculated
         ("what day is the budget review?", True, False),
+        ("how much tax did I pay at the store?", True, False),  # the receipt says it
     ],
 )
 def test_a_calculation_needs_numbers_and_an_operation(task: str, after_output: bool, expected: bool) -> None:

@@ -212,3 +212,8 @@ def test_a_receipt_question_reads_the_text_and_a_photo_question_classifies(embed
     assert plan_direct_call("what animal is in pet.jpg?", tools, embed) == DirectCall(
         "classify_image", {"image": "pet.jpg"}
     )
+
+
+def test_two_quoted_passages_are_left_to_the_model(embed: Embedder) -> None:
+    task = "are 'I love hiking in the hills' and 'Stocks fell sharply today' about the same thing?"
+    assert plan_direct_call(task, SPECIALISTS["language"].tool_factories, embed) is None
