@@ -20,8 +20,9 @@ Failure causes, first that applies (`classify`): `routing` (the specialists that
 from the expected ones), `tool` (a tool raised, other than for bad arguments: a missing model, a crash),
 `answer` (the run succeeded but the check failed), `rejected` (the validation cascade or a person refused the
 answer), `call` (the run failed, and a step's code did not parse or run: InterpreterError, unknown name, bad
-arguments to a tool, an exception in the agent's own code), `steps` (the agents ran out of steps without such
-errors), `error` (any other failed run: the model backend, a crash of the crew).
+arguments to a tool, an exception in the agent's own code), `model` (the model backend failed), `steps` (the
+agents ran out of steps without such errors), `error` (any other failed run, a crash of the crew). All but
+`routing` and `answer` are what the run records of itself (smolcrew.failures, `RunResult.cause`).
 """
 
 from __future__ import annotations
@@ -32,20 +33,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smolcrew.failures import failure_cause, symptoms
+
 __all__ = [
     "CAUSES",
     "CHECK_KINDS",
     "CheckError",
     "Outcome",
     "classify",
-    "error_kinds",
     "numbers_in",
     "run_check",
     "run_checks",
     "validate_check",
 ]
 
-CAUSES = ("routing", "tool", "answer", "rejected", "call", "steps", "error")
+CAUSES = ("routing", "tool", "answer", "rejected", "call", "model", "steps", "error")
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -234,66 +236,6 @@ def run_checks(checks: Sequence[Mapping[str, Any]], outcome: Outcome) -> tuple[b
 
 # ---- why a run failed -------------------------------------------------------------------------------------
 
-CALL_ERRORS = {
-    "InterpreterError",
-    "ToolInputError",
-    "SyntaxError",
-    "IndentationError",
-    "NameError",
-    "TypeError",
-    "AgentParsingError",
-    "AgentToolCallError",
-}
-"""Exception types that mean the agent's code was wrong, wherever they were raised."""
-TOOL_ERRORS = {"ModelUnavailableError"}
-"""Exception types that mean a tool could not work, wherever they were raised."""
-RUN_RECORDS = {"run_start", "run_end", "delegation"}
-"""Record kinds the crew adds around the agents' steps."""
-_FAILED_LINE = re.compile(r"Code execution failed at line '(?P<line>.*?)' due to: (?P<type>\w+)", re.DOTALL)
-_PARSE = re.compile(r"Code parsing failed|Error in code parsing|Error while parsing|regex pattern .* was not found")
-_MODEL = re.compile(r"Error in generating model output|Error in generating final LLM output")
-_TIMEOUT = re.compile(r"exceeded the maximum execution time")
-_REJECTED = re.compile(r"^(Check \w+ failed with error|validation failed)")
-
-
-def error_kinds(error: str, tools: Iterable[str]) -> str:
-    """`call`, `tool`, `model`, `rejected` or `steps` for one step's error message; `tools` are the tool names the
-    step called."""
-    if error.strip().startswith("Reached max steps"):
-        return "steps"
-    if _REJECTED.search(error.strip()):
-        return "rejected"
-    if _MODEL.search(error):
-        return "model"
-    if _PARSE.search(error):
-        return "call"
-    tools = list(tools)
-    if _TIMEOUT.search(error):
-        return "tool" if tools else "call"  # a slow tool, or the agent's own code looping
-    failed = _FAILED_LINE.search(error)
-    kind = failed.group("type") if failed else next(iter(re.findall(r"\b(\w+(?:Error|Exception))\b", error)), "")
-    if kind in TOOL_ERRORS:
-        return "tool"
-    if kind in CALL_ERRORS or failed is None:
-        return "call"
-    line = failed.group("line")
-    return "tool" if any(re.search(rf"\b{re.escape(name)}\s*\(", line) for name in tools) else "call"
-
-
-def _symptoms(steps: Sequence[Any], specialists: set[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for step in steps:
-        if getattr(step, "kind", "action") in RUN_RECORDS:
-            continue  # the run's own error (in run_end) repeats what its steps said
-        payload = getattr(step, "payload", None) or {}
-        error = payload.get("error")
-        if not error:
-            continue
-        tools = [name for name in payload.get("calls") or [] if name not in specialists and name != "final_answer"]
-        kind = error_kinds(str(error), tools)
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
-
 
 def classify(
     *,
@@ -307,23 +249,18 @@ def classify(
     """(cause or None when the task passed, error symptoms counted over the run's steps).
 
     `state` is the RunResult's state (None when `Crew.run` raised); `handled_by` the specialists that handled
-    the request, in order; `accepted` the expected sequences of specialists.
+    the request, in order; `accepted` the expected sequences of specialists. Beyond what the run can tell of
+    itself (smolcrew.failures), the task's expectations add `routing` and `answer`.
     """
-    symptoms = _symptoms(steps, set(specialists))
+    counted = symptoms(steps, specialists)
     if passed:
-        return None, symptoms
+        return None, counted
     if state is None:
-        return "error", symptoms
+        return "error", counted
     if handled_by is not None and list(handled_by) not in [list(route) for route in accepted]:
-        return "routing", symptoms
-    if symptoms.get("tool"):
-        return "tool", symptoms
+        return "routing", counted
+    if counted.get("tool"):
+        return "tool", counted
     if state == "success":
-        return "answer", symptoms
-    if state in ("rejected", "pending_approval"):
-        return "rejected", symptoms
-    if symptoms.get("call"):
-        return "call", symptoms
-    if state == "max_steps_error":
-        return "steps", symptoms
-    return "error", symptoms
+        return "answer", counted
+    return failure_cause(state, counted) or "error", counted

@@ -43,6 +43,8 @@ class RunResult:
     duration_s: float
     route: RoutePlan | None = None
     error: str | None = None
+    cause: str | None = None
+    """Why the run failed (rejected, tool, call, model, steps, error: see smolcrew.failures); None on success."""
     artifacts: tuple[str, ...] = ()
     """Files the tools wrote during the run (under `<home>/runs/<run_id>/artifacts/`)."""
     warnings: tuple[str, ...] = ()
@@ -78,6 +80,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "route": self.route.to_dict() if self.route else None,
             "error": self.error,
+            "cause": self.cause,
             "artifacts": list(self.artifacts),
             "warnings": list(self.warnings),
             "verdicts": list(self.verdicts),

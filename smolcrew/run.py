@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from smolcrew.agents.dispatch import PREVIOUS_RESULT
 from smolcrew.errors import ModelUnavailableError, RunNotFoundError
+from smolcrew.failures import failure_cause, symptoms
 from smolcrew.result import RunResult, RunState
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def run_result(
         duration_s=time.perf_counter() - started if started is not None else last - first,
         route=plan,
         error=end.get("error"),
+        cause=end.get("cause"),
         verdicts=tuple(end.get("verdicts") or ()),
         approval_id=end.get("approval_id"),
         audit_head=end.get("audit_head"),
@@ -314,7 +316,13 @@ def _finish(
 ) -> RunResult:
     """Seal the run: its final audit entry, then a `run_end` record carrying the audit head."""
     run_id = recorder.run_id
-    final = {"state": decision.state, "answer": _plain(decision.answer), "error": decision.error}
+    counted = symptoms(recorder.records, crew.team.specialists)
+    final = {
+        "state": decision.state,
+        "answer": _plain(decision.answer),
+        "error": decision.error,
+        "cause": failure_cause(decision.state, counted),
+    }
     crew.audit.append(run_id, "final", final)
     head = crew.audit.head(run_id)
     end = {

@@ -99,7 +99,7 @@ def _print_result(result: RunResult) -> None:
             f"(`smolcrew approvals show {result.approval_id}`, then `smolcrew runs resume {result.run_id}`)"
         )
     else:
-        console.print(f"\n[bold red]No answer ({result.state}):[/] {result.error}")
+        console.print(f"\n[bold red]No answer ({result.state}, cause: {result.cause}):[/] {result.error}")
     for verdict in result.verdicts:
         if verdict.get("outcome") != "pass":
             reasons = "; ".join(verdict.get("reasons") or [])

@@ -136,7 +136,7 @@ def runs_resume(run_id: str, config: ConfigOption = None, as_json: JsonOption = 
     elif result.ok:
         console.print(f"[bold green]Answer:[/] {escape(str(result.answer))}")
     else:
-        console.print(f"[bold red]No answer ({result.state}):[/] {escape(str(result.error))}")
+        console.print(f"[bold red]No answer ({result.state}, cause: {result.cause}):[/] {escape(str(result.error))}")
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -14,11 +14,11 @@ from bench.task_checks import (
     CheckError,
     Outcome,
     classify,
-    error_kinds,
     numbers_in,
     run_check,
     validate_check,
 )
+from smolcrew.failures import error_kinds
 from smolcrew.memory.records import StepRecord
 from tests.bench.conftest import CALL_STEP, TOOL_STEP, step
 

@@ -47,7 +47,20 @@ def test_run_that_fails_exits_non_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMOLCREW_AGENTS__SPECIALIST_MAX_STEPS", "1")
     result = runner.invoke(app, ["run", "What is 2+2?"])
     assert result.exit_code == 1
-    assert "No answer (max_steps_error)" in result.output
+    assert "No answer (max_steps_error, cause: steps)" in result.output  # no step failed: it ran out of steps
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_a_failed_run_records_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMOLCREW_LLM__BACKEND", "scripted")
+    monkeypatch.setenv("SMOLCREW_LLM__SCRIPT", json.dumps([code("undefined_tool(3)")] * 3))
+    monkeypatch.setenv("SMOLCREW_AGENTS__SPECIALIST_MAX_STEPS", "1")
+    result = runner.invoke(app, ["run", "--json", "What is 2+2?"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["state"] == "max_steps_error" and data["cause"] == "call"
+    end = next(step for step in data["steps"] if step["kind"] == "run_end")
+    assert end["payload"]["cause"] == "call"
 
 
 @pytest.mark.usefixtures("minilm_available")
