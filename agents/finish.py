@@ -24,6 +24,7 @@ __all__ = [
     "priced_answer",
     "saved_file",
     "saved_summary",
+    "sub_questions",
     "text_key",
     "tool_output",
 ]
@@ -120,6 +121,23 @@ def priced_answer(question: str, output: Any) -> str | None:
         return None
     pick = (min if lowest else max)(items, key=lambda item: float(item[1].replace(",", ".")))
     return f"{pick[0]} ({pick[1]}), the {'lowest' if lowest else 'highest'} price listed"  # no number of its own
+
+
+_AND_WH = re.compile(
+    r"^(?P<first>.*\b(?:what|which|when|where|who|how)\b.*?),?\s+and\s+(?P<wh>where|when|who|what time|which|how much|"
+    r"how many|how long|how)\b(?P<rest>[^?]*)\??\s*$",
+    re.I | re.S,
+)
+
+
+def sub_questions(question: str) -> list[str]:
+    """A question that asks two things ("what day is it on and where?") as two questions ("what day is it on?",
+    "where is it?"): a small model answers one part and drops the other. Otherwise [question]."""
+    found = _AND_WH.match(question.strip())
+    if found is None:
+        return [question]
+    rest = found["rest"].strip() or "is it"
+    return [found["first"].strip() + "?", f"{found['wh']} {rest}?"]
 
 
 def answer_messages(question: str, output: Any, previous: str | None = None) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ from smolcrew.agents.finish import (
     priced_answer,
     saved_file,
     saved_summary,
+    sub_questions,
     text_key,
     tool_output,
 )
@@ -79,6 +80,12 @@ def _text(message: ChatMessage | dict[str, Any]) -> str:
     if isinstance(content, list):
         return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
+
+
+def _added(usage: TokenUsage, more: TokenUsage | None) -> TokenUsage:
+    if more is None:
+        return usage
+    return TokenUsage(usage.input_tokens + more.input_tokens, usage.output_tokens + more.output_tokens)
 
 
 def _code(reply: str) -> str:
@@ -212,11 +219,14 @@ class SpecialistModel(Model):
         elif (priced := priced_answer(own, output)) is not None:
             code = f"final_answer({priced!r})"
         else:
-            reply = self.model.generate(
-                answer_messages(own, output, previous), grammar=ONE_LINE_GRAMMAR, max_tokens=_ANSWER_TOKENS
-            )
-            usage = reply.token_usage or usage
-            answer = re.sub(r"^\s*(?:answer\s*:\s*)", "", str(reply.content or ""), flags=re.I).strip()
+            answers = []
+            for question in sub_questions(own):
+                reply = self.model.generate(
+                    answer_messages(question, output, previous), grammar=ONE_LINE_GRAMMAR, max_tokens=_ANSWER_TOKENS
+                )
+                usage = _added(usage, reply.token_usage)
+                answers.append(re.sub(r"^\s*(?:answer\s*:\s*)", "", str(reply.content or ""), flags=re.I).strip())
+            answer = "; ".join(part for part in answers if part)
             code = f"final_answer({(answer or output_text(output)[:500])!r})"
         return ChatMessage(
             role=MessageRole.ASSISTANT,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from smolcrew.agents.finish import output_text, priced_answer, saved_file, saved_summary, text_key, tool_output
+from smolcrew.agents.finish import (
+    output_text,
+    priced_answer,
+    saved_file,
+    saved_summary,
+    sub_questions,
+    text_key,
+    tool_output,
+)
 
 
 def test_an_observation_is_read_as_a_literal_never_run() -> None:
@@ -33,3 +41,13 @@ def test_the_cheapest_or_dearest_item_of_a_price_list_is_worked_out() -> None:
     assert priced_answer("which dish is the most expensive", menu) == "Veggie burger (11.50), the highest price listed"
     assert priced_answer("what is the total?", menu) is None  # not a cheapest / dearest question
     assert priced_answer("the cheapest?", {"text": "just one line 4.00"}) is None  # no list to pick from
+
+
+def test_a_question_that_asks_two_things_is_asked_as_two() -> None:
+    assert sub_questions("poster.png - what day is it on and where?") == [
+        "poster.png - what day is it on?",
+        "where is it?",
+    ]
+    assert sub_questions("which city, and how hot was it?") == ["which city?", "how hot was it?"]
+    assert sub_questions("what time does it open and close?") == ["what time does it open and close?"]
+    assert sub_questions("what is the total?") == ["what is the total?"]
