@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from smolcrew.memory.recorder import ToolResults
     from smolcrew.memory.records import StepRecord
     from smolcrew.pool import PipelinePool
+    from smolcrew.receipts import Receipts
     from smolcrew.tools.files import Workspace
     from smolcrew.validators.cascade import Cascade
     from smolcrew.validators.human import ApprovalQueue
@@ -63,6 +64,7 @@ class Crew:
         self._cascade = cascade
         self.specialist_cascades = dict(specialist_cascades or {})
         self._audit: AuditLog | None = None
+        self._receipts: Receipts | None = None
         self._approvals: ApprovalQueue | None = None
         self._team: Team | None = None
         self._pool: PipelinePool | None = None
@@ -160,6 +162,15 @@ class Crew:
 
             self._audit = AuditLog(self.settings.home / "audit")
         return self._audit
+
+    @property
+    def receipts(self) -> Receipts:
+        """The home's audit signing key (`<home>/keys`, made on first use): it signs each run's head when sealed."""
+        if self._receipts is None:
+            from smolcrew.receipts import Receipts
+
+            self._receipts = Receipts(self.settings.home / "keys")
+        return self._receipts
 
     @property
     def cascade(self) -> Cascade | None:

@@ -2,8 +2,8 @@
 
 - `start_run`: plan the route, then dispatch the plan's steps to the specialists (router mode) or let the manager
   run (manager mode); the answer passes the final gate (smolcrew/gate.py) and the run is sealed.
-- Sealing (`_finish`): the run's final audit entry, then a `run_end` record carrying the audit head; the
-  `RunResult` is read back from the run's records (`run_result`).
+- Sealing (`_finish`): the run's final audit entry, then a `run_end` record carrying the audit head, signed by
+  the home's key (smolcrew/receipts.py); the `RunResult` is read back from the run's records (`run_result`).
 - `resume_run`: finish a run from its journal: settle a pending approval, or continue a run that stopped
   half-way (the manager continues with its recorded memory; in router mode, finished steps are kept).
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from smolcrew.memory.mirror import Mirror
     from smolcrew.memory.recorder import RunRecorder, ToolResults
     from smolcrew.memory.records import StepRecord
+    from smolcrew.receipts import Receipts
     from smolcrew.tools.files import Workspace
     from smolcrew.validators.cascade import Cascade
     from smolcrew.validators.human import ApprovalQueue
@@ -63,6 +64,9 @@ class CrewParts(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def receipts(self) -> Receipts: ...
 
     @property
     def cascade(self) -> Cascade | None: ...
@@ -314,7 +318,7 @@ def _finish(
     candidate: Any,
     artifacts: tuple[str, ...],
 ) -> RunResult:
-    """Seal the run: its final audit entry, then a `run_end` record carrying the audit head."""
+    """Seal the run: its final audit entry, then a `run_end` record carrying the audit head and its signature."""
     run_id = recorder.run_id
     counted = symptoms(recorder.records, crew.team.specialists)
     final = {
@@ -331,6 +335,7 @@ def _finish(
         "verdicts": list(decision.verdicts),
         "approval_id": decision.approval_id,
         "audit_head": head,
+        **crew.receipts.stamp(run_id, head),  # the signed head: a rewritten, re-chained log has another head
         "mode": mode,
     }
     recorder.mark("run_end", end)

@@ -12,6 +12,7 @@ from smolcrew.audit import AuditLog
 from smolcrew.cli.app import app
 from smolcrew.memory.records import StepRecord
 from smolcrew.memory.sinks.journal import JournalSink
+from smolcrew.receipts import Receipts, key_id
 from tests.smolcrew.test_audit import RUN, write_run
 
 runner = CliRunner()
@@ -19,10 +20,12 @@ runner = CliRunner()
 
 @pytest.fixture
 def audit(isolated_env: Path) -> AuditLog:
-    """A finished run: the audit log, and the journal whose `run_end` record holds the head."""
+    """A finished run: the audit log, and the journal whose `run_end` record holds the head, signed."""
     log = AuditLog(isolated_env / "audit", fsync=False)
     records = write_run(log)
-    end = StepRecord(RUN, len(records), "user", "run_end", {"audit_head": log.head(RUN), "state": "success"})
+    head = log.head(RUN)
+    receipt = Receipts(isolated_env / "keys").stamp(RUN, head)
+    end = StepRecord(RUN, len(records), "user", "run_end", {"audit_head": head, "state": "success", **receipt})
     JournalSink(isolated_env / "journal", fsync=False).write([*records, end])
     return log
 
@@ -40,6 +43,7 @@ def test_verify_ok(audit: AuditLog) -> None:
     as_json = runner.invoke(app, ["audit", "verify", RUN, "--json"])
     report = json.loads(as_json.stdout)
     assert as_json.exit_code == 0 and report["ok"] and report["expected_head"] == audit.head(RUN)
+    assert report["signed_by"] == key_id(Receipts(audit.folder.parent / "keys").public_key())
 
 
 def test_verify_names_the_tampered_entry(audit: AuditLog) -> None:
@@ -61,6 +65,44 @@ def test_verify_without_a_recorded_head_says_so(isolated_env: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", RUN])
     assert result.exit_code == 0 and "ok: 12 entries" in result.output
     assert "the journal records no head for this run" in result.output
+
+
+def test_key_prints_the_public_key_and_verify_takes_it_and_a_head_kept_elsewhere(
+    audit: AuditLog, tmp_path: Path
+) -> None:
+    printed = runner.invoke(app, ["audit", "key"])
+    assert printed.exit_code == 0 and printed.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    (tmp_path / "audit.pub").write_text(printed.stdout)
+    head = str(audit.head(RUN))
+    result = runner.invoke(app, ["audit", "verify", RUN, "--public-key", "audit.pub", "--expected-head", head])
+    assert result.exit_code == 0 and "valid signature of key" in result.output, result.output
+    other = "0" * 64
+    result = runner.invoke(app, ["audit", "verify", RUN, "--expected-head", other])
+    assert result.exit_code == 1 and f"the run recorded head {other}" in result.output
+
+
+def test_verify_refuses_a_malformed_head_or_an_unreadable_key(audit: AuditLog) -> None:
+    result = runner.invoke(app, ["audit", "verify", RUN, "--expected-head", "abc"])
+    assert result.exit_code == 2 and "not a SHA-256 hex digest" in result.output
+    result = runner.invoke(app, ["audit", "verify", RUN, "--public-key", "missing.pub"])
+    assert result.exit_code == 2 and "cannot read the public key missing.pub" in result.output
+
+
+def test_the_journal_disagreeing_with_the_head_kept_elsewhere_fails(audit: AuditLog, isolated_env: Path) -> None:
+    """The log ends at the head kept elsewhere, but the journal's run_end names another head: it was changed."""
+    journal = JournalSink(isolated_env / "journal", fsync=False)
+    end = journal.read(RUN)[-1]
+    journal.write([StepRecord(RUN, end.seq, "user", "run_end", {**end.payload, "audit_head": "1" * 64})])
+    result = runner.invoke(app, ["audit", "verify", RUN, "--expected-head", str(audit.head(RUN))])
+    assert result.exit_code == 1 and f"the journal records head {'1' * 64}" in result.output
+
+
+def test_a_public_key_asks_for_a_receipt_even_without_a_run_end(isolated_env: Path, tmp_path: Path) -> None:
+    write_run(AuditLog(isolated_env / "audit", fsync=False))  # never sealed: nothing was signed
+    keys = Receipts(isolated_env / "keys")
+    keys.public_key()
+    result = runner.invoke(app, ["audit", "verify", RUN, "--public-key", str(keys.public_path)])
+    assert result.exit_code == 1 and "no run_end record" in result.output
 
 
 @pytest.mark.parametrize("run_id", ["nope", "../etc/passwd"])
