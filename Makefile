@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 .PHONY: install system-deps test lint demo bench clean
 
 # Debian packages some tools run: espeak-ng (text to speech), tesseract (OCR), redis-server (shared memory).
-APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server
+APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server bubblewrap
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
