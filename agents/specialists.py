@@ -62,12 +62,19 @@ class Specialist:
     tool_factories: tuple[type[Tool], ...] = ()
 
     def build_tools(
-        self, pool: PipelinePool, workspace: Workspace, memory: Mirror | None = None, *, usable_only: bool = True
+        self,
+        pool: PipelinePool,
+        workspace: Workspace,
+        memory: Mirror | None = None,
+        *,
+        usable_only: bool = True,
+        roots: tuple[Path, ...] | None = None,
     ) -> list[Tool]:
-        """One instance of each tool, bound to the run's pool, workspace and memory: every call of the tool runs
-        in that context (see tools.context), whichever thread smolagents runs the agent's code in. Only the tools
-        whose model can load here (`usable_tools`), unless `usable_only` is False."""
-        context = ToolContext(pool=pool, workspace=workspace, memory=memory)
+        """One instance of each tool, bound to the run's pool, workspace, memory and the folders it may read files
+        from (`roots`; None: any): every call of the tool runs in that context (see tools.context), whichever
+        thread smolagents runs the agent's code in. Only the tools whose model can load here (`usable_tools`),
+        unless `usable_only` is False."""
+        context = ToolContext(pool=pool, workspace=workspace, memory=memory, roots=roots)
         tools = [factory() for factory in (self.usable_tools(pool) if usable_only else self.tool_factories)]
         for tool in tools:
             if isinstance(tool, CheckedTool):
@@ -76,8 +83,14 @@ class Specialist:
 
     def usable_tools(self, pool: PipelinePool) -> list[type[Tool]]:
         """The tools whose model can load here (see `PipelinePool.can_load`): a small model offered a tool that
-        can only fail calls it again and again, so tools without their model are not offered at all."""
-        return [factory for factory in self.tool_factories if all(pool.can_load(role) for role in tool_roles(factory))]
+        can only fail calls it again and again, so tools without their model are not offered at all. A tool with
+        `optional_roles` needs one of them (transcribe_speech: the multilingual or the English-only Whisper)."""
+        return [
+            factory
+            for factory in self.tool_factories
+            if all(pool.can_load(role) for role in tool_roles(factory))
+            and (not (either := getattr(factory, "optional_roles", ())) or any(pool.can_load(role) for role in either))
+        ]
 
     def tool_names(self) -> list[str]:
         return [factory.name for factory in self.tool_factories]
@@ -168,8 +181,14 @@ SPECIALISTS: dict[str, Specialist] = {
 
 
 def tool_roles(tool: type[Tool] | Tool) -> list[str]:
-    """The model roles a tool needs (its `role`, `audio_role`); none for tools without a model."""
-    return [role for attr in ("role", "audio_role") if isinstance(role := getattr(tool, attr, None), str)]
+    """The model roles a tool needs (its `role`, `audio_role`); none for tools without a model. Roles in the
+    tool's `optional_roles` are not needed each: the tool works with any one of them (see `usable_tools`)."""
+    optional = getattr(tool, "optional_roles", ())
+    return [
+        role
+        for attr in ("role", "audio_role")
+        if isinstance(role := getattr(tool, attr, None), str) and role not in optional
+    ]
 
 
 def load_examples() -> list[tuple[str, str]]:

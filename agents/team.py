@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from dataclasses import dataclass
 from functools import cache
@@ -100,6 +101,14 @@ class Team:
     def tool_names(self) -> dict[str, list[str]]:
         return {name: [t for t in agent.tools if t != "final_answer"] for name, agent in self.specialists.items()}
 
+    def use_roots(self, roots: tuple[Path, ...] | None) -> None:
+        """From now on, the tools read files only under `roots` (and the run's workspace); None: anywhere. The
+        crew calls it before each run (a server's crew serves many conversations, each with its own folders)."""
+        for agent in self.specialists.values():
+            for tool in agent.tools.values():
+                if isinstance(tool, CheckedTool) and tool.context is not None and tool.context.roots != roots:
+                    tool.context = dataclasses.replace(tool.context, roots=roots)
+
 
 def _embedder(pool: PipelinePool) -> Embedder:
     """The pool's sentence embedder, loaded on the first direct-dispatch decision, not at team building."""
@@ -124,8 +133,9 @@ def _specialist(
     max_steps: int,
     verbosity: int,
     memory: Mirror | None = None,
+    roots: tuple[Path, ...] | None = None,
 ) -> SpecialistAgent:
-    tools = spec.build_tools(pool, workspace, memory)
+    tools = spec.build_tools(pool, workspace, memory, roots=roots)
     for tool in tools:
         if isinstance(tool, CheckedTool):
             tool.around_call = slot.around_tool_call  # every call recorded (audit, replay)
@@ -156,12 +166,22 @@ def build_team(
     verbosity: int = 0,
     specialists: dict[str, Specialist] | None = None,
     memory: Mirror | None = None,
+    roots: tuple[Path, ...] | None = None,
 ) -> Team:
-    """The manager with every specialist as a managed agent (all sharing `model`, `pool` and `workspace`)."""
+    """The manager with every specialist as a managed agent (all sharing `model`, `pool` and `workspace`); the
+    tools read files only under `roots` and the run's workspace (None: anywhere; see `Team.use_roots`)."""
     slot = RecorderSlot()
     members = {
         name: _specialist(
-            spec, model, pool, workspace, slot, max_steps=specialist_max_steps, verbosity=verbosity, memory=memory
+            spec,
+            model,
+            pool,
+            workspace,
+            slot,
+            max_steps=specialist_max_steps,
+            verbosity=verbosity,
+            memory=memory,
+            roots=roots,
         )
         for name, spec in (specialists or SPECIALISTS).items()
     }

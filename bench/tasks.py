@@ -17,7 +17,8 @@ Roles with no real weights offline (captioning, detection, translation, image ge
 The crew: `Crew.from_config()` (smolcrew.toml and SMOLCREW_* apply), with the embedded backend and `--model`
 (default the packaged Qwen2.5-Coder-0.5B; `1.5b` needs its bundle installed, else the run is skipped), a fresh
 home under the work folder whose `cache` is the configured home's (joined GGUF, router embeddings), and memory
-sinks off (journal only; `--sinks` keeps the configured ones). One crew serves every task, warmed up first.
+sinks off (journal only; `--sinks` keeps the configured ones); `files.roots` gains the work folder, so its tools
+may read the task files wherever the work folder is. One crew serves every task, warmed up first.
 HF_HUB_OFFLINE=1 unless set: offline, a missing model fails at once instead of after a minute of retries.
 
 Prints success per specialist (a multi-step task counts for each specialist in it) and per split, median and
@@ -77,8 +78,9 @@ def model_missing(name: str, cache_dir: Path) -> str | None:
     return f"{bundle.title} is not installed ({bundle.pip_hint})"
 
 
-def build_crew(model: str, home: Path, *, config: str | None, sinks: bool) -> Any:
-    """The Crew every task runs through: configured settings, the embedded `model`, its own `home`."""
+def build_crew(model: str, home: Path, *, config: str | None, sinks: bool, files: Path | None = None) -> Any:
+    """The Crew every task runs through: configured settings, the embedded `model`, its own `home`; its tools may
+    read the task files under `files` (added to the configured `files.roots`)."""
     from smolcrew import Crew
     from smolcrew.config import load_settings
 
@@ -91,6 +93,8 @@ def build_crew(model: str, home: Path, *, config: str | None, sinks: bool) -> An
     overrides: dict[str, Any] = {"home": str(home), "llm": {"backend": "embedded", "model": model}}
     if not sinks:
         overrides["memory"] = {"sinks": []}
+    if files is not None:
+        overrides["files"] = {"roots": [*map(str, configured.files.roots), str(files)]}
     return Crew.from_config(config, **overrides)
 
 
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="smolcrew-tasks-"))
     print(f"{len(tasks)} tasks, model {model}, files in {workdir}", flush=True)
-    crew = build_crew(model, args.home or workdir / "home", config=args.config, sinks=args.sinks)
+    crew = build_crew(model, args.home or workdir / "home", config=args.config, sinks=args.sinks, files=workdir)
     records: list[dict[str, Any]] = []
     load_s = 0.0
     before = cpu_snapshot()

@@ -18,6 +18,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -25,6 +26,7 @@ from smolcrew.errors import ConfigError
 
 __all__ = [
     "AgentSettings",
+    "FilesSettings",
     "LLMSettings",
     "MemorySettings",
     "PoolSettings",
@@ -102,6 +104,22 @@ class PoolSettings(_Section):
     """torch's intra-op threads for the pipelines; None: the CPU cores shared by the runs that go at once (all of
     them for one run, cores ÷ `server.workers` under `smolcrew serve`). torch's own default oversubscribes
     the cores when several runs (or llama.cpp) compute at once: a query embedding then takes 20× longer."""
+
+
+class FilesSettings(_Section):
+    """Which files the tools may read (`require_file` refuses any other, symlinks resolved)."""
+
+    roots: list[Path] = Field(default_factory=list)
+    """Folders the tools of a CLI or Python run may read, besides the current directory at crew start (always
+    allowed) and the crew's workspace (`<home>/runs`: the runs' outputs). Empty (the default): the current
+    directory only. A relative entry is taken from the current directory at crew start. Env:
+    `SMOLCREW_FILES__ROOTS='["/data/in", "~/shared"]'` (a JSON list). The HTTP API does not use it: a server run
+    reads only its conversation's uploads and its conversation's outputs."""
+
+    @field_validator("roots")
+    @classmethod
+    def _expand_roots(cls, value: list[Path]) -> list[Path]:
+        return [root.expanduser() for root in value]
 
 
 class MemorySettings(_Section):
@@ -208,6 +226,7 @@ class Settings(BaseSettings):
     agents: AgentSettings = Field(default_factory=AgentSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
@@ -286,6 +305,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(
             f"invalid configuration{source}:\n  {lines}",
             field=".".join(str(part) for part in first["loc"]),
+        ) from exc
+    except SettingsError as exc:  # an env var of a list or table section that is not JSON
+        raise ConfigError(
+            f"invalid configuration: {exc} ({exc.__cause__ or 'unreadable'}); a list in an environment variable is "
+            """written in JSON, e.g. SMOLCREW_FILES__ROOTS='["/data/in"]'""",
+            field="environment",
         ) from exc
     finally:
         _toml_path.reset(token)

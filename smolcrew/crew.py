@@ -75,6 +75,13 @@ class Crew:
         self._router_error: ModelUnavailableError | None = None
         self._closed = False
         self._lock = threading.RLock()
+        start = Path.cwd()
+        self.file_roots: tuple[Path, ...] = tuple(
+            dict.fromkeys([start, *(start / root for root in settings.files.roots), settings.home / "runs"])
+        )
+        """The folders a run's tools may read by default: the current directory at crew start, `files.roots`
+        and the workspace (`<home>/runs`: what runs wrote). `run(file_roots=...)` sets others for one run."""
+        self._roots = self.file_roots
 
     @classmethod
     def from_config(
@@ -214,6 +221,7 @@ class Crew:
                 planning_interval=agents.planning_interval,
                 verbosity=agents.verbosity,
                 memory=self.mirror,
+                roots=self._roots,
             )
         return self._team
 
@@ -266,6 +274,7 @@ class Crew:
         cascade: Cascade | None = None,
         tool_results: ToolResults | None = None,
         run_id: str | None = None,
+        file_roots: Sequence[str | Path] | None = None,
     ) -> RunResult:
         """Run one request to its end; its answer passes the validation cascade before it is returned.
 
@@ -282,11 +291,15 @@ class Crew:
             tool_results: recorded tool results to use instead of calling the tools (see smolcrew/replay.py).
             run_id: the run's id (letters, digits, `_.:-`; default: a fresh random one); a caller that must
                 know it before the run starts (the HTTP service) passes its own.
+            file_roots: the only folders this run's tools may read files from, besides the run's own workspace
+                folder (default: `self.file_roots`, the current directory at crew start plus `files.roots`); the
+                HTTP service passes the conversation's uploads and outputs.
         """
         if not task or not task.strip():
             raise ValueError("the task is empty: say what the crew should do")
         with self._lock:
             self._check_open()
+            self._use_roots(file_roots)
             return start_run(
                 self,
                 task.strip(),
@@ -301,17 +314,30 @@ class Crew:
                 run_id=run_id,
             )
 
-    def resume(self, run_id: str, *, on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
+    def resume(
+        self,
+        run_id: str,
+        *,
+        on_step: Callable[[StepRecord], None] | None = None,
+        file_roots: Sequence[str | Path] | None = None,
+    ) -> RunResult:
         """Finish a run from its journal: settle a pending approval, or continue a run that stopped half-way
         (the manager continues with its recorded memory; in router mode, finished steps are kept). A run that
-        already ended is returned as it was.
+        already ended is returned as it was. `file_roots`: as for `run`.
 
         Raises:
             RunNotFoundError: no journal for `run_id`.
         """
         with self._lock:
             self._check_open()
+            self._use_roots(file_roots)
             return resume_run(self, run_id, on_step=on_step)
+
+    def _use_roots(self, file_roots: Sequence[str | Path] | None) -> None:
+        """Bind the folders the next run's tools may read (the team's tools keep them until the next run)."""
+        self._roots = self.file_roots if file_roots is None else tuple(Path(root).expanduser() for root in file_roots)
+        if self._team is not None:  # else the team is built with them, when the run first needs it
+            self._team.use_roots(self._roots)
 
     def chat(self, conversation_id: str | None = None) -> ChatSession:
         """A multi-turn conversation: each turn sees the earlier turns. With `conversation_id`, the turns

@@ -9,7 +9,8 @@ A tool's `__init__` takes no objects, so smolagents can rebuild any tool from it
   call, so it also holds where smolagents runs agent code in a worker thread that a block's ContextVar misses.
 
 With nothing set, a tool gets one process-wide `PipelinePool()` (the manifest's models, best device) and a
-workspace in the temp folder; a memory or blackboard tool says that there is none.
+workspace in the temp folder; a memory or blackboard tool says that there is none; and a file-taking tool reads
+any path (`roots` None: a tool used on its own, as before roots existed). A crew's tools always carry roots.
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.pool import PipelinePool
-from smolcrew.tools.files import Workspace
+from smolcrew.tools.workspace import Workspace
 
 if TYPE_CHECKING:
     from smolcrew.memory.mirror import Mirror
 
-__all__ = ["ToolContext", "current_blackboard", "current_memory", "current_pool", "current_workspace", "use_tools"]
+__all__ = [
+    "ToolContext",
+    "current_blackboard",
+    "current_memory",
+    "current_pool",
+    "current_roots",
+    "current_workspace",
+    "use_tools",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,11 @@ class ToolContext:
     memory: Mirror | None = None
     blackboard: Any = None
     """A `tools.blackboard.Blackboard` (not named here: the blackboard module builds on this one)."""
+    roots: tuple[Path, ...] | None = None
+    """The folders the tools may read files from (`tools.files.require_file`), besides the run's workspace
+    folder, which is always readable. None: no restriction, for a tool used on its own outside a crew (backward
+    compatible); a crew sets them for each run (the current directory at crew start, `files.roots` and
+    `<home>/runs`; for the HTTP API the conversation's uploads and outputs). An empty tuple: the workspace only."""
 
 
 _CURRENT: ContextVar[ToolContext | None] = ContextVar("smolcrew_tool_context", default=None)
@@ -88,6 +102,15 @@ def current_workspace() -> Workspace:
 def current_memory() -> Mirror | None:
     """The crew's memory (journal and stores), or None when memory is off."""
     return _current().memory
+
+
+def current_roots() -> tuple[Path, ...] | None:
+    """The folders a tool may read from: the context's `roots` plus the run's workspace folder (its outputs);
+    None when the context sets no roots (any path may be read)."""
+    roots = _current().roots
+    if roots is None:
+        return None
+    return (*roots, current_workspace().folder)
 
 
 def current_blackboard() -> Any:

@@ -19,6 +19,7 @@ Contract:
   `run_end` (state "error").
 - Uploads are stored as `<home>/uploads/<conversation_id>/<random>.<ext>`, names chosen here. Images reach the
   run as PIL images (`images=`); other files are named by their stored path at the end of the task text.
+- A run's tools read files only in the conversation's uploads and its runs' outputs (`uploads.run_roots`).
 - Approvals are read and decided in the Crews' queue (Redis, `services.redis_url`, namespace `memory.namespace`);
   a decision resumes the run in the background, so its stream ends with the final `run_end`.
 """
@@ -39,7 +40,7 @@ from smolcrew.errors import ArtifactNotFoundError, AuditError, ConversationNotFo
 from smolcrew.server.approvals import Approvals
 from smolcrew.server.crews import CrewPool
 from smolcrew.server.runs import LiveRun, RunEvent, RunInfo, RunLog, error_result
-from smolcrew.server.uploads import Upload, check_upload, store_upload
+from smolcrew.server.uploads import Upload, check_upload, run_roots, store_upload, uploads_folder
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
@@ -164,7 +165,7 @@ class ChatService:
         conversation = self.conversation(conversation_id)
         for upload in files:
             check_upload(upload, self.settings.server)
-        folder = self.settings.home / "uploads" / conversation.id
+        folder = uploads_folder(self.settings.home, conversation.id)
         stored = [store_upload(upload, folder) for upload in files]
         images = [image for _, image in stored if image is not None]
         others = [path for path, image in stored if image is None]
@@ -327,6 +328,13 @@ class ChatService:
             if more:
                 self._crews.submit(self._drain_one, conversation)
 
+    def _roots(self, conversation_id: str) -> tuple[Path, ...]:
+        """The folders a run of the conversation may read: its uploads and its runs' outputs."""
+        with self._lock:
+            found = self._conversations.get(conversation_id)
+            run_ids = list(found.run_ids) if found is not None else []
+        return run_roots(self.settings.home, conversation_id, run_ids)
+
     def _listener(self, run: LiveRun) -> Callable[[StepRecord], None]:
         def on_step(record: StepRecord) -> None:
             run.append("step", record.to_dict())
@@ -339,14 +347,18 @@ class ChatService:
             session = conversation.session or ChatSession(crew, conversation_id=conversation.id)
             session.crew = crew
             conversation.session = session
-            result = session.send(task, images=images, on_step=self._listener(run), run_id=run.run_id)
+            roots = self._roots(conversation.id)
+            result = session.send(task, images=images, on_step=self._listener(run), run_id=run.run_id, file_roots=roots)
             self._finished(run, result)
 
         self._guarded(run, lambda: self._crews.with_crew(work))
 
     def _resume(self, crew: Crew, journal_run_id: str, run: LiveRun | None) -> None:
         def work() -> None:
-            result = crew.resume(journal_run_id, on_step=self._listener(run) if run is not None else None)
+            roots = self._roots(run.conversation_id) if run is not None else ()
+            result = crew.resume(
+                journal_run_id, on_step=self._listener(run) if run is not None else None, file_roots=roots
+            )
             if run is None:
                 return
             conversation = self._conversations.get(run.conversation_id)

@@ -1,12 +1,14 @@
 """Files sent with a message: checked against the server's limits, stored under names the server chooses.
 
-A client's file name is kept for display only and never used as a path.
+A client's file name is kept for display only and never used as a path. A run reads only its conversation's
+files: its uploads and what its runs wrote (`run_roots`); every other path on the server is refused to its tools.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from smolcrew.errors import UnsupportedUploadError, UploadTooLargeError
 if TYPE_CHECKING:
     from smolcrew.config import ServerSettings
 
-__all__ = ["Upload", "check_upload", "store_upload"]
+__all__ = ["Upload", "check_upload", "run_roots", "store_upload", "uploads_folder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +93,15 @@ def store_upload(upload: Upload, folder: Path) -> tuple[Path, Any]:
     path = folder / f"{secrets.token_hex(8)}{suffix}"
     path.write_bytes(upload.data)
     return path, _image(upload.data) if kind.startswith("image/") else None
+
+
+def uploads_folder(home: Path, conversation_id: str) -> Path:
+    """Where the conversation's uploads are stored: `<home>/uploads/<conversation_id>/`."""
+    return home / "uploads" / conversation_id
+
+
+def run_roots(home: Path, conversation_id: str, run_ids: Sequence[str]) -> tuple[Path, ...]:
+    """The folders a run of the conversation may read (`Crew.run(file_roots=...)`): its uploads and the output
+    folders of its runs (`<home>/runs/<run_id>/artifacts`, so a turn can work on an earlier turn's picture);
+    nothing else on the server, neither the current directory nor `files.roots`."""
+    return (uploads_folder(home, conversation_id), *(home / "runs" / run_id / "artifacts" for run_id in run_ids))
