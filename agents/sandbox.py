@@ -33,7 +33,10 @@ from typing import Any
 
 from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
 
-__all__ = ["SandboxLimits", "SandboxedExecutor", "sandbox_problem"]
+from smolcrew.config import SandboxSettings
+from smolcrew.errors import ConfigError
+
+__all__ = ["SandboxLimits", "SandboxedExecutor", "bwrap_command", "executors_for", "sandbox_problem"]
 
 _CHILD = Path(__file__).with_name("sandbox_child.py")
 
@@ -70,6 +73,23 @@ def sandbox_problem() -> str | None:
     return None
 
 
+def executors_for(sandbox: SandboxSettings, runs: Path, home: Path) -> Callable[[], SandboxedExecutor] | None:
+    """What makes each agent's executor under these settings: a sandbox whose one writable folder is `runs` and
+    which never sees `home`; None for `executor = "local"` (smolagents' in-process interpreter). Raises
+    ConfigError when bubblewrap cannot confine code here and the settings did not ask for in-process code."""
+    if sandbox.executor == "local":
+        return None
+    problem = sandbox_problem()
+    if problem is not None:
+        raise ConfigError(
+            f"the agents' code cannot be confined: {problem}; install bubblewrap (`make system-deps`), or set "
+            '`sandbox.executor = "local"` to run it in this process (only for models you trust)',
+            field="sandbox.executor",
+        )
+    limits = SandboxLimits(sandbox.cpu_s, sandbox.wall_s, sandbox.memory_mb, sandbox.file_mb)
+    return lambda: SandboxedExecutor([], writable=runs, hidden=[home], limits=limits)
+
+
 def _readable() -> list[Path]:
     """What Python needs to read: the system's libraries, the interpreter and the venv, the child script."""
     import smolagents
@@ -83,13 +103,13 @@ def bwrap_command(writable: Path, hidden: Iterable[Path]) -> list[str]:
     """The bubblewrap command line that starts the child with `writable` as its only writable folder and the
     `hidden` folders (the crew's home) out of view even where they lie inside a readable one."""
     command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # first: a venv may live under /tmp
     readable = _readable()
     for path in readable:
         if path.is_symlink():  # /bin -> usr/bin on merged-/usr systems
             command += ["--symlink", os.readlink(path), str(path)]
         else:
             command += ["--ro-bind", str(path), str(path)]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in hidden:
         if path.is_dir() and any(path.is_relative_to(root) for root in readable if root.is_dir()):
             command += ["--tmpfs", str(path)]

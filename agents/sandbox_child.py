@@ -28,7 +28,7 @@ import types
 from typing import Any
 
 _PROTOCOL_OUT = sys.stdout
-sys.stdout = sys.stderr  # nothing but the protocol on the host's pipe
+"""The host's pipe; `main` points `sys.stdout` elsewhere so that nothing but the protocol reaches it."""
 
 
 def _interpreter() -> Any:
@@ -106,6 +106,7 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def main() -> None:
+    sys.stdout = sys.stderr
     interpreter = _interpreter()
     authorized = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
     max_print = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000

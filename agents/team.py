@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 
 import yaml
 from smolagents import CodeAgent
+from smolagents.local_python_executor import PythonExecutor
 from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
 from smolcrew.agents.dispatch import Embedder
+from smolcrew.agents.sandbox import SandboxedExecutor
 from smolcrew.agents.specialist_model import specialist_model
 from smolcrew.agents.specialists import SPECIALISTS, Specialist
 from smolcrew.memory.mirror import Mirror
@@ -25,7 +28,10 @@ from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.files import Workspace
 from smolcrew.validators.rules import require_answer
 
-__all__ = ["FreshCodeAgent", "SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
+__all__ = ["ExecutorFactory", "FreshCodeAgent", "SpecialistAgent", "SpecialistOutOfSteps", "Team", "build_team"]
+
+ExecutorFactory = Callable[[], PythonExecutor]
+"""Makes the executor of one agent's code (agents/sandbox.py's `SandboxedExecutor`); None: smolagents' own."""
 
 MANAGER_INSTRUCTIONS = """You are the manager of a crew of specialists. You never do their work yourself:
 call the specialist whose description fits, as a function with a `task` string that says everything it needs,
@@ -59,7 +65,9 @@ class FreshCodeAgent(CodeAgent):
         if reset:
             self.state: dict[str, Any] = {}
             executor_state = getattr(self.python_executor, "state", None)
-            if isinstance(executor_state, dict):
+            if isinstance(self.python_executor, SandboxedExecutor):
+                self.python_executor.reset()
+            elif isinstance(executor_state, dict):
                 executor_state.clear()
                 executor_state["__name__"] = "__main__"
         return super().run(task, *args, reset=reset, **kwargs)
@@ -134,6 +142,7 @@ def _specialist(
     verbosity: int,
     memory: Mirror | None = None,
     roots: tuple[Path, ...] | None = None,
+    executor: ExecutorFactory | None = None,
 ) -> SpecialistAgent:
     tools = spec.build_tools(pool, workspace, memory, roots=roots)
     for tool in tools:
@@ -150,6 +159,7 @@ def _specialist(
         step_callbacks=_callbacks(slot),
         final_answer_checks=[require_answer, slot.answer_check(spec.name)],
         provide_run_summary=False,
+        executor=executor() if executor else None,
     )
     agent.slot = slot
     return agent
@@ -167,9 +177,11 @@ def build_team(
     specialists: dict[str, Specialist] | None = None,
     memory: Mirror | None = None,
     roots: tuple[Path, ...] | None = None,
+    executor: ExecutorFactory | None = None,
 ) -> Team:
     """The manager with every specialist as a managed agent (all sharing `model`, `pool` and `workspace`); the
-    tools read files only under `roots` and the run's workspace (None: anywhere; see `Team.use_roots`)."""
+    tools read files only under `roots` and the run's workspace (None: anywhere; see `Team.use_roots`); each
+    agent's code runs in an executor from `executor` (None: smolagents' in-process interpreter)."""
     slot = RecorderSlot()
     members = {
         name: _specialist(
@@ -182,6 +194,7 @@ def build_team(
             verbosity=verbosity,
             memory=memory,
             roots=roots,
+            executor=executor,
         )
         for name, spec in (specialists or SPECIALISTS).items()
     }
@@ -197,5 +210,6 @@ def build_team(
         step_callbacks=_callbacks(slot),
         final_answer_checks=[require_answer, slot.answer_check("manager")],
         name="manager",
+        executor=executor() if executor else None,
     )
     return Team(manager, members, slot)

@@ -31,6 +31,7 @@ __all__ = [
     "MemorySettings",
     "PoolSettings",
     "RoutingSettings",
+    "SandboxSettings",
     "ServerSettings",
     "ServiceSettings",
     "Settings",
@@ -120,6 +121,24 @@ class FilesSettings(_Section):
     @classmethod
     def _expand_roots(cls, value: list[Path]) -> list[Path]:
         return [root.expanduser() for root in value]
+
+
+class SandboxSettings(_Section):
+    """Where the agents' code runs (agents/sandbox.py)."""
+
+    executor: Literal["bwrap", "local"] = "bwrap"
+    """bwrap: a child process confined by bubblewrap (no network, no view of the home, CPU, memory and
+    wall-clock limits; tools stay in this process and the code calls them by name). local: smolagents'
+    in-process interpreter, where code can reach the objects it is handed: for trusted models and tests only.
+    With bwrap and no bubblewrap on the machine, building the crew fails (`smolcrew doctor` says why)."""
+    cpu_s: float = Field(default=30.0, gt=0)
+    """CPU seconds one step's code may use (the tools' time not included)."""
+    wall_s: float = Field(default=60.0, gt=0)
+    """Seconds one step's code may run between tool calls."""
+    memory_mb: int = Field(default=2048, ge=256)
+    """Address space of the code's process."""
+    file_mb: int = Field(default=64, ge=1)
+    """Largest file the code's process may write."""
 
 
 class MemorySettings(_Section):
@@ -227,6 +246,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)

@@ -114,6 +114,9 @@ class Crew:
             self._approvals = None
             if self._pool is not None:
                 self._pool.clear()
+            if self._team is not None:
+                for agent in (self._team.manager, *self._team.specialists.values()):
+                    agent.cleanup()  # stops the agent's code sandbox
             self._team = None
             self._model = None
 
@@ -209,6 +212,7 @@ class Crew:
     def team(self) -> Team:
         self._check_open()
         if self._team is None:
+            from smolcrew.agents.sandbox import executors_for
             from smolcrew.agents.team import build_team
 
             agents = self.settings.agents
@@ -222,6 +226,7 @@ class Crew:
                 verbosity=agents.verbosity,
                 memory=self.mirror,
                 roots=self._roots,
+                executor=executors_for(self.settings.sandbox, self.workspace.root, self.settings.home),
             )
         return self._team
 

@@ -72,6 +72,22 @@ def _check_device(settings: Settings) -> Check:
     return Check("device", "ok", f"{settings.device} -> {device}")
 
 
+def _check_sandbox(settings: Settings) -> Check:
+    from smolcrew.agents.sandbox import sandbox_problem
+
+    if settings.sandbox.executor == "local":
+        return Check("code sandbox", "warn", "off (sandbox.executor = local): agents' code runs in this process")
+    problem = sandbox_problem()
+    if problem is not None:
+        return Check("code sandbox", "fail", f"{problem}; or set sandbox.executor = local (trusted models only)")
+    limits = settings.sandbox
+    return Check(
+        "code sandbox",
+        "ok",
+        f"bubblewrap: no network, home hidden; {limits.cpu_s:g} CPU s, {limits.wall_s:g} s, {limits.memory_mb} MiB",
+    )
+
+
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
@@ -151,7 +167,7 @@ def _check_extras() -> list[Check]:
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in order. A `fail` means the configured setup cannot run."""
-    steps: list[Callable[[Settings], Check]] = [_check_llm, _check_router, _check_device]
+    steps: list[Callable[[Settings], Check]] = [_check_llm, _check_router, _check_device, _check_sandbox]
     checks = [
         Check(
             "config",

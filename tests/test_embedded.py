@@ -42,6 +42,6 @@ def test_crew_answers_the_arithmetic_request_offline(embedded_gguf: Path) -> Non
     ) as crew:
         result = crew.run("What is 17*23+5? Use the language specialist if needed.")
     assert result.ok, result.error
-    assert str(result.answer).strip() == "396"
+    assert str(result.answer).split("=")[-1].strip() == "396"  # worked out by `calculate`
     assert result.agents == ("language",)
     assert result.output_tokens > 0

@@ -73,7 +73,8 @@ def test_an_embedded_model_run_is_mirrored_to_every_store(
     )
     result = crew.run("What is 17*23+5? Use the language specialist if needed.")
     assert result.ok, result.error
-    assert str(result.answer).strip() == "396" and result.output_tokens > 0
+    assert str(result.answer).split("=")[-1].strip() == "396"  # worked out by `calculate`
+    assert result.output_tokens > 0
     assert any(r.payload.get("model_output") for r in result.steps)  # the model's own replies, kept for replay
     crew.close()
     _assert_in_every_store(crew, result, namespace, graph_server)
