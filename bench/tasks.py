@@ -9,10 +9,11 @@ CSV/XLSX tables) are made fresh in a work folder; the request names them by abso
 and the files it wrote are checked by the checks written with the task, never by a model.
 
 Only tools whose models run offline here are exercised: OCR (Tesseract), speech to text (packaged Whisper
-tiny.en), text to speech (espeak-ng), noise reduction and source separation (signal processing), upscaling
-(Lanczos), language detection (langdetect), sentence similarity and extractive summaries (packaged MiniLM),
-tables (pandas), PDF text (pypdf; `answer_from_pdf` also needs the `pdf_qa` weights, which do not ship offline).
-Roles with no real weights offline (captioning, detection, translation, image generation, ...) are left out.
+tiny.en for English, base for other languages), text to speech (espeak-ng), noise reduction and source separation
+(signal processing), upscaling (Lanczos), language detection (langdetect), sentence similarity and extractive
+summaries (packaged MiniLM), tables (pandas), arithmetic (`calculate`), PDF text (pypdf; `answer_from_pdf` also
+needs the `pdf_qa` weights, which do not ship offline); `classify_image` (packaged EfficientNet-Lite0) is offered
+too. Roles with no real weights offline (captioning, detection, translation, image generation, ...) are left out.
 
 The crew: `Crew.from_config()` (smolcrew.toml and SMOLCREW_* apply), with the embedded backend and `--model`
 (default the packaged Qwen2.5-Coder-0.5B; `1.5b` needs its bundle installed, else the run is skipped), a fresh
