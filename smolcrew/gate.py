@@ -23,7 +23,20 @@ if TYPE_CHECKING:
     from smolcrew.validators.cascade import Cascade
     from smolcrew.validators.human import Approval, ApprovalQueue
 
-__all__ = ["Decision", "Gate"]
+__all__ = ["Decision", "Gate", "trail_gaps"]
+
+
+def trail_gaps(steps: Sequence[dict[str, Any]], tool_calls: Sequence[ToolCall]) -> list[str]:
+    """The tool calls this process made (counted where agents' code cannot reach) that no step of the run's audit
+    trail (`steps`: the bodies of its `step` entries) shows, as "agent: tool". A trail with gaps was cut short or
+    tampered with (its listeners switched off), so the run fails closed."""
+    shown = {
+        (step.get("agent"), name)
+        for step in steps
+        if step.get("kind") == "action"
+        for name in (step.get("payload") or {}).get("calls") or ()
+    }
+    return list(dict.fromkeys(f"{c.agent}: {c.tool}" for c in tool_calls if (c.agent, c.tool) not in shown))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,13 @@ class Gate:
             }
             self.audit.append(run_id, "verdict", verdict)
             return Decision("max_steps_error", None, verdict["reasons"][0], (verdict,))
+        trail = [entry.body for entry in self.audit.entries(run_id) if entry.kind == "step"]
+        gaps = trail_gaps(trail, tool_calls) if state == "success" else []
+        if gaps:
+            reason = f"the run's trail does not show every tool call it made ({', '.join(gaps)}); failing closed"
+            self.audit.append(run_id, "verdict", {"stage": "trail", "outcome": "fail", "confidence": 0.0,
+                                                  "reasons": [reason]})  # fmt: skip
+            return Decision("rejected", None, reason)
         if state != "success" or self.cascade is None:
             return Decision(state, answer if state == "success" else None)
         from smolcrew.validators.verdict import Evidence

@@ -98,3 +98,19 @@ def test_without_bubblewrap_the_crew_refuses_unless_told_to_run_code_in_process(
         scripted_crew([code("final_answer(1)")]).run("What is 1+1?")
     local = scripted_crew([code("final_answer(1)")], sandbox={"executor": "local"})
     assert local.run("What is 1+1?").answer == 1
+
+
+def test_a_trail_cut_short_fails_the_run_closed(scripted_crew: Callable[..., Crew]) -> None:
+    """Even with code in process (no sandbox), switching off the run's listeners leaves the audit trail without
+    the steps: the host's own count of tool calls no longer matches it, so the answer does not pass."""
+    cut = code('language.slot.current._listeners.clear()\nr = language(task="compare the cat and the kitten")')
+    crew = scripted_crew(
+        [cut, code(f"{SIMILARITY}\nfinal_answer(r['similarity'])"), code("final_answer(r)")],
+        routing={"mode": "manager"},
+        sandbox={"executor": "local"},
+    )
+    result = crew.run(REQUEST)
+    assert result.state == "rejected" and result.answer is None
+    assert "trail does not show" in str(result.error) and "compare_sentences" in str(result.error)
+    verdicts = [e.body for e in crew.audit.entries(result.run_id) if e.kind == "verdict"]
+    assert verdicts and verdicts[-1]["stage"] == "trail"
