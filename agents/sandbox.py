@@ -31,12 +31,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
+from smolagents.local_python_executor import CodeOutput, InterpreterError, LocalPythonExecutor, PythonExecutor
 
 from smolcrew.config import SandboxSettings
 from smolcrew.errors import ConfigError
 
-__all__ = ["SandboxLimits", "SandboxedExecutor", "bwrap_command", "executors_for", "sandbox_problem"]
+__all__ = [
+    "OpaqueLocalExecutor",
+    "SandboxLimits",
+    "SandboxedExecutor",
+    "bwrap_command",
+    "executors_for",
+    "sandbox_problem",
+]
 
 _CHILD = Path(__file__).with_name("sandbox_child.py")
 
@@ -73,12 +80,29 @@ def sandbox_problem() -> str | None:
     return None
 
 
-def executors_for(sandbox: SandboxSettings, runs: Path, home: Path) -> Callable[[], SandboxedExecutor] | None:
+class OpaqueLocalExecutor(LocalPythonExecutor):
+    """smolagents' in-process interpreter (`sandbox.executor = "local"`), handed each tool and agent as a plain
+    function that calls it: code can call a tool but not reach its attributes (the workspace, the recorder), and
+    the interpreter refuses the dunders (`__closure__`, `__globals__`) that would lead back to it."""
+
+    def send_tools(self, tools: dict[str, Any]) -> None:
+        super().send_tools({name: _opaque(name, tool) for name, tool in tools.items()})
+
+
+def _opaque(name: str, tool: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return tool(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def executors_for(sandbox: SandboxSettings, runs: Path, home: Path) -> Callable[[], PythonExecutor]:
     """What makes each agent's executor under these settings: a sandbox whose one writable folder is `runs` and
-    which never sees `home`; None for `executor = "local"` (smolagents' in-process interpreter). Raises
-    ConfigError when bubblewrap cannot confine code here and the settings did not ask for in-process code."""
+    which never sees `home`, or for `executor = "local"` smolagents' in-process interpreter with opaque tools.
+    Raises ConfigError when bubblewrap cannot confine code here and the settings did not ask for in-process code."""
     if sandbox.executor == "local":
-        return None
+        return lambda: OpaqueLocalExecutor([])
     problem = sandbox_problem()
     if problem is not None:
         raise ConfigError(
