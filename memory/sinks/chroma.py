@@ -224,11 +224,11 @@ class ChromaSink(MemorySink):
         def nearest() -> list[StepRecord]:
             result = self._get_collection().query(
                 query_embeddings=[vector],  # type: ignore[arg-type]
-                n_results=k,
+                n_results=max(4 * k, 20),  # the HNSW index is approximate: asking for more widens its search
                 where=where(run_id=run_id, agent=agent, kind=kind),
                 include=["metadatas"],
             )
-            metadatas = (result["metadatas"] or [[]])[0]
+            metadatas = (result["metadatas"] or [[]])[0][:k]  # nearest first
             return [record_from_json(str(meta["record"])) for meta in metadatas]
 
         return self._call("search", nearest)

@@ -73,6 +73,10 @@ def test_tools_run_in_the_host_and_their_results_come_back_as_plain_values(execu
         "import os",
         "open('/etc/passwd').read()",
         "__import__('subprocess')",
+        "getattr(double, '__globals__')",  # CVE-2025-5120: getattr past the dunder check
+        "().__class__.__base__.__subclasses__()",  # CVE-2025-9959: the class hierarchy to subprocess.Popen
+        "import ctypes",  # smolagents issue 2094: ctypes missing from the blocklist
+        "[x for x in (1,)].__class__.__mro__",
     ],
 )
 def test_host_objects_and_escapes_are_out_of_reach(executor: SandboxedExecutor, code: str) -> None:
