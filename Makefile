@@ -5,8 +5,9 @@ PIP := $(PY) -m pip
 
 .PHONY: install system-deps test lint demo bench clean
 
-# Debian packages some tools run: espeak-ng (text to speech), tesseract (OCR), redis-server (shared memory).
-APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server bubblewrap
+# Debian packages some tools run: espeak-ng (text to speech), tesseract (OCR), redis-server (shared memory),
+# bubblewrap and libseccomp2 (the agents' code sandbox).
+APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server bubblewrap libseccomp2
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

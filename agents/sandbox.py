@@ -6,16 +6,20 @@ agents, the run's recorder and the pool: code could reach them by attribute (`to
 GIL (`sum(range(3*10**9))`) was never stopped, and nothing capped memory.
 
 `SandboxedExecutor` runs the same interpreter (agents/sandbox_child.py) in a child process that bubblewrap
-confines: no network (every namespace unshared), a read-only view of what Python needs (the interpreter's and the
+confines: no network (every namespace unshared), no new processes (a seccomp filter refuses fork and
+clone without CLONE_THREAD, so a fork bomb stops at its first fork, even when running as root, where RLIMIT_NPROC
+does not apply), a read-only view of what Python needs (the interpreter's and the
 venv's folders, /usr, /lib), the runs folder as the only writable place, and nothing of the crew's home (keys,
 journal, audit log). The child knows each tool and each specialist only by name: a call sends its arguments
 to the host, which runs the real tool (recording it, as always) and sends back the result as JSON. Limits: CPU
 seconds per step (the kernel's RLIMIT_CPU, which stops a builtin too), address space and file size (rlimits),
-and a wall clock that kills the child's process group; time spent in the host's tools does not count.
+a wall clock that kills the child's process group (time spent in the host's tools does not count), and a cap on
+the tool calls one step may make, so that a loop cannot flood the host.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -24,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +63,8 @@ class SandboxLimits:
     """Address space of the child process."""
     file_mb: int = 64
     """Largest file the child may write."""
+    tool_calls: int = 200
+    """Tool calls one step's code may make."""
 
 
 @cache
@@ -77,7 +84,40 @@ def sandbox_problem() -> str | None:
         return f"bubblewrap could not start ({exc})"
     if done.returncode != 0:
         return f"bubblewrap cannot create namespaces here: {done.stderr.decode(errors='replace').strip()[:200]}"
+    try:
+        no_new_processes()
+    except (ImportError, OSError, RuntimeError) as exc:
+        return f"the seccomp filter cannot be built ({exc}); install libseccomp2 (`make system-deps`)"
     return None
+
+
+_CLONE_THREAD = 0x00010000
+
+
+@cache
+def no_new_processes() -> bytes:
+    """A seccomp program (BPF, for bubblewrap's `--seccomp`) that lets the sandboxed process run threads but
+    never start a process: fork, vfork and clone without CLONE_THREAD fail with EPERM; clone3, whose flags a
+    filter cannot read, fails with ENOSYS, so the C library falls back to clone."""
+    import pyseccomp
+
+    program = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in ("fork", "vfork"):
+        program.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+    program.add_rule(pyseccomp.ERRNO(errno.EPERM), "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, _CLONE_THREAD, 0))
+    program.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    with tempfile.TemporaryFile() as exported:
+        program.export_bpf(exported)
+        exported.seek(0)
+        return exported.read()
+
+
+def _seccomp_pipe() -> int:
+    """A file descriptor bubblewrap reads the filter from (it is small enough for a pipe's buffer)."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as writer:
+        writer.write(no_new_processes())
+    return read_end
 
 
 class OpaqueLocalExecutor(LocalPythonExecutor):
@@ -110,7 +150,7 @@ def executors_for(sandbox: SandboxSettings, runs: Path, home: Path) -> Callable[
             '`sandbox.executor = "local"` to run it in this process (only for models you trust)',
             field="sandbox.executor",
         )
-    limits = SandboxLimits(sandbox.cpu_s, sandbox.wall_s, sandbox.memory_mb, sandbox.file_mb)
+    limits = SandboxLimits(sandbox.cpu_s, sandbox.wall_s, sandbox.memory_mb, sandbox.file_mb, sandbox.tool_calls)
     return lambda: SandboxedExecutor([], writable=runs, hidden=[home], limits=limits)
 
 
@@ -123,10 +163,13 @@ def _readable() -> list[Path]:
     return [path for path in dict.fromkeys(wanted) if path.exists()]
 
 
-def bwrap_command(writable: Path, hidden: Iterable[Path]) -> list[str]:
+def bwrap_command(writable: Path, hidden: Iterable[Path], *, seccomp_fd: int | None = None) -> list[str]:
     """The bubblewrap command line that starts the child with `writable` as its only writable folder and the
-    `hidden` folders (the crew's home) out of view even where they lie inside a readable one."""
+    `hidden` folders (the crew's home) out of view even where they lie inside a readable one; with `seccomp_fd`
+    (from `_seccomp_pipe`), the child cannot start processes."""
     command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
     command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # first: a venv may live under /tmp
     readable = _readable()
     for path in readable:
@@ -197,10 +240,18 @@ class SandboxedExecutor(PythonExecutor):
     def __call__(self, code_action: str) -> CodeOutput:
         self._ensure_child()
         self._write({"op": "run", "code": code_action, "cpu_s": self.limits.cpu_s})
+        calls = 0
         while True:
             message = self._read(self.limits.wall_s)
             op = message.get("op")
             if op == "call":
+                calls += 1
+                if calls > self.limits.tool_calls:
+                    self._stop()
+                    raise InterpreterError(
+                        f"the code made more than {self.limits.tool_calls} tool calls in one step and was stopped; "
+                        "the step's variables are lost"
+                    )
                 self._write(self._call(message))
             elif op == "done":
                 self.state["_print_outputs"] = message.get("logs", "")
@@ -229,7 +280,8 @@ class SandboxedExecutor(PythonExecutor):
             return
         self.writable.mkdir(parents=True, exist_ok=True)
         limits = self.limits
-        command = bwrap_command(self.writable, self.hidden)
+        seccomp = _seccomp_pipe()
+        command = bwrap_command(self.writable, self.hidden, seccomp_fd=seccomp)
         command += [sys.executable, "-I", str(_CHILD), json.dumps(self.authorized_imports)]
         command += [str(self.max_print_outputs_length)]
 
@@ -239,14 +291,18 @@ class SandboxedExecutor(PythonExecutor):
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * 1024 * 1024,) * 2)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-        self._child = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=confine,  # only setrlimit: safe between fork and exec
-            start_new_session=True,
-        )
+        try:
+            self._child = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(seccomp,),
+                preexec_fn=confine,  # only setrlimit: safe between fork and exec
+                start_new_session=True,
+            )
+        finally:
+            os.close(seccomp)
         ready = self._read(30.0)
         if ready.get("op") != "ready":
             self._stop()
@@ -296,7 +352,16 @@ class SandboxedExecutor(PythonExecutor):
             code = child.wait(timeout=5)
             self._child = None
             raise InterpreterError(_death(code, self.limits))
-        message: dict[str, Any] = json.loads(line)
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict):
+            self._stop()
+            raise InterpreterError(
+                f"the code sandbox sent something that is not a message ({line[:80]!r}); it was stopped and the "
+                "step's variables are lost"
+            )
         return message
 
     def _stop(self) -> None:
@@ -312,5 +377,8 @@ class SandboxedExecutor(PythonExecutor):
 
 def _death(code: int, limits: SandboxLimits) -> str:
     if code in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL):
-        return f"the code used more than its {limits.cpu_s:g} CPU seconds and was stopped; do less in one step"
+        return (
+            f"the code used more than its {limits.cpu_s:g} CPU seconds and was stopped; the step's variables are "
+            "lost; do less in one step"
+        )
     return f"the code sandbox stopped (exit code {code}); the step's variables are lost"

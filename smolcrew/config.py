@@ -139,6 +139,8 @@ class SandboxSettings(_Section):
     """Address space of the code's process."""
     file_mb: int = Field(default=64, ge=1)
     """Largest file the code's process may write."""
+    tool_calls: int = Field(default=200, ge=1)
+    """Tool calls one step's code may make (a loop past it is stopped)."""
 
 
 class MemorySettings(_Section):

@@ -4,6 +4,7 @@ a clear error while the host's tools keep working."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -13,7 +14,13 @@ from typing import Any
 import pytest
 from smolagents.local_python_executor import InterpreterError
 
-from smolcrew.agents.sandbox import SandboxedExecutor, SandboxLimits, bwrap_command, sandbox_problem
+from smolcrew.agents.sandbox import (
+    SandboxedExecutor,
+    SandboxLimits,
+    _seccomp_pipe,
+    bwrap_command,
+    sandbox_problem,
+)
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
 
@@ -76,6 +83,9 @@ def test_tools_run_in_the_host_and_their_results_come_back_as_plain_values(execu
         "getattr(double, '__globals__')",  # CVE-2025-5120: getattr past the dunder check
         "().__class__.__base__.__subclasses__()",  # CVE-2025-9959: the class hierarchy to subprocess.Popen
         "import ctypes",  # smolagents issue 2094: ctypes missing from the blocklist
+        "import multiprocessing",  # a fork bomb's ways in
+        "import pty",
+        "import posix",
         "[x for x in (1,)].__class__.__mro__",
     ],
 )
@@ -166,3 +176,61 @@ def test_the_view_has_no_home_no_network_and_one_writable_folder(tmp_path: Path,
         import sys
 
         assert shell(f'{sys.executable} -I -c "{probe}"').returncode != 0  # no network in the sandbox
+
+
+def test_a_fork_bomb_stops_at_its_first_fork(tmp_path: Path, home: Path) -> None:
+    """Behind the interpreter's import block, the kernel: the sandboxed process may run threads but never start a
+    process (RLIMIT_NPROC does not bind root, so a seccomp filter does it)."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    probe = (
+        "import os, subprocess, threading\n"
+        "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+        "spawn = lambda: os.posix_spawn('/bin/true', ['true'], {})\n"
+        "for start in (os.fork, lambda: subprocess.run(['/bin/true']), spawn):\n"
+        "    try:\n"
+        "        start()\n"
+        "        print('started')\n"
+        "    except OSError as exc:\n"
+        "        print('refused', exc.errno)\n"
+    )
+    seccomp = _seccomp_pipe()
+    try:
+        command = [*bwrap_command(runs, [home], seccomp_fd=seccomp), sys.executable, "-I", "-c", probe]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, pass_fds=(seccomp,))
+    finally:
+        os.close(seccomp)
+    assert done.stdout.split("\n")[0] == "thread"
+    assert "started" not in done.stdout and done.stdout.count("refused") == 3, done.stdout + done.stderr
+
+
+def test_a_loop_of_tool_calls_cannot_flood_the_host(tmp_path: Path, home: Path) -> None:
+    calls: list[int] = []
+    bounded = SandboxedExecutor([], writable=tmp_path / "runs", hidden=[home], limits=SandboxLimits(tool_calls=5))
+    bounded.send_tools({"note": calls.append})
+    try:
+        assert bounded("for i in range(5):\n    note(i)\nlen('ok')").output == 2
+        with pytest.raises(InterpreterError, match="more than 5 tool calls"):
+            bounded("while True:\n    note(0)")
+        assert len(calls) == 10
+        assert bounded("note(1)") is not None  # the next step starts a fresh child
+    finally:
+        bounded.cleanup()
+
+
+def test_a_child_that_garbles_the_protocol_is_stopped_with_a_clear_error(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impostor = tmp_path / "child.py"
+    impostor.write_text("print('Traceback (most recent call last):')\n")
+    monkeypatch.setattr("smolcrew.agents.sandbox._CHILD", impostor)
+    garbled = SandboxedExecutor([], writable=tmp_path / "runs", hidden=[home])
+    try:
+        with pytest.raises(InterpreterError, match=r"not a message .*Traceback"):
+            garbled("1")
+        assert garbled._child is None
+    finally:
+        garbled.cleanup()

@@ -119,3 +119,22 @@ def test_code_in_process_gets_tools_as_plain_functions_too(scripted_crew: Callab
     result = crew.run(REQUEST)
     assert "compare_sentences" in _errors(result) and result.answer == 1
     assert isinstance(crew.team.specialists["language"].python_executor, OpaqueLocalExecutor)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "reason"),
+    [
+        ("open('/etc/passwd').read()", "open"),
+        ("import os\nos.fork()", "os"),  # a fork bomb's first step (the kernel refuses it too: test_sandbox.py)
+        ("import socket\nsocket.create_connection(('127.0.0.1', 6379))", "socket"),
+        ("x = 'a' * (3000 * 1024**2)", "MemoryError"),
+        ("while True:\n    compare_sentences(text_a='a', text_b='b')", "tool calls in one step"),
+    ],
+)
+def test_each_escape_fails_the_step_and_the_audit_log_says_why(
+    scripted_crew: Callable[..., Crew], attempt: str, reason: str
+) -> None:
+    crew = scripted_crew([code(attempt), code("final_answer(1)")], sandbox={"tool_calls": 20})
+    result = crew.run(REQUEST)
+    assert reason in _errors(result) and result.answer == 1  # the step failed; the run went on under the host
+    assert any(reason in str(entry.body) for entry in crew.audit.entries(result.run_id))
