@@ -158,7 +158,9 @@ class MemorySettings(_Section):
     """Key prefix / collection name / graph namespace shared by every store."""
 
 
-RuleName = Literal["non_empty", "length", "well_formed", "schema", "banned", "citations", "numbers", "injection"]
+RuleName = Literal[
+    "non_empty", "length", "well_formed", "schema", "banned", "citations", "numbers", "evidence", "injection"
+]
 
 
 class ValidationSettings(_Section):
@@ -167,7 +169,7 @@ class ValidationSettings(_Section):
     enabled: bool = True
     rules: list[RuleName] = Field(
         default_factory=lambda: list[RuleName](
-            ["non_empty", "length", "well_formed", "banned", "citations", "numbers", "injection"]
+            ["non_empty", "length", "well_formed", "banned", "citations", "numbers", "evidence", "injection"]
         )
     )
     """Rule checks, cheapest first."""
@@ -177,8 +179,16 @@ class ValidationSettings(_Section):
     """Regular expressions (case-insensitive) an answer must not match."""
     answer_schema: dict[str, Any] | None = None
     """A JSON schema the answer must satisfy (used by the `schema` rule)."""
-    judge: Literal["none", "llm", "nli"] = "none"
-    """llm: the configured LLM grades the answer against the evidence with a rubric; nli: an NLI
+    claims: Literal["off", "terms", "verifier"] = "terms"
+    """Check each claim of an answer against the tool outputs (validators/claims.py), after the rules: terms:
+    its names, dates and numbers must be in them; verifier: also the claim itself, by the trained claim verifier
+    (validators/verifier.py; `smolcrew validate train` builds it); off: no claim check."""
+    claims_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """With the verifier, a claim supported with a lower probability fails the answer."""
+    judge: Literal["none", "llm", "llm_claims", "nli"] = "none"
+    """llm_claims: the configured LLM's probability of "Yes" that the evidence supports each claim (needs the
+    embedded backend, which reports token probabilities); llm: the LLM grades the whole answer against the
+    evidence with a rubric (any backend); nli: an NLI
     cross-encoder (model role `nli`) checks that the evidence entails the answer; none: rules only."""
     judge_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     """A judge score below this fails the answer."""
@@ -186,6 +196,9 @@ class ValidationSettings(_Section):
     """Ask a person when the cascade's confidence is below this (0: never for low confidence)."""
     approval_tools: list[str] = Field(default_factory=list)
     """Runs that call any of these tools wait for a person's approval before their answer is returned."""
+    unchecked: Literal["fail", "escalate"] = "escalate"
+    """An answer that still rests on no tool output after the retries, for a task that names a file or asks a
+    factual question (the `evidence` rule): fail the run, or ask a person (`smolcrew approvals`)."""
     max_retries: int = Field(default=2, ge=0, le=10)
     """How many times an agent may correct a rejected final answer before the run fails validation."""
     approval_timeout_s: float = Field(default=0.0, ge=0.0)

@@ -189,8 +189,10 @@ class Crew:
         if self._cascade is None and validation.enabled:
             from smolcrew.validators.cascade import Cascade
 
-            model = self.model if validation.judge == "llm" else None
-            self._cascade = Cascade.from_settings(validation, model=model, pool=self.pool)
+            model = self.model if validation.judge in ("llm", "llm_claims") else None
+            self._cascade = Cascade.from_settings(
+                validation, model=model, pool=self.pool, cache_dir=self.settings.cache_dir
+            )
         return self._cascade
 
     @property

@@ -112,7 +112,7 @@ class Gate:
             self.audit.append(run_id, "verdict", verdict)
         if result.outcome == "pass":
             return Decision("success", answer, verdicts=verdicts)
-        if result.outcome == "fail":
+        if result.outcome == "fail" and not (result.unchecked and self.cascade.unchecked == "escalate"):
             return Decision("rejected", None, "validation failed: " + "; ".join(result.reasons), verdicts)
         try:
             approval = self._approvals().request(

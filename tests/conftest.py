@@ -9,11 +9,12 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from smolcrew.backends import ScriptedModel
-from smolcrew.config import load_settings
+from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
 
 SHARED_CACHE = Path(os.environ.get("SMOLCREW_TEST_CACHE", Path.home() / ".cache" / "smolcrew-tests"))
@@ -94,6 +95,17 @@ def code(source: str) -> str:
     return f"Thought: scripted.\n<code>\n{source}\n</code>"
 
 
+def loop_settings(**overrides: Any) -> Settings:
+    """Settings for a crew whose model is scripted. Its agents answer without calling tools (the loop is under
+    test, not the tools), so the `evidence` rule (an answer to a task naming a file must rest on a tool output)
+    is off unless a test sets `validation.rules` itself."""
+    from smolcrew.validators.rules import DEFAULT_RULES
+
+    validation = dict(overrides.pop("validation", None) or {})  # type: ignore[call-overload]
+    validation.setdefault("rules", [rule for rule in DEFAULT_RULES if rule != "evidence"])
+    return load_settings(validation=validation, **overrides)
+
+
 @pytest.fixture
 def scripted_crew(tmp_path: Path) -> Iterator[Callable[..., Crew]]:
     """Build a Crew around a ScriptedModel; extra keyword arguments are settings overrides. Its home is the
@@ -103,7 +115,7 @@ def scripted_crew(tmp_path: Path) -> Iterator[Callable[..., Crew]]:
 
     def build(replies: list[str] | Callable[[list[dict]], str], **overrides: object) -> Crew:
         overrides.setdefault("home", str(home))
-        crew = Crew(load_settings(**overrides), model=ScriptedModel(replies))
+        crew = Crew(loop_settings(**overrides), model=ScriptedModel(replies))
         crews.append(crew)
         return crew
 

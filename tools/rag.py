@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ToolInputError
 from smolcrew.memory.rag import Chunk, DocumentStore
+from smolcrew.memory.sentences import sentences
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
 
@@ -68,7 +69,6 @@ _STOPWORDS = frozenset(_FILLER.split())
 _CLAUSE = re.compile(r"[,;:?!.()]|\b(?:and|but|or|also|then)\b", re.IGNORECASE)
 _JOIN = re.compile(r"[;:]|\b(?:and|but|or|so|also|then)\b", re.IGNORECASE)
 _WORD = re.compile(r"[\w][\w'\-./]*", re.UNICODE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def default_store_path() -> Path:
@@ -319,7 +319,7 @@ def _sentences(text: str) -> list[str]:
             blocks[-1] += " " + line
         else:
             blocks.append(line)
-    return [" ".join(s.split()) for block in blocks if block for s in _SENTENCE.split(block.lstrip("#*> -"))]
+    return [part for block in blocks if block for part in sentences(block.lstrip("#*> -"))]
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

@@ -17,12 +17,14 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from smolcrew.errors import ConfigError
 from smolcrew.validators.verdict import Evidence, Outcome, Stage, Verdict
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from smolagents.models import Model
 
     from smolcrew.config import ValidationSettings
@@ -49,6 +51,13 @@ class CascadeResult:
     @property
     def passed(self) -> bool:
         return self.outcome == "pass"
+
+    @property
+    def unchecked(self) -> bool:
+        """Failed only because no tool output backs the answer (the `evidence` rule)."""
+        from smolcrew.validators.grounding import UNCHECKED
+
+        return self.outcome == "fail" and all(reason.startswith(f"{UNCHECKED}:") for reason in self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,18 +97,26 @@ class Cascade:
         stages: objects with `name` and `check(evidence) -> Verdict` (see validators.verdict.Stage).
         escalate_below: escalate when the lowest stage confidence is below this (0: never for low confidence).
         approval_tools: escalate runs that called any of these tools (or specialists).
+        unchecked: what the gate at the end of a run does with an answer whose only fault is that no tool output
+            backs it (the `evidence` rule): "fail" it, or "escalate" it to a person. The agent retries either way.
 
     A cascade is immutable: `with_stages(...)` returns a new one with more stages, the same policy.
     """
 
     def __init__(
-        self, stages: Iterable[Stage] = (), *, escalate_below: float = 0.0, approval_tools: Iterable[str] = ()
+        self,
+        stages: Iterable[Stage] = (),
+        *,
+        escalate_below: float = 0.0,
+        approval_tools: Iterable[str] = (),
+        unchecked: Literal["fail", "escalate"] = "escalate",
     ) -> None:
         if not 0.0 <= escalate_below <= 1.0:
             raise ValueError(f"escalate_below must be between 0 and 1, got {escalate_below}")
         self.stages: tuple[Stage, ...] = tuple(stages)
         self.escalate_below = escalate_below
         self.approval_tools: frozenset[str] = frozenset(approval_tools)
+        self.unchecked = unchecked
 
     def __repr__(self) -> str:
         names = ", ".join(stage.name for stage in self.stages) or "no stages"
@@ -109,14 +126,25 @@ class Cascade:
 
     def with_stages(self, *stages: Stage) -> Cascade:
         """A new cascade: these stages run after this one's, under the same escalation policy."""
-        return Cascade((*self.stages, *stages), escalate_below=self.escalate_below, approval_tools=self.approval_tools)
+        return Cascade(
+            (*self.stages, *stages),
+            escalate_below=self.escalate_below,
+            approval_tools=self.approval_tools,
+            unchecked=self.unchecked,
+        )
 
     @classmethod
     def from_settings(
-        cls, validation: ValidationSettings, *, model: Model | None = None, pool: PipelinePool | None = None
+        cls,
+        validation: ValidationSettings,
+        *,
+        model: Model | None = None,
+        pool: PipelinePool | None = None,
+        cache_dir: Path | None = None,
     ) -> Cascade:
-        """Rules, then the configured judge. With `validation.enabled` off, no stage runs, but runs that call an
-        approval tool still wait for a person.
+        """Rules, then the claim check, then the configured judge (the claim verifier's weights are looked for under
+        `cache_dir`, by default the configured home's). With `validation.enabled` off, no stage runs, but runs that
+        call an approval tool still wait for a person.
 
         Raises:
             ConfigError: judge "llm" without a model, or invalid rule settings (banned regex, schema).
@@ -127,6 +155,19 @@ class Cascade:
         if not validation.enabled:
             return cls((), approval_tools=validation.approval_tools)
         stages: list[Stage] = [RuleCheck.from_settings(validation)]
+        if validation.claims != "off":
+            from smolcrew.validators.claim_check import ClaimCheck
+
+            verifier = None
+            if validation.claims == "verifier":
+                from smolcrew.validators.verifier import ClaimVerifier
+
+                if cache_dir is None:
+                    from smolcrew.config import Settings
+
+                    cache_dir = Settings().cache_dir
+                verifier = ClaimVerifier.load(cache_dir)
+            stages.append(ClaimCheck(verifier, validation.claims_threshold))
         if validation.judge == "llm":
             if model is None:
                 raise ConfigError(
@@ -135,11 +176,25 @@ class Cascade:
                     field="validation.judge",
                 )
             stages.append(LLMJudge(model, validation.judge_threshold))
+        elif validation.judge == "llm_claims":
+            from smolcrew.validators.claim_judge import LLMClaimJudge
+
+            if model is None:
+                raise ConfigError(
+                    "validation.judge is 'llm_claims' but no LLM was given to judge with: set llm.backend",
+                    field="validation.judge",
+                )
+            stages.append(LLMClaimJudge(model, validation.judge_threshold))
         elif validation.judge == "nli":
             from smolcrew.pool import PipelinePool
 
             stages.append(NLIJudge(pool if pool is not None else PipelinePool(), validation.judge_threshold))
-        return cls(stages, escalate_below=validation.escalate_below, approval_tools=validation.approval_tools)
+        return cls(
+            stages,
+            escalate_below=validation.escalate_below,
+            approval_tools=validation.approval_tools,
+            unchecked=validation.unchecked,
+        )
 
     def check(self, evidence: Evidence) -> CascadeResult:
         """Run the stages in order; never raises (a stage that raises or returns nonsense escalates)."""

@@ -2,10 +2,16 @@
 instructions injected into tool outputs. `RuleCheck` (validators/rules.py) runs them with the plain rules.
 
 - numbers: when the tool outputs hold numbers, each number the answer states must be one of them or one of the
-  task's (1,234 = 1234.0; 12.5% = 0.125; "1.2 million" = 1200000; rounding to the stated precision is allowed).
+  task's (1,234 = 1234.0; 12.5% = 0.125; "1.2 million" = 1200000; rounding to the stated precision is allowed),
+  or, where the answer says it computed something ("in total", "longer", "fell by", "per"...), computed from two
+  of them (a sum, a difference, a product, a ratio or a percentage: "34 years later" from 1867 and 1901): an agent
+  that works out a figure from supported ones states a supported figure.
 - citations: an answer built on retrieved text must cite: a marker like `[1]`, or a source label from the
   evidence (`evidence.sources`, `cite` values such as "report.pdf p.3" in the tool outputs, or the run ids
   `recall_memory` returned).
+- evidence: an answer to a task that names a file or a document, or asks a factual question (who, when, where,
+  how many...), must rest on some tool output: an answer from the model's own memory is sent back to use a tool
+  (and after the retries, the gate fails it or asks a person: `validation.unchecked`).
 - injection: tool outputs carrying instructions aimed at the model make the answer suspect: it fails when it
   echoes text or URLs found only in the injected span, else it passes with confidence `INJECTION_CONFIDENCE`.
 """
@@ -20,13 +26,17 @@ from dataclasses import dataclass
 from smolcrew.validators.verdict import RETRIEVAL_TOOLS, Evidence
 
 __all__ = [
+    "COMPUTED",
     "INJECTION_CONFIDENCE",
     "RuleResult",
     "check_citations",
+    "check_evidence",
     "check_injection",
     "check_numbers",
     "listed",
+    "numbers_in",
     "short_text",
+    "supported_number",
 ]
 
 INJECTION_CONFIDENCE = 0.6
@@ -76,7 +86,8 @@ _Number = tuple[str, list[tuple[float, float]]]
 """A number as written, and its (value, tolerance) readings: a percentage reads as itself and as a fraction."""
 
 
-def _numbers(text: str) -> list[_Number]:
+def numbers_in(text: str) -> list[_Number]:
+    """Every number `text` states, as written and as its readings (citation and list markers left out)."""
     found: list[_Number] = []
     for match in _NUMBER.finditer(_MARKERS.sub(" ", text)):
         whole, fraction, percent, scale = match.groups()
@@ -91,21 +102,56 @@ def _numbers(text: str) -> list[_Number]:
     return found
 
 
-def _supported(readings: list[tuple[float, float]], known: Sequence[float]) -> bool:
+COMPUTED = re.compile(
+    r"\b(?:total|totals|totalling|sum|altogether|together|combined|difference|differ|more|less|fewer|longer|"
+    r"shorter|older|younger|later|earlier|after|before|apart|between|rise|rises|risen|rose|fall|falls|fallen|fell|"
+    r"grew|grown|drop|drops|dropped|increased?|decreased?|how\s+much|how\s+many|"
+    r"up|down|higher|lower|per|each|average|percent|percentage|share|ratio|times|twice|half|double|triple|left|"
+    r"remaining|net|gross|change|gain|loss|saved|saving|spent|overall|aged?|old|took|lasted|extra|additional|"
+    r"spanning|elapsed)\b|%",
+    re.IGNORECASE,
+)
+"""Words that say a figure was worked out, not read: only then may it be computed from two supported ones."""
+_DERIVED_FROM = 40
+"""Numbers computed from pairs are only accepted when the evidence holds at most this many distinct numbers:
+past that, almost any figure is the sum or difference of some pair."""
+
+
+def _within(value: float, slack: float, known: Sequence[float]) -> bool:
+    start = bisect.bisect_left(known, value - slack)
+    return start < len(known) and known[start] <= value + slack
+
+
+def supported_number(readings: list[tuple[float, float]], known: Sequence[float], *, derived: bool = True) -> bool:
+    """Whether a number (its readings, from `numbers_in`) is one of `known` (sorted), or with `derived` the sum,
+    difference, product, ratio or percentage of two of them (to the precision it is written with)."""
     for value, tolerance in readings:
-        slack = tolerance + 1e-9 * max(1.0, value)
-        start = bisect.bisect_left(known, value - slack)
-        if start < len(known) and known[start] <= value + slack:
+        slack = tolerance + 1e-9 * max(1.0, abs(value))
+        if _within(value, slack, known):
             return True
+    if not derived or len(known) > _DERIVED_FROM:
+        return False
+    whole = [value for value in known if abs(value) >= 1]  # scores and probabilities are no quantities
+    pairs = [(a, b) for i, a in enumerate(whole) for b in whole[i + 1 :]]
+    for value, tolerance in readings:
+        slack = tolerance + 1e-9 * max(1.0, abs(value))
+        for a, b in pairs:
+            # a percentage or a total is stated rounded; a plain ratio ("4 times") only when it is exact
+            rounded = (a + b, abs(b - a), a * b, 100 * b / a, 100 * a / b, 100 * (b - a) / a, 100 * (a - b) / b)
+            if any(abs(candidate - value) <= slack for candidate in rounded):
+                return True
+            if any(abs(candidate - value) <= 1e-3 * abs(value) for candidate in (a / b, b / a)):
+                return True
     return False
 
 
 def check_numbers(evidence: Evidence, text: str) -> RuleResult:
-    tool_values = [value for output in evidence.tool_outputs for _, read in _numbers(output) for value, _ in read]
+    tool_values = [value for output in evidence.tool_outputs for _, read in numbers_in(output) for value, _ in read]
     if not tool_values:
         return RuleResult("numbers", True)  # nothing to check against: tools gave no numbers
-    known = sorted({*tool_values, *(value for _, read in _numbers(evidence.task) for value, _ in read)})
-    unsupported = [written for written, read in _numbers(text) if not _supported(read, known)]
+    known = sorted({*tool_values, *(value for _, read in numbers_in(evidence.task) for value, _ in read)})
+    derived = bool(COMPUTED.search(text) or COMPUTED.search(evidence.task))
+    unsupported = [written for written, read in numbers_in(text) if not supported_number(read, known, derived=derived)]
     if not unsupported:
         return RuleResult("numbers", True)
     return RuleResult.broken(
@@ -148,16 +194,20 @@ def check_citations(evidence: Evidence, text: str) -> RuleResult:
     if not evidence.retrieved:
         return RuleResult("citations", True)
     labels, numbers = _citation_labels(evidence)
+    if not numbers:  # unnumbered results ('cite': 'report.pdf p.3'): [n] is the n-th of them
+        numbers = set(range(1, 1 + sum(len(_CITE_VALUE.findall(output)) for output in evidence.tool_outputs)))
     markers = {int(found) for found in _MARKER.findall(text)}
     named = any(label.lower() in text.lower() for label in labels)
-    if named or any(marker >= 1 and (not numbers or marker in numbers) for marker in markers):
+    stray = sorted(marker for marker in markers if marker not in numbers)
+    if stray and not named:
+        return RuleResult.broken(
+            f"citations: the answer cites {listed(f'[{m}]' for m in stray)}, but the run retrieved "
+            f"{listed(f'[{n}]' for n in sorted(numbers)) if numbers else 'no numbered source'}; cite only sources "
+            "the tools returned"
+        )
+    if named or markers:
         return RuleResult("citations", True)
     example = f"'{sorted(labels)[0]}'" if labels else "the document name"
-    if markers:
-        return RuleResult.broken(
-            f"citations: the answer cites {listed(f'[{m}]' for m in sorted(markers))}, but the retrieved "
-            f"sources are numbered {listed(f'[{n}]' for n in sorted(numbers))}; cite those numbers or {example}"
-        )
     tools = listed(name for name in evidence.tools if name in RETRIEVAL_TOOLS)
     return RuleResult.broken(
         f"citations: the answer rests on retrieved text ({tools}) but cites no source; add a marker like [1] "
@@ -259,4 +309,42 @@ def check_injection(evidence: Evidence, text: str) -> RuleResult:
         f"injection: a tool output carries instructions aimed at the model ({triggers}); the answer does not "
         "follow them, but a person should check it",
         INJECTION_CONFIDENCE,
+    )
+
+
+# --- evidence ------------------------------------------------------------------------------------------------
+
+_FILE_NAMED = re.compile(
+    r"[\w.-]+\.(?:pdf|docx?|txt|md|csv|tsv|xlsx?|json|html?|xml|png|jpe?g|gif|webp|bmp|tiff?|wav|mp3|flac|ogg|m4a"
+    r"|mp4|mov|webm|pptx?)\b",
+    re.IGNORECASE,
+)
+_DOCUMENT = re.compile(
+    r"\b(?:the|this|that|my|our|attached|uploaded|these)\s+(?:\w+\s+)?(?:document|report|file|pdf|paper|contract|"
+    r"manual|invoice|receipt|transcript|recording|image|photo|picture|table|spreadsheet|page|article|email|"
+    r"documents|docs|notes|handbook|policy|minutes)\b",
+    re.IGNORECASE,
+)
+_FACTUAL = re.compile(
+    r"^\W*(?:(?:who|when|where|which)\b|what\s+(?:year|date|day|time|city|country|company|is\s+the|was\s+the|are\s+the"
+    r"|were\s+the|did)\b|how\s+(?:many|much|long|old|tall|far|big)\b|in\s+(?:what|which)\b|according\s+to\b)",
+    re.IGNORECASE,
+)
+UNCHECKED = "evidence"
+"""The rule whose failure means "no tool output behind a factual answer" (the gate's `unchecked` policy)."""
+
+
+def check_evidence(evidence: Evidence, text: str) -> RuleResult:
+    if evidence.tool_outputs or not text.strip():
+        return RuleResult("evidence", True)
+    task = evidence.task
+    why = (
+        "names a file" if _FILE_NAMED.search(task) else "refers to a document" if _DOCUMENT.search(task)
+        else "asks a factual question" if _FACTUAL.search(task) else None
+    )  # fmt: skip
+    if why is None:
+        return RuleResult("evidence", True)
+    return RuleResult.broken(
+        f"evidence: the task {why}, but the answer rests on no tool output (no tool, retrieval or recalled run "
+        "was used); call the tool that reads the file or finds the fact, then answer from its output"
     )

@@ -9,7 +9,7 @@ reason the agent can act on. Rules look only at the evidence, never at labels or
 - banned: the answer must match none of the case-insensitive regular expressions.
 - well_formed: not a placeholder ("None", "null", "N/A"), not an error or traceback passed off as an answer, not
   code instead of a result, and valid JSON when it looks like JSON or the task asks for JSON.
-- citations, numbers, injection: checks against the evidence, in validators/grounding.py.
+- citations, numbers, evidence, injection: checks against the evidence, in validators/grounding.py.
 `require_answer` is the plain smolagents final-answer check that predates the cascade (agents/team.py uses it).
 """
 
@@ -27,6 +27,7 @@ from smolcrew.validators.grounding import (
     INJECTION_CONFIDENCE,
     RuleResult,
     check_citations,
+    check_evidence,
     check_injection,
     check_numbers,
     short_text,
@@ -47,6 +48,7 @@ RULES: tuple[RuleName, ...] = (
     "banned",
     "citations",
     "numbers",
+    "evidence",
     "injection",
 )
 """Every rule, cheapest first (the order `RuleCheck` runs them in)."""
@@ -57,6 +59,7 @@ DEFAULT_RULES: tuple[RuleName, ...] = (
     "banned",
     "citations",
     "numbers",
+    "evidence",
     "injection",
 )
 
@@ -199,6 +202,7 @@ class RuleCheck:
             "banned": self._banned,
             "citations": check_citations,
             "numbers": check_numbers,
+            "evidence": check_evidence,
             "injection": check_injection,
         }
         results = [checks[rule](evidence, text) for rule in self.rules]

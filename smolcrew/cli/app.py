@@ -43,6 +43,10 @@ def _add_memory_commands() -> None:
 
     app.add_typer(audit_app, name="audit")
 
+    from smolcrew.cli.validate import validate_app
+
+    app.add_typer(validate_app, name="validate")
+
     from smolcrew.cli.serve import serve
 
     app.command()(serve)

@@ -227,3 +227,20 @@ def test_tools_built_like_specialists_load_the_pool_embeddings_role(
         SearchDocuments()(query="eye wash")
     with use_tools(pool=PipelinePool(device="cpu")):
         assert SearchDocuments()(query="eye wash", k=1)[0]["cite"] == "safety.html"
+
+
+def test_an_answer_picks_sentences_even_where_the_text_lost_its_spaces(tmp_path: Path, store: DocumentStore) -> None:
+    """OCR and PDF text often drop the space after a full stop; the answer must still be a sentence or two, not
+    the whole document."""
+    text = (
+        "Chrysanthemums are flowering plants of the genus Chrysanthemum in the family Asteraceae.They are native "
+        "to East Asia and northeastern Europe.Chrysanthemums were first cultivated in China as a flowering herb "
+        "as far back as the 15th century BC.Most species originate from East Asia and the centre of diversity is "
+        "in China.There are countless horticultural varieties and cultivars."
+    )
+    (tmp_path / "flowers.txt").write_text(text, encoding="utf-8")
+    ingest(tmp_path / "flowers.txt", store=store)
+    answer = AnswerWithCitations(store=store)(question="When were chrysanthemums first cultivated?")["answer"]
+    body = answer.split("Sources:")[0]
+    assert "15th century BC" in body and "countless horticultural varieties" not in body
+    assert len(body) < len(text) / 2

@@ -35,7 +35,7 @@ def test_a_rejected_answer_is_corrected_by_the_agent(scripted_crew: Callable[...
     )
     result = crew.run("What is 17*23+5?")
     assert result.ok and result.answer == "I cannot share that."
-    assert [v["outcome"] for v in result.verdicts] == ["pass"]
+    assert [(v["stage"], v["outcome"]) for v in result.verdicts] == [("rules", "pass"), ("claims", "pass")]
     rejected = [r for r in result.steps if r.kind == "action" and r.payload.get("error")]
     assert len(rejected) == 1 and "secret code" in rejected[0].payload["error"]
 

@@ -10,7 +10,7 @@ from smolcrew.backends import ScriptedModel
 from smolcrew.config import load_settings
 from smolcrew.crew import Crew
 from smolcrew.errors import RunNotFoundError
-from tests.conftest import code
+from tests.conftest import code, loop_settings
 
 pytestmark = pytest.mark.usefixtures("minilm_available")
 
@@ -117,7 +117,7 @@ def test_a_router_run_resumes_after_its_finished_steps(scripted_crew: Callable[.
     crew.close()
 
     model = ScriptedModel([code('final_answer("summary: hello")')])  # one reply: the audio step must not rerun
-    with Crew(load_settings(home=str(home)), model=model) as again:
+    with Crew(loop_settings(home=str(home)), model=model) as again:
         result = again.resume(run_id)
         assert result.ok and result.answer == "summary: hello" and model.call_count == 1
         assert "Result of the previous step (audio): hello from the call" in _texts(model.calls[0])

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from smolcrew.backends import ScriptedModel
-from smolcrew.config import Settings, load_settings
+from smolcrew.config import Settings
 from smolcrew.crew import Crew
 from smolcrew.errors import ConversationNotFoundError, ModelUnavailableError, UnsupportedUploadError
 from smolcrew.server.service import ChatService, RunEvent
 from smolcrew.server.uploads import Upload
-from tests.conftest import code
+from tests.conftest import code, loop_settings
 
 __all__ = ["APPROVAL_REPLIES", "NoRouterCrew", "echo", "png_bytes", "service_settings"]
 
@@ -57,7 +57,7 @@ def png_bytes() -> bytes:
 
 def service_settings(home: Path, **overrides: Any) -> Settings:
     overrides.setdefault("routing", {"mode": "manager"})
-    return load_settings(home=str(home), **overrides)
+    return loop_settings(home=str(home), **overrides)
 
 
 def factory(replies: Any = echo) -> Callable[[Settings], Crew]:

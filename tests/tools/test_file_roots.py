@@ -25,7 +25,7 @@ from smolcrew.tools.base import FILE_INPUTS, CheckedTool
 from smolcrew.tools.context import ToolContext, current_roots, use_tools
 from smolcrew.tools.files import Workspace, require_file
 from smolcrew.tools.tables import DescribeTable
-from tests.conftest import code, home_with_shared_cache
+from tests.conftest import code, home_with_shared_cache, loop_settings
 from tests.tools.test_tool_contract import TOOL_CLASSES
 
 OUTSIDE = "outside the folders this run may read"
@@ -236,7 +236,7 @@ def test_a_crew_binds_its_roots_and_each_run_may_set_others(
         code('final_answer("not allowed")'),
     ]
     monkeypatch.chdir(folders["inside"])
-    settings = load_settings(
+    settings = loop_settings(
         home=str(home_with_shared_cache(tmp_path / "crew-home")),
         routing={"mode": "manager"},
         files={"roots": ["../extra", "/srv/data"]},

@@ -160,9 +160,9 @@ def test_result_reads_well_and_serialises() -> None:
 # --- from_settings -----------------------------------------------------------------------------------------
 
 
-def test_from_settings_defaults_to_rules_only() -> None:
+def test_from_settings_defaults_to_rules_then_claims() -> None:
     cascade = Cascade.from_settings(ValidationSettings())
-    assert [stage.name for stage in cascade.stages] == ["rules"]
+    assert [stage.name for stage in cascade.stages] == ["rules", "claims"]
     assert cascade.escalate_below == 0.0 and cascade.approval_tools == frozenset()
 
 
@@ -172,14 +172,14 @@ def test_from_settings_llm_judge_needs_a_model() -> None:
     assert caught.value.field == "validation.judge"
     settings = ValidationSettings(judge="llm", judge_threshold=0.7, escalate_below=0.8, approval_tools=["send_email"])
     cascade = Cascade.from_settings(settings, model=ScriptedModel(["SCORE: 9"]))
-    judge = cascade.stages[1]
+    judge = cascade.stages[-1]
     assert isinstance(judge, LLMJudge) and judge.threshold == 0.7
     assert cascade.escalate_below == 0.8 and cascade.approval_tools == {"send_email"}
 
 
 def test_from_settings_nli_judge_uses_the_pool_role() -> None:
     pool = PipelinePool(device="cpu")
-    judge = Cascade.from_settings(ValidationSettings(judge="nli", judge_threshold=0.6), pool=pool).stages[1]
+    judge = Cascade.from_settings(ValidationSettings(judge="nli", judge_threshold=0.6), pool=pool).stages[-1]
     assert isinstance(judge, NLIJudge) and judge.pool is pool and judge.role == "nli" and judge.threshold == 0.6
     assert pool.loaded() == []  # nothing loads until an answer is checked
 

@@ -135,8 +135,17 @@ def test_citations_fail_an_uncited_answer_built_on_retrieval() -> None:
 def test_citations_reject_markers_outside_the_numbered_sources() -> None:
     rule = only("citations")
     evidence = ev("The warranty lasts 2 years [7].", ANSWERED, tools=("answer_with_citations",))
-    assert "cites [7], but the retrieved sources are numbered [1], [2]" in reasons(rule, evidence)
+    assert "cites [7], but the run retrieved [1], [2]" in reasons(rule, evidence)
     assert rule.check(ev("2 years [2].", ANSWERED, tools=("answer_with_citations",))).passed
+
+
+def test_a_marker_must_point_at_a_result_the_run_retrieved() -> None:
+    rule = only("citations")
+    assert rule.check(ev("The warranty lasts 2 years [1].", RETRIEVED, tools=("search_documents",))).passed
+    stray = ev("The warranty lasts 2 years [7].", RETRIEVED, tools=("search_documents",))
+    assert "cites [7], but the run retrieved [1]" in reasons(rule, stray)
+    named = ev("The warranty lasts 2 years [7] (pump.pdf p.3).", RETRIEVED, tools=("search_documents",))
+    assert rule.check(named).passed  # the source is named: the marker is only decoration
 
 
 # --- numbers -----------------------------------------------------------------------------------------------
@@ -226,7 +235,7 @@ def test_instructions_the_task_itself_gives_are_not_injections() -> None:
 
 def test_every_broken_rule_is_listed_in_one_verdict() -> None:
     rule = RuleCheck(RULES, max_length=40, banned=["guess"], answer_schema={"type": "string"})
-    verdict = rule.check(ev("My guess: 5 years, maybe more, maybe less...", RETRIEVED, tools=("search_documents",)))
+    verdict = rule.check(ev("My guess: 9 years, maybe more, maybe less...", RETRIEVED, tools=("search_documents",)))
     assert verdict.outcome == "fail" and verdict.stage == "rules"
     assert [reason.split(":")[0] for reason in verdict.reasons] == [
         "length",
