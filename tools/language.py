@@ -209,7 +209,8 @@ class DetectLanguage(CheckedTool):
     name = "detect_language"
     description = (
         "Detects the language a text is written in (offline, statistical; needs a few words to be reliable). "
-        "Returns a dict {'language': ISO 639-1 code such as 'en', 'confidence': float 0-1, 'candidates': "
+        "Returns a dict {'language': ISO 639-1 code such as 'fr', 'name': its English name such as 'French', "
+        "'confidence': float 0-1, 'candidates': "
         "[{'language', 'probability'}], 'model': 'langdetect'}; given a list of texts, a list of such dicts."
     )
     inputs: dict[str, Any] = {

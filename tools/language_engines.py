@@ -168,7 +168,17 @@ def detect_languages(text: str) -> dict[str, Any]:
     except LangDetectException as exc:
         raise ToolInputError("no language could be detected: the text has no letters; pass words") from exc
     candidates = [{"language": g.lang.split("-")[0], "probability": round(float(g.prob), 4)} for g in guesses]
-    return {"language": candidates[0]["language"], "confidence": candidates[0]["probability"], "candidates": candidates}
+    code = candidates[0]["language"]
+    return {"language": code, "name": language_name(code), "confidence": candidates[0]["probability"],
+            "candidates": candidates}  # fmt: skip
+
+
+def language_name(code: str) -> str:
+    """The English name of an ISO 639-1 code ('fr' -> 'French'); the code itself when it is unknown."""
+    import pycountry
+
+    found = pycountry.languages.get(alpha_2=code)
+    return str(found.name) if found is not None else code
 
 
 def require_texts(value: Any, name: str) -> tuple[list[str], bool]:
