@@ -144,8 +144,10 @@ class Support:
     @classmethod
     def of(cls, *texts: str) -> Support:
         joined = unescape("\n".join(texts))
-        folded = _fold(joined)
-        words = frozenset(re.findall(r"[\w']+", folded.replace("_", " ")))  # amount_eur: amount, eur
+        folded = " ".join(_fold(joined).split())  # a line break in the evidence is a space in the answer
+        words = frozenset(  # amount_eur: amount, eur; 'quoted': quoted
+            word.strip("'") for word in re.findall(r"[\w']+", folded.replace("_", " ")) if word.strip("'")
+        )
         names = [match.group(0) for match in _NAME.finditer(joined)]
         acronyms = {"".join(w[0] for w in name.split() if w.lower() not in _CONNECTORS).lower() for name in names}
         acronyms |= {w.lower() for w in re.findall(r"\b[A-Z]{2,6}\b", joined)}

@@ -200,3 +200,9 @@ def test_an_unbacked_answer_is_retried_then_escalated_or_failed_as_configured(sc
     failed = scripted_crew(replies * 2, validation={**rules, "unchecked": "fail"}, routing={"mode": "manager"})
     result = failed.run("Who wrote report.pdf, and when?")
     assert result.state == "rejected" and "evidence: the task names a file" in (result.error or "")
+
+
+def test_quoted_and_wrapped_evidence_still_holds_the_words() -> None:
+    """A tool output's repr quotes its strings and keeps its line breaks; the answer quotes the text plainly."""
+    ocr = "{'text': 'BITTE NICHT RAUCHEN\\nDas Rauchen ist im ganzen Haus verboten', 'model': 'tesseract'}"
+    assert unsupported_terms("BITTE NICHT RAUCHEN Das Rauchen ist im ganzen Haus verboten", Support.of(ocr)) == []
