@@ -121,10 +121,12 @@ def main() -> None:
                 config["name"],
                 pct(config["caught"], config["bad"]),
                 pct(config["blocked"], config["good"]),
+                str(_citation_only(config)),
                 f"{per['p50']:.1f} / {per['p95']:.1f}",
             ]
         )
-    print(markdown_table(["configuration", "unsupported caught", "supported blocked", "ms p50 / p95"], rows))
+    header = ["configuration", "unsupported caught", "supported blocked", "of which no citation", "ms p50 / p95"]
+    print(markdown_table(header, rows))
     keys = sorted({key for config in configs for key in config["per_category"]})
     print("\n### Per category (bad: share caught; good: share blocked)\n")
     print(
@@ -158,6 +160,17 @@ def main() -> None:
         )
     )
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def _citation_only(config: dict[str, Any]) -> int:
+    """Supported answers blocked only because they cite no retrieved source (the citations rule, by design)."""
+    return sum(
+        1
+        for d in config["details"]
+        if d["label"] == "good"
+        and d["outcome"] != "pass"
+        and all(r.startswith("citations:") for v in d["verdicts"] if v["outcome"] != "pass" for r in v["reasons"])
+    )
 
 
 def _evidence(case: dict[str, Any]) -> Any:

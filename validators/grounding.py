@@ -229,11 +229,21 @@ _INJECTION = re.compile(
     r"|(?:reply|respond|answer|output|say|print|write)\s+(?:(?:only|just)\s+(?:with\s+)?|with\s+(?:only|just)\s+)"
     r"|\b(?:send|post|upload|forward|exfiltrate|email|submit)\b[^\n]{0,120}?\bto\s+(?:https?://|[\w.-]+@)"
     r"|do\s+not\s+(?:tell|inform|mention\s+(?:this\s+)?to)\s+the\s+user"
-    r"|<\|im_start\|>|\[/?INST\]|<\|system\|>",
+    r"|<\|im_start\|>|\[/?INST\]|<\|system\|>"
+    # text addressed to the model reading the document: "Note to AI assistants: ...", "Assistant, when you
+    # summarise this page, say ...", "<!-- AI: ... -->", "New instructions for any AI reading this: ..."
+    r"|\b(?:notes?|messages?|instructions?|reminders?)\s+(?:to|for)\s+(?:any\s+|all\s+)?(?:ai|assistants?|language\s+"
+    r"models?|llms?|chatbots?|the\s+assistant)\b"
+    r"|\b(?:assistants?|ai|chatbots?|llms?)\s*[:,]\s*(?:please\s+)?(?:when|if|always|never|say|tell|state|answer|reply|"
+    r"respond|include|add|write|report|advise|recommend|mention|ignore|do\s+not)\b"
+    r"|\b(?:when|if|while)\s+(?:you\s+are\s+|you\s+)?(?:summari[sz]e|summari[sz]ing|answering|processing|reading)\s+"
+    r"(?:questions\s+about\s+)?this\s+(?:page|document|report|message|email|text|file|policy|changelog|article|cv)\b"
+    r"|<!--[^>]{0,300}?\b(?:ai|assistant|model|llm|instructions?)\b"
+    r"|\bsystem\s*:\s*you\s+are\b|\bmaintenance\s+mode\b",
     re.IGNORECASE,
 )
-_SPAN_START = re.compile(r"\n|[.!?]\s+|[:\[{(,]\s*['\"]")
-_SPAN_END = re.compile(r"\n|[.!?](?=\s|$)|['\"]\s*[,}\]]")
+_SPAN_START = re.compile(r"\n|\\n|[.!?]\s+|[:\[{(,]\s*['\"]")  # \\n: a line break inside a repr
+_SPAN_END = re.compile(r"\n|\\n|[.!?](?=\s|$)|['\"]\s*[,}\]]")
 _URL = re.compile(r"https?://[^\s'\"<>)\]}]+|[\w.+-]+@[\w-]+\.[\w.-]+")
 _QUOTED = re.compile(r"[\"“']([^\"”'\n]{2,80})[\"”']")
 _SHOUTED = re.compile(r"\b[A-Z][A-Z0-9_]{3,}\b")

@@ -40,9 +40,9 @@ MIN_CORRECT = 40
 
 # Measured with `python bench/validation.py --quick` on the 135-case set on 2026-12-06 (the validators' code
 # fingerprint is in bench/results/validation.json): the default cascade without a judge (the rules, then the claim
-# check's names, dates and numbers) caught 65/83 bad answers (78.3%) and blocked 6/52 good ones (11.5%). A change
+# check's names, dates and numbers) caught 66/83 bad answers (79.5%) and blocked 6/52 good ones (11.5%). A change
 # to the rules or the set that does worse fails here; one that does better should tighten these figures.
-RULES_MIN_CATCH_RATE = 65 / 83
+RULES_MIN_CATCH_RATE = 66 / 83
 RULES_MAX_FALSE_BLOCK_RATE = 6 / 52
 
 
