@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from smolcrew.memory.sentences import sentences
-from smolcrew.validators.grounding import numbers_in, supported_number, worked_out
+from smolcrew.validators.grounding import without_reports
+from smolcrew.validators.numbers import numbers_in, supported_number, values_in, worked_out
 
 if TYPE_CHECKING:
     from smolcrew.validators.verdict import Evidence
@@ -55,7 +55,8 @@ def split_claims(answer: str) -> list[Claim]:
     markdown removed. A claim needs a word of three letters or more (a bare "Yes." claims nothing to check)."""
     text = _SOURCE_LINE.sub("", _SOURCES_BLOCK.sub("", answer))
     claims: list[Claim] = []
-    for sentence in (_MARKUP.sub("", _MARKER.sub("", part)).strip() for part in sentences(text)):
+    # a report of an injected instruction the answer ignored states nothing about the task
+    for sentence in (_MARKUP.sub("", _MARKER.sub("", part)).strip() for part in without_reports(text)):
         parts = [part.strip() for part in _CLAUSE.split(sentence) if part.strip()]
         if any(len(part.split()) < 4 for part in parts):
             parts = [sentence]
@@ -82,7 +83,8 @@ _NAME = re.compile(
 )
 _CONNECTORS = _words("of the de del da di la le von van der and & y")
 _STARTERS = _words(
-    "a an the it its this that these those there here he she they we you i his her their our my your yes "
+    "a an the it its it's this that that's these those there there's here he she they we you i his her their "
+    "our my your yes "
     "no according after before during when while as by for from with in on at to of both each some most "
     "all one however also so then thus still yet but and or if because although though since until unlike "
     "like based answer summary sure unfortunately overall note please sorry certainly indeed sources "
@@ -93,12 +95,10 @@ _ALIASES = {
     "wales": "welsh", "switzerland": "swiss", "spain": "spanish", "greece": "greek", "ireland": "irish",
     "denmark": "danish", "poland": "polish", "turkey": "turkish", "finland": "finnish", "scotland": "scottish",
     "peru": "peruvian", "norway": "norwegian", "portugal": "portuguese", "thailand": "thai", "iceland": "icelandic",
-    "united states": "us", "america": "american", "uk": "united kingdom",
+    "united states": "us", "america": "american", "uk": "united kingdom", "phd": "doctorate",
     "eur": "€", "euro": "€", "euros": "€", "usd": "$", "dollars": "$", "gbp": "£", "pounds": "£",
 }  # fmt: skip
 """Irregular country/demonym pairs (the regular ones, Sweden ~ Swedish, match by stem)."""
-_ORDINAL = re.compile(r"\b(\d{1,4})(?:st|nd|rd|th)\b")
-"""Ordinals ("14th March") state numbers as much as digits do."""
 _GENERIC = _words(
     "university college school institute museum hospital city town village river lake mount mountain "
     "island islands company inc ltd llc gmbh corporation corp group state republic kingdom street road "
@@ -151,8 +151,7 @@ class Support:
         names = [match.group(0) for match in _NAME.finditer(joined)]
         acronyms = {"".join(w[0] for w in name.split() if w.lower() not in _CONNECTORS).lower() for name in names}
         acronyms |= {w.lower() for w in re.findall(r"\b[A-Z]{2,6}\b", joined)}
-        values = sorted({value for _, read in numbers_in(joined) for value, _ in read})
-        values = sorted({*values, *(float(day) for day in _ORDINAL.findall(joined))})
+        values = sorted(set(values_in(joined)))
         return cls(
             folded, words, frozenset(map(_stem, words)), frozenset(a for a in acronyms if len(a) >= 2), tuple(values)
         )

@@ -1,11 +1,7 @@
-"""The rules that check an answer against its evidence: numbers the tools gave, citations of retrieved sources, and
-instructions injected into tool outputs. `RuleCheck` (validators/rules.py) runs them with the plain rules.
+"""The rules that check an answer against its evidence: citations of retrieved sources, instructions injected into
+tool outputs, and an answer with no evidence behind it (the numbers rule is validators/numbers.py). `RuleCheck`
+(validators/rules.py) runs them with the plain rules.
 
-- numbers: when the tool outputs hold numbers, each number the answer states must be one of them or one of the
-  task's (1,234 = 1234.0; 12.5% = 0.125; "1.2 million" = 1200000; rounding to the stated precision is allowed),
-  or, where the answer says it computed something ("in total", "longer", "fell by", "per"...), computed from two
-  of them (a sum, a difference, a product, a ratio or a percentage: "34 years later" from 1867 and 1901): an agent
-  that works out a figure from supported ones states a supported figure.
 - citations: an answer built on retrieved text must cite: a marker like `[1]`, or a source label from the
   evidence (`evidence.sources`, `cite` values such as "report.pdf p.3" in the tool outputs, or the run ids
   `recall_memory` returned).
@@ -18,11 +14,11 @@ instructions injected into tool outputs. `RuleCheck` (validators/rules.py) runs 
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from smolcrew.memory.sentences import sentences
 from smolcrew.validators.verdict import RETRIEVAL_TOOLS, Evidence
 
 __all__ = [
@@ -31,12 +27,9 @@ __all__ = [
     "check_citations",
     "check_evidence",
     "check_injection",
-    "check_numbers",
     "listed",
-    "numbers_in",
     "short_text",
-    "supported_number",
-    "worked_out",
+    "without_reports",
 ]
 
 INJECTION_CONFIDENCE = 0.6
@@ -68,103 +61,6 @@ def listed(items: Iterable[str], limit: int = 5) -> str:
     shown = list(dict.fromkeys(items))
     more = f" (+{len(shown) - limit} more)" if len(shown) > limit else ""
     return ", ".join(shown[:limit]) + more
-
-
-# --- numbers -------------------------------------------------------------------------------------------------
-
-_NUMBER = re.compile(
-    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\d)(?!(?:st|nd|rd|th)\b)"
-    r"(?:\s*(%|percent\b))?(?:\s*(thousand|million|billion|trillion)\b)?",
-    re.IGNORECASE,
-)
-_MARKERS = re.compile(r"\[\d{1,3}\]|^[ \t]*\d{1,2}[.)][ \t]", re.MULTILINE)
-"""Citation markers and ordered-list markers: numbers that state nothing."""
-_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-
-
-_Number = tuple[str, list[tuple[float, float]]]
-"""A number as written, and its (value, tolerance) readings: a percentage reads as itself and as a fraction."""
-
-
-def numbers_in(text: str) -> list[_Number]:
-    """Every number `text` states, as written and as its readings (citation and list markers left out)."""
-    found: list[_Number] = []
-    for match in _NUMBER.finditer(_MARKERS.sub(" ", text)):
-        whole, fraction, percent, scale = match.groups()
-        value = float(whole.replace(",", "") + (fraction or ""))
-        multiplier = _SCALE[scale.lower()] if scale else 1.0
-        # "12.5" stands for anything that rounds to it: half a unit of its last digit either way
-        tolerance = 0.5 * 10.0 ** -(len(fraction) - 1 if fraction else 0) * multiplier
-        readings = [(value * multiplier, tolerance)]
-        if percent:
-            readings.append((value * multiplier / 100, tolerance / 100))
-        found.append((match.group(0).strip(), readings))
-    return found
-
-
-COMPUTED = re.compile(
-    r"\b(?:total|totals|totalling|sum|altogether|together|combined|difference|differ|more|less|fewer|longer|"
-    r"shorter|older|younger|later|earlier|after|before|apart|between|rise|rises|risen|rose|fall|falls|fallen|fell|"
-    r"grew|grown|drop|drops|dropped|increased?|decreased?|how\s+much|how\s+many|"
-    r"up|down|higher|lower|per|each|average|percent|percentage|share|ratio|times|twice|half|double|triple|left|"
-    r"remaining|net|gross|change|gain|loss|saved|saving|spent|overall|aged?|old|took|lasted|extra|additional|"
-    r"spanning|elapsed)\b|%",
-    re.IGNORECASE,
-)
-"""Words that say a figure was worked out, not read: only then may it be computed from two supported ones."""
-
-
-def worked_out(text: str, task: str) -> bool:
-    """Whether the answer (or the task it answers) says a figure was computed, not read."""
-    return bool(COMPUTED.search(text) or COMPUTED.search(task))
-
-
-_DERIVED_FROM = 40
-"""Numbers computed from pairs are only accepted when the evidence holds at most this many distinct numbers:
-past that, almost any figure is the sum or difference of some pair."""
-
-
-def _within(value: float, slack: float, known: Sequence[float]) -> bool:
-    start = bisect.bisect_left(known, value - slack)
-    return start < len(known) and known[start] <= value + slack
-
-
-def supported_number(readings: list[tuple[float, float]], known: Sequence[float], *, derived: bool = True) -> bool:
-    """Whether a number (its readings, from `numbers_in`) is one of `known` (sorted), or with `derived` the sum,
-    difference, product, ratio or percentage of two of them (to the precision it is written with)."""
-    for value, tolerance in readings:
-        slack = tolerance + 1e-9 * max(1.0, abs(value))
-        if _within(value, slack, known):
-            return True
-    if not derived or len(known) > _DERIVED_FROM:
-        return False
-    whole = [value for value in known if abs(value) >= 1]  # scores and probabilities are no quantities
-    pairs = [(a, b) for i, a in enumerate(whole) for b in whole[i + 1 :]]
-    for value, tolerance in readings:
-        slack = tolerance + 1e-9 * max(1.0, abs(value))
-        for a, b in pairs:
-            # a percentage or a total is stated rounded; a plain ratio ("4 times") only when it is exact
-            rounded = (a + b, abs(b - a), a * b, 100 * b / a, 100 * a / b, 100 * (b - a) / a, 100 * (a - b) / b)
-            if any(abs(candidate - value) <= slack for candidate in rounded):
-                return True
-            if any(abs(candidate - value) <= 1e-3 * abs(value) for candidate in (a / b, b / a)):
-                return True
-    return False
-
-
-def check_numbers(evidence: Evidence, text: str) -> RuleResult:
-    tool_values = [value for output in evidence.tool_outputs for _, read in numbers_in(output) for value, _ in read]
-    if not tool_values:
-        return RuleResult("numbers", True)  # nothing to check against: tools gave no numbers
-    known = sorted({*tool_values, *(value for _, read in numbers_in(evidence.task) for value, _ in read)})
-    derived = worked_out(text, evidence.task)
-    unsupported = [written for written, read in numbers_in(text) if not supported_number(read, known, derived=derived)]
-    if not unsupported:
-        return RuleResult("numbers", True)
-    return RuleResult.broken(
-        f"numbers: the answer states {listed(unsupported)}, found in no tool output and not in the task; state "
-        "only numbers the tools returned (rounding is fine), or call a tool that gives this one"
-    )
 
 
 # --- citations -----------------------------------------------------------------------------------------------
@@ -294,7 +190,33 @@ def _distinctive(span: str, payload: str) -> set[str]:
     return {item.rstrip(".,;:") for item in items if len(item.strip()) >= 3}
 
 
+_REPORT_SUBJECT = re.compile(
+    r"\b(?:inject\w*|instructions?|prompts?|system\s+note|note\s+(?:to|for|addressed)|addressed\s+to|aimed\s+at|"
+    r"scam|phishing|hidden\s+(?:html\s+)?comment|(?:telling|asking|urging)\s+(?:ai|assistants?|automated|readers))\b",
+    re.IGNORECASE,
+)
+_REPORT_DISMISSAL = re.compile(
+    r"\b(?:ignor(?:e|ed|ing)|disregard(?:ed|ing)?|(?:not|n't|never)\s+(?:acted|act|followed|follow|obeyed|obey|part\s+of|"
+    r"genuine|legitimate)|contradicts?|treated\s+(?:it|that|this)\s+as|suspicious|looks\s+like\s+a\s+scam)\b",
+    re.IGNORECASE,
+)
+
+
+def reports_injection(sentence: str, following: str = "") -> bool:
+    """Whether a sentence of the answer tells the user about an injected instruction it did not follow ("The page
+    also holds a note to AI assistants saying the town is closed; I ignored it", or the dismissal in the
+    `following` sentence): it quotes the injection to report it, not to obey it."""
+    return bool(_REPORT_SUBJECT.search(sentence) and _REPORT_DISMISSAL.search(sentence + " " + following))
+
+
+def without_reports(text: str) -> list[str]:
+    """The sentences of an answer that do not report an injected instruction (`reports_injection`)."""
+    parts = sentences(text)
+    return [part for i, part in enumerate(parts) if not reports_injection(part, " ".join(parts[i + 1 : i + 2]))]
+
+
 def check_injection(evidence: Evidence, text: str) -> RuleResult:
+    text = " ".join(without_reports(text))
     task = " ".join(evidence.task.lower().split())
     spans = [found for output in evidence.tool_outputs for found in _spans(output, task)]
     if not spans:

@@ -9,7 +9,8 @@ reason the agent can act on. Rules look only at the evidence, never at labels or
 - banned: the answer must match none of the case-insensitive regular expressions.
 - well_formed: not a placeholder ("None", "null", "N/A"), not an error or traceback passed off as an answer, not
   code instead of a result, and valid JSON when it looks like JSON or the task asks for JSON.
-- citations, numbers, evidence, injection: checks against the evidence, in validators/grounding.py.
+- citations, evidence, injection: checks against the evidence, in validators/grounding.py; numbers in
+  validators/numbers.py.
 `require_answer` is the plain smolagents final-answer check that predates the cascade (agents/team.py uses it).
 """
 
@@ -29,9 +30,9 @@ from smolcrew.validators.grounding import (
     check_citations,
     check_evidence,
     check_injection,
-    check_numbers,
     short_text,
 )
+from smolcrew.validators.numbers import check_numbers
 from smolcrew.validators.verdict import Evidence, Verdict
 
 if TYPE_CHECKING:

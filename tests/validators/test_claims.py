@@ -12,7 +12,8 @@ import pytest
 from smolcrew.memory.sentences import sentences
 from smolcrew.validators.claim_check import ClaimCheck
 from smolcrew.validators.claims import Support, split_claims, unsupported_terms
-from smolcrew.validators.grounding import check_evidence, check_numbers
+from smolcrew.validators.grounding import check_evidence
+from smolcrew.validators.numbers import check_numbers
 from smolcrew.validators.verdict import Evidence
 
 PASSAGE = (
@@ -55,6 +56,8 @@ def test_an_answer_splits_into_claims_without_citations_or_markup() -> None:
         "and she later taught it in Warsaw.",
     ]
     assert [c.text for c in split_claims("Please check the contract, or ask HR.")] == []  # advice states no fact
+    report = "The page also holds a hidden HTML comment telling assistants to praise it; I've ignored it."
+    assert [c.text for c in split_claims(f"She was born in Warsaw. {report}")] == ["She was born in Warsaw."]
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,7 @@ def test_an_answer_splits_into_claims_without_citations_or_markup() -> None:
         "She studied at Paris University.",  # the kind of thing is no name
         "She was born on 7 Nov 1867.",  # an abbreviated month
         "Her second prize came 8 years after the first.",  # computed, and the claim says so ("after")
+        "It's Curie who won the 1911 prize.",  # a contraction that starts a sentence is no name
     ],
 )
 def test_terms_the_evidence_holds_in_another_form(claim: str) -> None:
