@@ -254,8 +254,8 @@ def check_injection(evidence: Evidence, text: str) -> RuleResult:
 # --- evidence ------------------------------------------------------------------------------------------------
 
 _FILE_NAMED = re.compile(
-    r"[\w.-]+\.(?:pdf|docx?|txt|md|csv|tsv|xlsx?|json|html?|xml|png|jpe?g|gif|webp|bmp|tiff?|wav|mp3|flac|ogg|m4a"
-    r"|mp4|mov|webm|pptx?)\b",
+    r"(?<![\w.-])[\w.-]+\.(?:pdf|docx?|txt|md|csv|tsv|xlsx?|json|html?|xml|png|jpe?g|gif|webp|bmp|tiff?|wav|mp3"
+    r"|flac|ogg|m4a|mp4|mov|webm|pptx?)\b",  # the look-behind: one try per token, not per character
     re.IGNORECASE,
 )
 _DOCUMENT = re.compile(

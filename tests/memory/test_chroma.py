@@ -204,7 +204,8 @@ def test_unreachable_url_health_not_ok_and_write_fails_fast(chroma_embed: Embed)
         start = time.perf_counter()
         with pytest.raises(SinkUnavailableError, match=re.escape("chroma run --path DIR --host 127.0.0.1")) as caught:
             sink.write(records("run-a", 2))
-        assert time.perf_counter() - start < 3.0
+        waited = time.perf_counter() - start  # fails fast, not after the client's minute-long default timeouts
+        assert waited < 10.0, f"a write to a stopped server took {waited:.1f} s to fail"
         assert caught.value.sink == "chroma"
         with pytest.raises(SinkUnavailableError):
             sink.read("run-a")
@@ -292,7 +293,8 @@ def test_real_server_round_trip_health_outage_and_return(chroma_server: ChromaSe
         start = time.perf_counter()
         with pytest.raises(SinkUnavailableError, match=f"--port {chroma_server.port}"):
             sink.write(records("run-s", 1, start=500))
-        assert time.perf_counter() - start < 3.0
+        waited = time.perf_counter() - start  # fails fast, not after the client's minute-long default timeouts
+        assert waited < 10.0, f"a write to a stopped server took {waited:.1f} s to fail"
         with pytest.raises(SinkUnavailableError):
             sink.read("run-s")
 
