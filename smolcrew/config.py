@@ -7,15 +7,19 @@ Sources, highest priority first: keyword overrides (`load_settings(**overrides)`
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -71,8 +75,22 @@ class LLMSettings(_Section):
     """embedded: keep llama.cpp's prompt cache (the KV state after each agent's system prompt) on disk under
     `<home>/cache/prompt-cache/`, at most this many MiB (least recently used files go first), so a fresh process
     restores it instead of re-reading the prompts; 0 turns it off."""
-    script: list[str] = Field(default_factory=list)
-    """scripted: the replies, in order (each usually a `<code>...</code>` block)."""
+    script: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """scripted: the replies, in order (each usually a `<code>...</code>` block); in the environment a JSON list."""
+
+    @field_validator("script", mode="before")
+    @classmethod
+    def _script_from_json(cls, value: Any) -> Any:
+        """SMOLCREW_LLM__SCRIPT arrives as text: decode it here, so a bad one names this field and the fix."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"not a JSON list of replies ({exc}); write it in JSON, e.g. "
+                """'["<code>final_answer(1)</code>"]'"""
+            ) from exc
 
 
 class AgentSettings(_Section):
@@ -208,11 +226,26 @@ class ValidationSettings(_Section):
 
 class ServiceSettings(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """redis://HOST:PORT/DB, rediss:// (TLS) or unix:///path/to/redis.sock."""
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
     chroma_url: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        """Refuse what the Redis client cannot parse now, not when a store or the approval queue first opens."""
+        fix = "write redis://HOST:PORT/DB (rediss:// for TLS, unix:///path/to.sock), e.g. redis://127.0.0.1:6379/0"
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"not a Redis URL; {fix}")
+        try:
+            parts.port  # noqa: B018 (parsing the port is the check)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {fix}") from exc
+        return value
 
 
 DEFAULT_UPLOAD_TYPES = ["image/*", "audio/*", "video/*", "application/pdf", "text/plain", "text/markdown"]
@@ -225,9 +258,18 @@ class ServerSettings(_Section):
     """Interface to bind. Anything but a loopback address needs `token`: the server refuses to start without."""
     port: int = Field(default=8765, ge=1, le=65535)
     token: SecretStr | None = None
-    """When set, every request needs `Authorization: Bearer <token>` (browsers: a `token` cookie or query param)."""
+    """When set, every request needs `Authorization: Bearer <token>` (browsers: a `token` cookie or query param).
+    Under 32 characters it is refused at start; `smolcrew serve --generate-token` makes one."""
     max_upload_mb: float = Field(default=25.0, gt=0)
-    """Largest uploaded file, in MiB; a bigger one is refused with 413."""
+    """Largest uploaded file, in MiB (413 above). A multipart body, all its files, may be this + 64 KiB."""
+    max_json_kb: int = Field(default=1024, ge=1)
+    """Largest other body (JSON, forms), in KiB: 413 by Content-Length or as it streams, never read whole."""
+    max_json_depth: int = Field(default=64, ge=1, le=500)
+    """Deepest `[`/`{` nesting of a JSON body: 400 above, checked before parsing (deep JSON is a RecursionError)."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """Longest wait for the next piece of a request body; a client that stalls longer gets 408."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins (`https://app.example.com`) whose pages may call the API and UI with credentials; others get 403."""
     upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
     """Allowed upload media types; `type/*` allows a whole family. Others are refused with 415."""
     workers: int = Field(default=2, ge=1, le=64)
@@ -342,10 +384,14 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             field=".".join(str(part) for part in first["loc"]),
         ) from exc
     except SettingsError as exc:  # an env var of a list or table section that is not JSON
+        named = re.search(r'field "(\w+)"', str(exc))  # pydantic-settings names the top-level field only
+        section = named[1] if named else None
+        variable = f"SMOLCREW_{section.upper()}" if section else "SMOLCREW_*"
         raise ConfigError(
-            f"invalid configuration: {exc} ({exc.__cause__ or 'unreadable'}); a list in an environment variable is "
-            """written in JSON, e.g. SMOLCREW_FILES__ROOTS='["/data/in"]'""",
-            field="environment",
+            f"invalid configuration: {variable} or one of its {variable}__* variables is not valid JSON "
+            f"({exc.__cause__ or exc}); a list or table in an environment variable is written in JSON, "
+            """e.g. SMOLCREW_FILES__ROOTS='["/data/in"]'""",
+            field=section or "environment",
         ) from exc
     finally:
         _toml_path.reset(token)

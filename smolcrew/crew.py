@@ -197,16 +197,13 @@ class Crew:
 
     @property
     def approvals(self) -> ApprovalQueue:
-        """The queue of answers waiting for a person (Redis), opened on first use.
-
-        Raises:
-            ApprovalUnavailableError: Redis does not answer at `services.redis_url`.
-        """
+        """The queue of answers waiting for a person, opened on first use: the home's approval journal, indexed in
+        Redis (`services.redis_url`), which is rebuilt from the journal when its first call finds it gone."""
         self._check_open()
         if self._approvals is None:
-            from smolcrew.validators.human import ApprovalQueue
+            from smolcrew.validators.journaled import JournaledApprovalQueue
 
-            opened = ApprovalQueue.from_url(self.settings.services.redis_url, namespace=self.settings.memory.namespace)
+            opened = JournaledApprovalQueue.from_settings(self.settings)
             self._approvals = self._stores.enter_context(opened)
         return self._approvals
 

@@ -122,20 +122,57 @@ def _check_graph(settings: Settings) -> Check:
     return Check("graph (bolt)", "ok", f"local ArcadeDB running: pid {state.pid}, {state.uri}, data {server.folder}")
 
 
+def _redis_forgets(url: str) -> str | None:
+    """Why Redis at `url` would lose its data on a restart (it keeps nothing on disk), or None when it keeps
+    snapshots or an append-only file. Reads CONFIG GET; where CONFIG is disabled (managed Redis), INFO persistence.
+    Raises redis.RedisError when it cannot ask."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
+    try:
+        try:
+            save = str(client.config_get("save").get("save") or "").strip()
+            appendonly = str(client.config_get("appendonly").get("appendonly") or "no")
+        except redis.ResponseError:
+            if client.info("persistence").get("aof_enabled"):
+                return None
+            return "its append-only file is off and CONFIG is disabled, so its snapshot schedule is unknown"
+    finally:
+        client.close()
+    return None if appendonly == "yes" or save else "it keeps nothing on disk (`save ''`, `appendonly no`)"
+
+
+def _check_redis(settings: Settings) -> Check:
+    """Redis answers; and when a person may be asked (validation on: a stage that breaks escalates), whether it
+    keeps the approval queue's index across a restart."""
+    url = settings.services.redis_url
+    if not _reachable(url, 6379):
+        fix = "start it with `redis-server --daemonize yes --appendonly yes`; runs still work and journal locally"
+        return Check("redis", "warn", f"{url} unreachable: {fix}")
+    if not settings.validation.enabled:
+        return Check("redis", "ok", f"{url} reachable")
+    import redis
+
+    try:
+        forgets = _redis_forgets(url)
+    except redis.RedisError as exc:
+        return Check("redis", "warn", f"{url} reachable, but it did not say whether it keeps data on disk ({exc})")
+    if forgets is None:
+        return Check("redis", "ok", f"{url} reachable, keeps its data on disk")
+    journal = settings.home / "journal" / "approvals"
+    return Check(
+        "redis",
+        "warn",
+        f"{url} reachable, but {forgets}: a restart empties the approval queue's index. Approvals stay in the "
+        f"journal ({journal}) and the queue rebuilds itself from it on its next use (or run `smolcrew memory "
+        "sync`); to keep the index across restarts, start Redis with `--appendonly yes` (on a running one: "
+        "`redis-cli CONFIG SET appendonly yes`, and `appendonly yes` in its config file)",
+    )
+
+
 def _check_services(settings: Settings) -> list[Check]:
     services = settings.services
-    checks = [
-        Check(
-            "redis",
-            "ok" if _reachable(services.redis_url, 6379) else "warn",
-            f"{services.redis_url} "
-            + (
-                "reachable"
-                if _reachable(services.redis_url, 6379)
-                else "unreachable: start it with `redis-server --daemonize yes`; runs still work and journal locally"
-            ),
-        )
-    ]
+    checks = [_check_redis(settings)]
     checks.append(_check_graph(settings))
     if services.chroma_url:
         up = _reachable(services.chroma_url, 8000)

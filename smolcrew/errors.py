@@ -6,14 +6,16 @@ SmolcrewError
 ├── ModelUnavailableError   an LLM or pipeline model cannot be loaded (package, file, hash, URL)
 ├── ToolInputError          a tool got input it cannot use; the agent reads the message and retries
 ├── RoutingError            no specialist can take the request
+├── RequestError            a command's request is empty or cannot be read (`smolcrew run -`, `--file PATH`)
 ├── SinkError               a memory store failed
 │   └── SinkUnavailableError    the store is down or unreachable (the journal keeps the step; catch-up later)
 │       └── SinkWorkerError         a store's worker process died, hung or was closed; the next use restarts it
 ├── AnswerRejected          the final answer failed validation (max steps counts as a failure)
 ├── StageError              a validation stage broke itself (its model failed); the cascade escalates
-├── ApprovalError           the human approval queue failed (validators/human.py)
-│   ├── ApprovalNotFound        no approval has this id (never made, or decided and expired)
+├── ApprovalError           the human approval queue failed (validators/journaled.py)
+│   ├── ApprovalNotFound        no approval has this id (never requested in this home)
 │   ├── ApprovalAlreadyDecided  someone decided the approval first
+│   ├── ApprovalJournalError    the approval journal (the approvals' truth, on disk) cannot be written or read
 │   └── ApprovalQueueUnavailable    Redis is down or unreachable; the message says how to start or reach it
 ├── RunNotFoundError        no journal holds that run (resume, audit, replay)
 ├── CrewClosedError         the Crew was used after close()
@@ -35,6 +37,7 @@ __all__ = [
     "AnswerRejected",
     "ApprovalAlreadyDecided",
     "ApprovalError",
+    "ApprovalJournalError",
     "ApprovalNotFound",
     "ApprovalQueueUnavailable",
     "ArtifactNotFoundError",
@@ -44,6 +47,7 @@ __all__ = [
     "CrewClosedError",
     "GraphServerError",
     "ModelUnavailableError",
+    "RequestError",
     "RoutingError",
     "RunNotFoundError",
     "ServiceError",
@@ -87,6 +91,11 @@ class RoutingError(SmolcrewError):
     """No specialist could be chosen for a request."""
 
 
+class RequestError(SmolcrewError, ValueError):
+    """The request given to a command is empty, or its file or stdin cannot be read as UTF-8 text. The message
+    says how to give it (an argument, `-` for stdin, `--file PATH`)."""
+
+
 class SinkError(SmolcrewError):
     """A memory sink failed. `.sink` names it."""
 
@@ -121,7 +130,8 @@ class ApprovalError(SmolcrewError):
 
 
 class ApprovalNotFound(ApprovalError, LookupError):
-    """No approval has this id: it was never requested, or it was decided and has expired."""
+    """No approval has this id: it was never requested here (or, in a queue without a journal, it was decided and
+    has expired)."""
 
 
 class ApprovalAlreadyDecided(ApprovalError):
@@ -131,6 +141,11 @@ class ApprovalAlreadyDecided(ApprovalError):
         super().__init__(message, approval_id=approval_id)
         self.status = status
         self.decided_by = decided_by
+
+
+class ApprovalJournalError(ApprovalError):
+    """The approval journal (`<home>/journal/approvals`), which holds every approval and decision, cannot be
+    written or read; the message names the folder and the fix (disk space, permissions)."""
 
 
 class ApprovalQueueUnavailable(ApprovalError):

@@ -1,9 +1,11 @@
-"""The human approval queue: a run that needs a person's yes or no waits here, durably, in Redis.
+"""The human approval queue's Redis half: the index of every approval, and how a waiting run hears a decision.
 
 The cascade (or a tool marked as needing approval) calls `request`; a person answers with `decide` from the CLI
-(`smolcrew approvals ...`) or the UI; the Crew `wait`s or resumes the run later from `for_run`. Pending approvals
-have no TTL, so they survive a restart of smolcrew (not of a Redis that keeps nothing on disk). This queue is never
-exposed as a tool: agent code must not be able to approve its own answer.
+(`smolcrew approvals ...`) or the UI; the Crew `wait`s or resumes the run later. This queue is never exposed as a
+tool: agent code must not be able to approve its own answer. On its own it keeps approvals in Redis alone, which
+loses them with Redis's data (a flush, a restart of a Redis that keeps nothing on disk); smolcrew always opens
+it with its journal (validators/journaled.py): every approval and decision is on disk first, and this index is
+rebuilt from there whenever the `ns:approvals:index` marker is gone.
 
 Layout inside a namespace `ns` (every key starts with `ns:`):
 
@@ -14,53 +16,34 @@ ns:approval:<id>:notify     list    one item pushed by the decision; `wait` bloc
 ns:approvals:<status>       zset    ids of that status (pending, approved, rejected), scored by creation time
 ns:approvals:run:<run_id>   string  the id of the run's latest approval (expires with it once decided)
 ns:approvals:events         stream  `event` requested|decided, id, run_id, status, ts (and `by` once decided)
+ns:approvals:index          string  set by a rebuild from the journal; gone means Redis lost the index
 ```
 
-`request` and `decide` are Lua scripts, so each is atomic: one pending approval per run, one decision per approval.
+`request`, `decide` and `index` are Lua scripts, so each is atomic: one pending approval per run, one decision
+per approval, and `index` never turns a decided approval back to pending.
 Needs Redis 6.2 or newer (`BLMOVE`, `XADD MAXLEN ~`) and the `redis` client (`pip install redis`).
 """
 
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 import redis
 
-from smolcrew.errors import ApprovalAlreadyDecided, ApprovalError, ApprovalNotFound, ApprovalQueueUnavailable
+from smolcrew.errors import ApprovalError, ApprovalNotFound, ApprovalQueueUnavailable
 from smolcrew.memory.sinks.base import SinkHealth
-from smolcrew.memory.sinks.redis import check_namespace, decode, safe_text, where
+from smolcrew.memory.sinks.redis import check_namespace, decode, safe_text, start_redis, where
+from smolcrew.validators.approval import FIELDS, NO_REASON, STATUSES, Approval, ApprovalStatus
+from smolcrew.validators.approval_journal import already_decided
 
-__all__ = ["START_REDIS", "Approval", "ApprovalQueue", "ApprovalStatus"]
+__all__ = ["NO_REASON", "Approval", "ApprovalQueue", "ApprovalStatus"]
 
-ApprovalStatus = Literal["pending", "approved", "rejected"]
-STATUSES: tuple[ApprovalStatus, ...] = get_args(ApprovalStatus)
-START_REDIS = (
-    "start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`, "
-    "or point `services.redis_url` (env SMOLCREW_SERVICES__REDIS_URL) at a reachable server"
-)
-NO_REASON = "rejected without a reason"
 NOTIFY_TTL_S = 3600
-_FIELDS = (
-    "id",
-    "run_id",
-    "status",
-    "task",
-    "answer",
-    "reasons",
-    "evidence",
-    "created",
-    "decided",
-    "decided_by",
-    "note",
-)
 _T = TypeVar("_T")
 
 # KEYS: 1 run pointer, 2 pending zset, 3 new approval hash, 4 events stream.
@@ -98,19 +81,38 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'event', 'decided', 'id
 return {2}
 """
 
-
-def _jsonable(value: Any) -> Any:
-    """`value` with every part JSON cannot hold made JSON-able: mapping keys and unknown objects become str,
-    tuples and sets become lists (sets sorted by str, so the stored form is stable)."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, set | frozenset):
-        return [_jsonable(item) for item in sorted(value, key=str)]
-    if isinstance(value, builtins.list | tuple):
-        return [_jsonable(item) for item in value]
-    return str(value)
+# KEYS: 1 approval hash, 2-4 pending, approved, rejected zsets, 5 run pointer, 6 events stream, 7 notify list.
+# ARGV: id, status, created, run_id, ttl (decided ones), notify ttl, maxlen, by, ts, then the hash's pairs.
+# Returns 0 when Redis keeps what it has (decided, or already pending), 1 when added, 2 when decided now.
+_INDEX_SCRIPT = """
+local old = redis.call('HGET', KEYS[1], 'status')
+if old and (old ~= '"pending"' or ARGV[2] == 'pending') then return 0 end
+local zset = KEYS[2]
+if ARGV[2] == 'approved' then zset = KEYS[3] elseif ARGV[2] == 'rejected' then zset = KEYS[4] end
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', zset, ARGV[3], ARGV[1])
+local current = redis.call('GET', KEYS[5])
+local score = current and (redis.call('ZSCORE', KEYS[2], current) or redis.call('ZSCORE', KEYS[3], current)
+  or redis.call('ZSCORE', KEYS[4], current))
+local latest = (not current) or current == ARGV[1] or (not score) or tonumber(score) <= tonumber(ARGV[3])
+if ARGV[2] == 'pending' then
+  if latest then redis.call('SET', KEYS[5], ARGV[1]) end
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'event', 'requested', 'id', ARGV[1],
+    'run_id', ARGV[4], 'status', 'pending', 'ts', ARGV[3])
+  return 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if latest then redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[5]) end
+if old then
+  redis.call('RPUSH', KEYS[7], ARGV[2])
+  redis.call('EXPIRE', KEYS[7], ARGV[6])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'event', 'decided', 'id', ARGV[1],
+    'run_id', ARGV[4], 'status', ARGV[2], 'ts', ARGV[9], 'by', ARGV[8])
+  return 2
+end
+return 1
+"""
 
 
 def _dumps(value: Any) -> str:
@@ -121,42 +123,6 @@ def _dumps(value: Any) -> str:
         return text
     except UnicodeEncodeError:
         return json.dumps(value, default=str)
-
-
-@dataclass(frozen=True, slots=True)
-class Approval:
-    """One request for a person's decision on a run's final answer.
-
-    `reasons` say why a person is asked (low confidence, a tool that needs approval); `evidence` is what the
-    person needs to decide (tool outputs, sources, verdicts), JSON-able. `decided`, `decided_by` and `note` are
-    set once `status` leaves "pending".
-    """
-
-    id: str
-    run_id: str
-    status: ApprovalStatus
-    task: str
-    answer: str
-    reasons: tuple[str, ...]
-    evidence: dict[str, Any]
-    created: float
-    decided: float | None = None
-    decided_by: str | None = None
-    note: str | None = None
-
-    @property
-    def pending(self) -> bool:
-        return self.status == "pending"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["reasons"] = list(self.reasons)
-        return data
-
-    def __repr__(self) -> str:
-        decided = f" by {self.decided_by}" if self.decided_by else ""
-        why = f": {'; '.join(self.reasons)}" if self.reasons else ""
-        return f"Approval({self.id} run={self.run_id} {self.status}{decided}{why})"
 
 
 class ApprovalQueue:
@@ -186,6 +152,7 @@ class ApprovalQueue:
         self.stream_maxlen = int(stream_maxlen)
         self._request_script = client.register_script(_REQUEST_SCRIPT)
         self._decide_script = client.register_script(_DECIDE_SCRIPT)
+        self._index_script = client.register_script(_INDEX_SCRIPT)
 
     @classmethod
     @contextmanager
@@ -216,6 +183,11 @@ class ApprovalQueue:
         """The stream a UI follows (XREAD): one entry per request and per decision."""
         return f"{self.namespace}:approvals:events"
 
+    @property
+    def index_key(self) -> str:
+        """Set once the index was rebuilt from a journal; its absence means Redis lost (or never had) the index."""
+        return f"{self.namespace}:approvals:index"
+
     def _notify_key(self, approval_id: str) -> str:
         return f"{self.approval_key(approval_id)}:notify"
 
@@ -225,7 +197,8 @@ class ApprovalQueue:
             return action(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ApprovalQueueUnavailable(
-                f"the approval queue's Redis at {where(self._client)} is unreachable ({exc}); {START_REDIS}"
+                f"the approval queue's Redis at {where(self._client)} is unreachable ({exc}); "
+                f"{start_redis(self._client)}"
             ) from exc
         except redis.RedisError as exc:
             raise ApprovalError(f"Redis at {where(self._client)} refused an approval command: {exc}") from exc
@@ -239,22 +212,9 @@ class ApprovalQueue:
         Idempotent per run: while `run_id` has a pending approval, that one is returned unchanged (whatever the
         other arguments say). `evidence` is stored as JSON; values JSON cannot hold are stored as their str.
         """
-        if not run_id:
-            raise ValueError("run_id must be a non-empty string")
-        reasons = (reasons,) if isinstance(reasons, str) else tuple(str(reason) for reason in reasons)
         for _ in range(5):  # a taken id (one in 2**48) is retried with a fresh one
-            approval = Approval(
-                id=secrets.token_hex(6),
-                run_id=run_id,
-                status="pending",
-                task=str(task),
-                answer=str(answer),
-                reasons=reasons,
-                evidence=_jsonable(evidence),
-                created=time.time(),
-            )
-            values = approval.to_dict()
-            pairs = [part for name in _FIELDS for part in (name, _dumps(values[name]))]
+            approval = Approval.new(run_id, task=task, answer=answer, reasons=reasons, evidence=evidence)
+            pairs = _pairs(approval)
             code, approval_id = self._call(
                 self._request_script,
                 keys=[
@@ -307,13 +267,9 @@ class ApprovalQueue:
             ApprovalNotFound: no such approval.
             ApprovalAlreadyDecided: it was decided before (`.status`, `.decided_by` say how and by whom).
         """
-        if not by or not by.strip():
-            raise ValueError("`by` must name who decides (a user name)")
         current = self.get(approval_id)
-        status: ApprovalStatus = "approved" if approve else "rejected"
-        if not approve and not (note and note.strip()):
-            note = NO_REASON
-        decided = time.time()
+        decision = current.decide(approve=approve, by=by, note=note)
+        status, decided, note = decision.status, decision.decided, decision.note
         keys = [self.approval_key(approval_id), self.status_key("pending"), self.status_key(status)]
         keys += [self.events_key, self._notify_key(approval_id), self.run_key(current.run_id)]
         args: builtins.list[Any] = [current.id, status, repr(current.created), repr(decided), _dumps(by), _dumps(note)]
@@ -325,13 +281,8 @@ class ApprovalQueue:
             raise ApprovalNotFound(f"approval {approval_id!r} expired while deciding it", approval_id=approval_id)
         if code == 1:
             was, who = json.loads(decode(reply[1])), json.loads(decode(reply[2]))
-            raise ApprovalAlreadyDecided(
-                f"approval {approval_id} (run {current.run_id}) was already {was} by {who}; nothing changed",
-                approval_id=approval_id,
-                status=str(was),
-                decided_by=who,
-            )
-        return dataclasses.replace(current, status=status, decided=decided, decided_by=by, note=note)
+            raise already_decided(Approval.from_dict({**current.to_dict(), "status": was, "decided_by": who}))
+        return decision
 
     def wait(self, approval_id: str, timeout_s: float) -> Approval:
         """The approval once decided, or as it is (pending) after `timeout_s` seconds.
@@ -347,9 +298,29 @@ class ApprovalQueue:
             left = deadline - time.monotonic()
             if not approval.pending or left <= 0:
                 return approval
-            block = max(0.01, min(left, slice_s or left))  # 0 would block forever
-            key = self._notify_key(approval_id)
-            self._call(self._client.blmove, key, key, block, "RIGHT", "LEFT")
+            self._block(approval_id, max(0.01, min(left, slice_s or left)))  # 0 would block forever
+
+    def index(self, approval: Approval, *, now: float | None = None) -> bool:
+        """Put `approval` in the index as it is (from the journal): add it, or apply its decision (waking every
+        `wait` on it) when Redis has it pending. Never turns a decided approval back to pending; a decision
+        older than `decided_ttl_s` is left out. True when Redis changed."""
+        ttl = self.decided_ttl_s
+        if approval.decided is not None:
+            ttl = int((approval.decided + self.decided_ttl_s) - (time.time() if now is None else now))
+            if ttl < 1:
+                return False
+        keys = [self.approval_key(approval.id), *(self.status_key(status) for status in STATUSES)]
+        keys += [self.run_key(approval.run_id), self.events_key, self._notify_key(approval.id)]
+        args: builtins.list[Any] = [approval.id, approval.status, repr(approval.created), safe_text(approval.run_id)]
+        args += [ttl, NOTIFY_TTL_S, self.stream_maxlen, safe_text(str(approval.decided_by)), repr(approval.decided)]
+        return int(self._call(self._index_script, keys=keys, args=[*args, *_pairs(approval)])) > 0
+
+    def indexed(self) -> bool:
+        """Whether the index marker is set (see `index_key`)."""
+        return bool(self._call(self._client.exists, self.index_key))
+
+    def mark_indexed(self) -> None:
+        self._call(self._client.set, self.index_key, repr(time.time()))
 
     def health(self) -> SinkHealth:
         """Whether Redis answers PING now, with the fix when not; never raises."""
@@ -357,11 +328,17 @@ class ApprovalQueue:
         try:
             self._client.ping()
         except redis.RedisError as exc:
-            return SinkHealth(False, f"Redis at {where(self._client)} did not answer ({exc}); {START_REDIS}")
+            fix = start_redis(self._client)
+            return SinkHealth(False, f"Redis at {where(self._client)} did not answer ({exc}); {fix}")
         latency = (time.perf_counter() - started) * 1000
         return SinkHealth(True, f"Redis at {where(self._client)} answered PING", round(latency, 3))
 
     # internals --------------------------------------------------------------------------------------------------
+    def _block(self, approval_id: str, seconds: float) -> None:
+        """Block up to `seconds` for the approval's wake-up item."""
+        key = self._notify_key(approval_id)
+        self._call(self._client.blmove, key, key, seconds, "RIGHT", "LEFT")
+
     def _load(self, approval_ids: Sequence[str]) -> builtins.list[Approval | None]:
         """The approvals, in order; None for each one that does not exist."""
 
@@ -392,8 +369,11 @@ class ApprovalQueue:
         return found[:limit]
 
 
+def _pairs(approval: Approval) -> list[str]:
+    """The approval's hash as field/value pairs, every value JSON."""
+    values = approval.to_dict()
+    return [part for name in FIELDS for part in (name, _dumps(values[name]))]
+
+
 def _from_hash(stored: Mapping[Any, Any]) -> Approval:
-    values: dict[str, Any] = {decode(key): json.loads(decode(value)) for key, value in stored.items()}
-    values["reasons"] = tuple(values.get("reasons") or ())
-    fields: dict[str, Any] = {name: values.get(name) for name in _FIELDS}
-    return Approval(**fields)
+    return Approval.from_dict({decode(key): json.loads(decode(value)) for key, value in stored.items()})

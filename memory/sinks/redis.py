@@ -37,13 +37,15 @@ __all__ = [
     "decode",
     "redis_errors",
     "safe_text",
+    "start_redis",
     "where",
 ]
 
 START_REDIS = (
-    "start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no` "
-    "or set SMOLCREW_SERVICES__REDIS_URL to a reachable server"
+    "start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --appendonly yes` "
+    "or point services.redis_url (SMOLCREW_SERVICES__REDIS_URL) at a reachable server"
 )
+"""The hint for the default `services.redis_url`; `start_redis(client)` names the server a client is set up for."""
 SUMMARY_CHARS = 200
 _SUMMARY_KEYS = ("output", "error", "plan", "observations", "code")
 _T = TypeVar("_T")
@@ -103,6 +105,20 @@ def where(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
+def start_redis(client: Any) -> str:
+    """How to start the Redis that `client` is configured for (its host and port, or its socket), or where to
+    point smolcrew instead: the fix half of an "unreachable" message."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        listen = f"--port 0 --unixsocket {kwargs['path']}"
+    else:
+        listen = f"--bind {kwargs.get('host', '127.0.0.1')} --port {kwargs.get('port', 6379)}"
+    return (
+        f"start it with `redis-server --daemonize yes {listen} --appendonly yes` "
+        "or point services.redis_url (SMOLCREW_SERVICES__REDIS_URL) at a reachable server"
+    )
+
+
 @contextmanager
 def redis_errors(client: Any, *, sink: str = "redis") -> Iterator[None]:
     """Turn the client's errors into smolcrew's: down or slow becomes SinkUnavailableError with the fix."""
@@ -110,7 +126,7 @@ def redis_errors(client: Any, *, sink: str = "redis") -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise SinkUnavailableError(
-            f"Redis at {where(client)} is unreachable ({exc}); {START_REDIS}", sink=sink
+            f"Redis at {where(client)} is unreachable ({exc}); {start_redis(client)}", sink=sink
         ) from exc
     except redis.RedisError as exc:
         raise SinkError(f"Redis at {where(client)} refused the command: {exc}", sink=sink) from exc
@@ -300,7 +316,9 @@ class RedisSink(MemorySink):
         try:
             self._client.ping()
         except redis.RedisError as exc:
-            return SinkHealth(False, f"Redis at {where(self._client)} did not answer ({exc}); {START_REDIS}")
+            return SinkHealth(
+                False, f"Redis at {where(self._client)} did not answer ({exc}); {start_redis(self._client)}"
+            )
         latency = (time.perf_counter() - started) * 1000
         return SinkHealth(True, f"Redis at {where(self._client)} answered PING", round(latency, 3))
 

@@ -13,19 +13,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from smolcrew.cli.options import USER_ERRORS, CrewGroup, at_least_one, ensure_home, fail, read_request
+
 if TYPE_CHECKING:
     from smolcrew.crew import Crew, RunResult
     from smolcrew.memory.records import StepRecord
 
 app = typer.Typer(
     name="smolcrew",
+    cls=CrewGroup,
     help="A manager agent delegating to specialists that run local Hugging Face pipelines.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _add_memory_commands() -> None:
@@ -63,21 +66,16 @@ ModeOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
 def _crew(config: Path | None, mode: str | None = None, **overrides: Any) -> Crew:
+    """The configured crew, its home made; a ConfigError goes up to `CrewGroup`: one line, exit 2."""
+    from smolcrew.config import load_settings
     from smolcrew.crew import Crew
-    from smolcrew.errors import ConfigError
 
     if mode is not None:
         overrides["routing"] = {"mode": mode}
-    try:
-        return Crew.from_config(config, **overrides)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    settings = load_settings(config, **overrides)
+    ensure_home(settings)
+    return Crew(settings)
 
 
 def _progress(record: StepRecord) -> None:
@@ -117,25 +115,40 @@ def _print_result(result: RunResult) -> None:
 
 
 def _run_or_fail(crew: Crew, task: str, **kwargs: Any) -> RunResult:
+    """The run's result. A user's error (a setting first read as the run starts) goes up to `CrewGroup` (exit 2);
+    any other smolcrew error ends the command with exit 1."""
     from smolcrew.errors import SmolcrewError
 
     try:
         return crew.run(task, **kwargs)
+    except USER_ERRORS:
+        raise
     except SmolcrewError as exc:
-        raise _fail(str(exc), 1) from exc
+        raise fail(str(exc), 1) from exc
 
 
 @app.command()
 def run(
-    request: Annotated[str, typer.Argument(help="What the crew should do.")],
+    request: Annotated[
+        str | None, typer.Argument(help="What the crew should do; - reads it from stdin.", show_default=False)
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the request from this UTF-8 text file.")
+    ] = None,
     config: ConfigOption = None,
     mode: ModeOption = None,
-    max_steps: Annotated[int | None, typer.Option(help="The manager's step budget.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="The manager's step budget (1 or more).", callback=at_least_one)
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run one request and print the answer, with live progress of steps and delegations."""
+    """Run one request and print the answer, with live progress of steps and delegations.
+
+    A request too long for the command line: `smolcrew run - < request.txt` or `smolcrew run --file request.txt`.
+    Exits 0 with an answer, 1 without one, 2 on a user error (the request, an option, the configuration)."""
+    task = read_request(request, file)
     with _crew(config, mode) as crew:
-        result = _run_or_fail(crew, request, max_steps=max_steps, on_step=None if as_json else _progress)
+        result = _run_or_fail(crew, task, max_steps=max_steps, on_step=None if as_json else _progress)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), default=str) + "\n")
     else:
@@ -180,9 +193,9 @@ def route(
         try:
             plan = crew.route(request)
         except ModelUnavailableError as exc:
-            raise _fail(str(exc), 1) from exc
+            raise fail(str(exc), 1) from exc
         except ValueError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     if as_json:
         sys.stdout.write(json.dumps(plan.to_dict()) + "\n")
         return
@@ -203,16 +216,12 @@ def route(
 
 @app.command()
 def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Check the configured backend, model files, packages and services; exit 1 if the setup cannot run."""
+    """Check the configured backend, model files, packages and services; exit 1 if the setup cannot run, 2 if a
+    setting is invalid."""
     from smolcrew.config import load_settings
     from smolcrew.doctor import run_checks
-    from smolcrew.errors import ConfigError
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(str(exc), 1) from exc
-    checks = run_checks(settings)
+    checks = run_checks(load_settings(config))
     if as_json:
         sys.stdout.write(json.dumps([check.to_dict() for check in checks]) + "\n")
     else:
@@ -234,13 +243,8 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List every model role: its model id, where it comes from, and whether it is here."""
     from smolcrew.config import load_settings
     from smolcrew.doctor import model_rows
-    from smolcrew.errors import ConfigError
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(str(exc), 1) from exc
-    rows = model_rows(settings)
+    rows = model_rows(load_settings(config))
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -305,7 +309,7 @@ def replay(
         try:
             report = replay_run(crew, run_id, from_step=from_step)
         except SmolcrewError as exc:
-            raise _fail(str(exc), 2) from exc
+            raise fail(str(exc), 2) from exc
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), default=str) + "\n")
     else:

@@ -1,7 +1,11 @@
-"""`smolcrew approvals ...`: list, read and decide the answers waiting for a person (validators/human.py).
+"""`smolcrew approvals ...`: list, read and decide the answers waiting for a person (validators/journaled.py).
+
+Approvals live in the home's journal, indexed in Redis: after Redis lost its data the first command rebuilds the
+index; while Redis is down, `show`, `approve` and `reject` work from the journal (the index catches up later) and
+`list` exits 2.
 
 Exit codes: 0 done; 1 the approval was already decided; 2 an unknown id, a bad option or config, or Redis down
-(the message says how to start it or which setting points at it).
+where it is needed (the message says how to start it or which setting points at it).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from smolcrew.validators.human import Approval, ApprovalQueue
+    from smolcrew.validators.approval import Approval
+    from smolcrew.validators.journaled import JournaledApprovalQueue
 
 __all__ = ["approvals_app"]
 
@@ -46,19 +51,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @contextmanager
-def _queue(config: Path | None) -> Iterator[ApprovalQueue]:
-    """The queue on the configured Redis (`services.redis_url`, `memory.namespace`); smolcrew's errors become
-    exit codes with the message (2: unknown id, config, Redis down; 1: decided before)."""
+def _queue(config: Path | None) -> Iterator[JournaledApprovalQueue]:
+    """The configured queue (the home's journal; Redis `services.redis_url`, `memory.namespace`); smolcrew's
+    errors become exit codes with the message (2: unknown id, config, Redis down; 1: decided before)."""
     from smolcrew.config import load_settings
     from smolcrew.errors import ApprovalAlreadyDecided, ApprovalError, ConfigError
-    from smolcrew.validators.human import ApprovalQueue
+    from smolcrew.validators.journaled import JournaledApprovalQueue
 
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     try:
-        with ApprovalQueue.from_url(settings.services.redis_url, namespace=settings.memory.namespace) as queue:
+        with JournaledApprovalQueue.from_settings(settings) as queue:
             yield queue
     except ApprovalAlreadyDecided as exc:
         raise _fail(str(exc), 1) from exc
@@ -134,6 +139,12 @@ def approvals_show(approval_id: str, config: ConfigOption = None, as_json: JsonO
 def _decide(approval_id: str, *, approve: bool, by: str | None, note: str | None, config: Path | None) -> Approval:
     with _queue(config) as queue:
         approval = queue.decide(approval_id, approve=approve, by=by or _os_user(), note=note)
+        if approval.id in queue.journal.owed():
+            err.print(
+                f"[yellow]note:[/] Redis did not take the decision ({escape(queue.health().detail)}); it is in the "
+                "journal, and the queue catches up when Redis answers again (or run `smolcrew memory sync`)",
+                soft_wrap=True,
+            )
     return approval
 
 

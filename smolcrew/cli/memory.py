@@ -205,7 +205,8 @@ def memory_graph(run_id: str, config: ConfigOption = None) -> None:
 def memory_sync(
     config: ConfigOption = None, run: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None
 ) -> None:
-    """Replay journaled runs into every configured store (catch-up after an outage); idempotent."""
+    """Replay journaled runs into every configured store (catch-up after an outage), and rebuild the approval
+    queue's Redis index from the approval journal; idempotent."""
     from contextlib import ExitStack
 
     from smolcrew.memory.stores import open_mirror
@@ -219,8 +220,30 @@ def memory_sync(
         lane = status[sink]
         owed = f", still owes {len(lane.pending_runs)} runs ({lane.last_error})" if lane.pending_runs else ""
         console.print(f"{sink}: {count} records written{owed}")
-    if any(lane.pending_runs for lane in status.values()):
+    approvals_ok = _sync_approvals(settings)
+    if any(lane.pending_runs for lane in status.values()) or not approvals_ok:
         raise typer.Exit(1)
+
+
+def _sync_approvals(settings: Settings) -> bool:
+    """Rebuild the approval queue's Redis index from the approval journal (what a flush or a restart of a Redis
+    without persistence lost); False when Redis could not take it. Redis is not contacted when nothing is
+    journaled."""
+    from smolcrew.errors import ApprovalError
+    from smolcrew.validators.journaled import JournaledApprovalQueue
+
+    with JournaledApprovalQueue.from_settings(settings) as queue:
+        journaled = len(queue.journal.all())
+        if not journaled:
+            console.print("approvals: none journaled")
+            return True
+        try:
+            changed = queue.rebuild()
+        except ApprovalError as exc:
+            console.print(f"approvals: {journaled} journaled; the Redis index was not rebuilt: {escape(str(exc))}")
+            return False
+    console.print(f"approvals: {journaled} journaled, {changed} put back into the Redis index")
+    return True
 
 
 def ingest(

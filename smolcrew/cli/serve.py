@@ -20,9 +20,18 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Interface to bind (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8765).")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Mount the web UI when it is installed.")] = True,
+    generate_token: Annotated[
+        bool,
+        typer.Option("--generate-token", help="Print a new random server token (for SMOLCREW_SERVER__TOKEN); exit."),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json). Binds 127.0.0.1 unless told otherwise; any other host
-    needs server.token (SMOLCREW_SERVER__TOKEN)."""
+    needs server.token (SMOLCREW_SERVER__TOKEN, at least 32 characters: `smolcrew serve --generate-token`)."""
+    if generate_token:
+        import secrets
+
+        typer.echo(secrets.token_urlsafe(32))  # stdout alone, so `export SMOLCREW_SERVER__TOKEN=$(...)` works
+        return
     from rich.console import Console
 
     from smolcrew.config import load_settings

@@ -6,8 +6,11 @@
 
 Security: the server binds 127.0.0.1 by default. When `server.token` is set, every request (the UI mount too)
 needs `Authorization: Bearer <token>`; a browser may send the token as a `token` cookie or `?token=` query
-parameter instead (smolcrew/server/auth.py). A non-loopback `server.host` without `server.token` is refused at
-start (ConfigError).
+parameter instead (smolcrew/server/auth.py). A non-loopback `server.host` without `server.token`, or a token under
+32 characters, is refused at start (ConfigError). Request bodies are capped by size and JSON depth before they are
+read (smolcrew/server/limits.py); every reply carries security headers and CORS is closed unless
+`server.cors_origins` lists an origin (smolcrew/server/headers.py). Artifacts are downloads (`attachment`,
+`nosniff`, CSP `sandbox`): a run's HTML, SVG or script never runs on this origin; images and audio stay inline.
 
 Events (`GET /v1/runs/{id}/events`, `text/event-stream`): `event: step|pending_approval|run_end`, `id: n`
 (counting from 0 per run), `data:` JSON; a `: keepalive` comment every 15 s. Reconnect with `Last-Event-ID: n`
@@ -17,19 +20,23 @@ Events (`GET /v1/runs/{id}/events`, `text/event-stream`): `event: step|pending_a
 from __future__ import annotations
 
 import json
+import mimetypes
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from smolcrew.config import Settings, load_settings
 from smolcrew.errors import ConfigError, ServiceError, UnsupportedUploadError
 from smolcrew.server import models as m
-from smolcrew.server.auth import TokenGate, is_loopback
+from smolcrew.server.auth import TokenGate, check_token, is_loopback
+from smolcrew.server.headers import SecurityHeaders
+from smolcrew.server.limits import BodyLimit
 from smolcrew.server.problems import ERROR_RESPONSES, PROBLEM_JSON, add_error_handlers, problem
 from smolcrew.server.service import ChatService, RunInfo
 from smolcrew.server.uploads import Upload
@@ -38,6 +45,13 @@ __all__ = ["PROBLEM_JSON", "create_app", "is_loopback"]
 
 KEEPALIVE_S = 15.0
 MAX_FILES = 16
+UI_PATH = "/ui"
+INLINE_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "audio/wav", "audio/x-wav", "audio/mpeg",
+     "audio/ogg", "audio/flac", "audio/x-flac", "video/mp4", "video/webm"}
+)  # fmt: skip
+"""Artifact types shown inline (passive media); any other (HTML, SVG, XML, JS, PDF...) is a download."""
+ARTIFACT_CSP = "sandbox; default-src 'none'"
 
 
 def _run_out(info: RunInfo) -> m.RunOut:
@@ -85,17 +99,12 @@ def create_app(
     service belongs to the caller. `mount_ui` calls `smolcrew.server.ui.mount(app, service)` when that module exists.
 
     Raises:
-        ConfigError: `server.host` is not loopback and `server.token` is unset; or tracing is on without its
-            packages.
+        ConfigError: `server.host` is not loopback and `server.token` is unset; `server.token` is shorter than 32
+            characters; or tracing is on without its packages.
     """
     settings = settings or (service.settings if service is not None else load_settings())
     server = settings.server
-    if not is_loopback(server.host) and server.token is None:
-        raise ConfigError(
-            f"server.host is {server.host!r}, reachable from other machines, but no server.token is set: set "
-            "SMOLCREW_SERVER__TOKEN (a long random string) or bind 127.0.0.1",
-            field="server.token",
-        )
+    check_token(server)
     if server.tracing:
         _tracing(settings)
     owned = service is None
@@ -119,14 +128,25 @@ def create_app(
     app.state.service = chat
     add_error_handlers(app)
     _add_routes(app, chat)
+    home = "/openapi.json"
     if mount_ui:
         import importlib
         import importlib.util
 
         if importlib.util.find_spec("smolcrew.server.ui") is not None:
-            importlib.import_module("smolcrew.server.ui").mount(app, chat)
+            importlib.import_module("smolcrew.server.ui").mount(app, chat, path=UI_PATH)
+            home = f"{UI_PATH}/"
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The chat when the UI is mounted, else the schema."""
+        return RedirectResponse(home, status_code=307)
+
+    # the last added runs first: headers (and CORS preflights) > token > body limits > the app
+    app.add_middleware(BodyLimit, server=server)
     if server.token is not None:
-        app.add_middleware(TokenGate, token=server.token.get_secret_value())
+        app.add_middleware(TokenGate, token=server.token.get_secret_value(), pages=(UI_PATH,))
+    app.add_middleware(SecurityHeaders, origins=server.cors_origins, ui_prefix=UI_PATH)
     return app
 
 
@@ -136,7 +156,7 @@ async def _message(request: Request, limit: int) -> tuple[str, list[Upload]]:
     if kind == "application/json":
         try:
             body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]) from exc
         return m.MessageIn.model_validate(body).text, []
     if kind != "multipart/form-data":
@@ -234,8 +254,10 @@ def _add_routes(app: FastAPI, chat: ChatService) -> None:
         if last_event_id is not None and last_event_id.strip():
             try:
                 after = int(last_event_id)
-            except ValueError as exc:
-                raise ValueError(f"Last-Event-ID must be an event id (an integer), got {last_event_id!r}") from exc
+            except ValueError:
+                after = None
+            if after is None or after < -1:
+                raise ValueError(f"Last-Event-ID must be an event id (an integer >= -1), got {last_event_id[:40]!r}")
 
         async def stream() -> AsyncIterator[str]:
             cursor = after
@@ -257,7 +279,18 @@ def _add_routes(app: FastAPI, chat: ChatService) -> None:
         responses={200: {"content": {"application/octet-stream": {}}}},
     )
     def get_artifact(run_id: str, name: str) -> FileResponse:
-        return FileResponse(chat.artifact(run_id, name))
+        """A file the run wrote, as a download (passive media inline): never a page of this origin."""
+        path = chat.artifact(run_id, name)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        inline = kind in INLINE_TYPES
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", path.name).lstrip(".") or "artifact"
+        return FileResponse(
+            path,
+            media_type=kind if inline else "application/octet-stream",
+            filename=safe,
+            content_disposition_type="inline" if inline else "attachment",
+            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": ARTIFACT_CSP},
+        )
 
     @app.get("/v1/runs/{run_id}/audit", response_model=m.AuditBundle)
     def get_audit(run_id: str) -> m.AuditBundle:

@@ -1,5 +1,6 @@
-"""The chat service's approval queue: the Crews' queue (Redis, `services.redis_url`, namespace
-`memory.namespace`), opened on first use and closed with the service."""
+"""The chat service's approval queue: the Crews' queue (the home's approval journal, indexed in Redis at
+`services.redis_url`, namespace `memory.namespace`), opened on first use and closed with the service. Its first
+call rebuilds the Redis index from the journal when Redis lost it (validators/journaled.py)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,13 @@ class Approvals:
 
     @property
     def queue(self) -> ApprovalQueue:
-        """The queue. Raises ApprovalQueueUnavailable when Redis is down (on use)."""
+        """The queue. Its `list` raises ApprovalQueueUnavailable while Redis is down; reads by id and decisions
+        go to the journal then."""
         with self._lock:
             if self._queue is None:
-                from smolcrew.validators.human import ApprovalQueue
+                from smolcrew.validators.journaled import JournaledApprovalQueue
 
-                opened = ApprovalQueue.from_url(
-                    self.settings.services.redis_url, namespace=self.settings.memory.namespace
-                )
+                opened = JournaledApprovalQueue.from_settings(self.settings)
                 self._queue = self._stores.enter_context(opened)
             return self._queue
 

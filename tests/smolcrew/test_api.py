@@ -28,6 +28,8 @@ from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, png_bytes, se
 from tests.validators.test_human import approval_queue
 
 PROBLEM = "application/problem+json"
+TOKEN = "t" * 32
+"""The shortest token the server accepts."""
 
 
 @contextmanager
@@ -179,16 +181,16 @@ def test_an_escalated_run_ends_with_success_once_approved(tmp_path: Path) -> Non
 
 
 def test_with_a_token_every_route_needs_it(tmp_path: Path) -> None:
-    settings = service_settings(tmp_path / "home", server={"token": "s3cret"})
+    settings = service_settings(tmp_path / "home", server={"token": TOKEN})
     with serve(settings, factory()) as client:
         for path in ("/healthz", "/v1/approvals", "/openapi.json"):
             reply = client.get(path)
             assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer"
             assert "Authorization: Bearer" in reply.json()["detail"]
         assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/healthz", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert client.get("/healthz?token=s3cret").status_code == 200
-        assert client.get("/healthz", headers={"Cookie": "token=s3cret"}).status_code == 200
+        assert client.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert client.get(f"/healthz?token={TOKEN}").status_code == 200
+        assert client.get("/healthz", headers={"Cookie": f"token={TOKEN}"}).status_code == 200
 
 
 def test_without_a_token_loopback_is_open_and_other_hosts_refuse_to_start(client: httpx.Client, tmp_path: Path) -> None:

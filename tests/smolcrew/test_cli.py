@@ -156,3 +156,25 @@ def test_tools_lists_every_tool_by_specialist() -> None:
     similarity = next(row for row in rows if row["tool"] == "compare_sentences")
     assert similarity["inputs"] == {"text_a": "string", "text_b": "string"}
     assert runner.invoke(app, ["tools"]).exit_code == 0
+
+
+@pytest.mark.usefixtures("scripted_env", "minilm_available")
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_a_one_megabyte_request_goes_through_whole(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run -` reads the request from stdin, `run --file PATH` from a file: both for requests too long for argv.
+    The evidence rule and the claim check are off: they scan the task, and on a megabyte that takes minutes."""
+    monkeypatch.setenv("SMOLCREW_VALIDATION__RULES", '["non_empty"]')
+    monkeypatch.setenv("SMOLCREW_VALIDATION__CLAIMS", "off")
+    request = "What is 17*23+5? " + "context é " * 100_000 + "end."
+    assert len(request.encode()) > 1_000_000
+    if source == "stdin":
+        result = runner.invoke(app, ["run", "--json", "-"], input=request.encode())
+    else:
+        (tmp_path / "request.txt").write_text(request, encoding="utf-8")
+        result = runner.invoke(app, ["run", "--json", "--file", str(tmp_path / "request.txt")])
+    assert result.exit_code == 0, result.output[-2000:]
+    data = json.loads(result.stdout)
+    start = next(step for step in data["steps"] if step["kind"] == "run_start")
+    assert start["payload"]["task"] == request and data["answer"] == 396

@@ -225,3 +225,21 @@ def test_bad_arguments_fail_fast() -> None:
     with pytest.raises(ValueError, match="run_id"):
         ApprovalQueue(client).request("", task="t", answer="a", reasons=[], evidence={})
     client.close()
+
+
+def test_index_puts_an_approval_as_given_and_never_back_to_pending(queue: ApprovalQueue, client: redis.Redis) -> None:
+    """`index` is how the journal's approvals reach Redis (a rebuild, a decision taken while Redis was down)."""
+    made = Approval.new("run-ix", task="t", answer="a", reasons=["r"], evidence={"k": 1})
+    assert queue.index(made) and queue.get(made.id) == made and queue.for_run("run-ix") == made
+    assert not queue.index(made)  # already there: unchanged
+    decided = made.decide(approve=False, by="ada", note=None)
+    assert queue.index(decided) and queue.get(made.id) == decided and decided.note == NO_REASON
+    assert queue.list() == [] and queue.list("rejected") == [decided]
+    assert 29 * 86400 < client.ttl(queue.approval_key(made.id)) <= 30 * 86400
+    assert not queue.index(made) and queue.get(made.id).status == "rejected"  # never resurrected
+    assert queue.wait(made.id, timeout_s=5).status == "rejected"
+    assert [fields["event"] for _, fields in client.xrange(queue.events_key)] == ["requested", "decided"]
+    old = Approval.new("run-old", task="t", answer="a", reasons=[], evidence={}).decide(
+        approve=True, by="bo", note=None, decided=time.time() - 31 * 86400
+    )
+    assert not queue.index(old) and queue.list("approved") == []  # past the TTL: left out of the index
