@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from smolcrew.cli.options import ConfigOption
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = ["serve", "uvicorn_config"]
 
 KEEP_ALIVE_S = 75
 """Keep idle connections longer than clients do (httpx and browsers drop theirs after 5-60 s): with uvicorn's
 default of 5 s, a client reusing a connection as the server closes it gets a ReadError (seen in bench/load.py)."""
+MAX_HEAD_BYTES = 64 * 1024
+"""Largest request line and headers together: uvicorn's default parser (httptools) takes a header of any size,
+so a client could send megabytes of it; h11 refuses past this (with 400), and its speed does not matter next to
+a model's."""
+
+
+def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8765, **extra: Any) -> uvicorn.Config:
+    """uvicorn's settings for `smolcrew serve` (the tests' real servers use them too): h11 with `MAX_HEAD_BYTES`,
+    keep-alive `KEEP_ALIVE_S`."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        **{"log_level": "warning", **extra},
+    )
 
 
 def serve(
@@ -56,6 +79,4 @@ def serve(
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     err.print(f"smolcrew API on http://{settings.server.host}:{settings.server.port} (OpenAPI: /openapi.json)")
-    uvicorn.run(
-        app, host=settings.server.host, port=settings.server.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S
-    )
+    uvicorn.Server(uvicorn_config(app, settings.server.host, settings.server.port)).run()

@@ -19,6 +19,7 @@ pytest.importorskip("fastapi", reason="the API needs fastapi: pip install fastap
 import httpx
 import uvicorn
 
+from smolcrew.cli.serve import uvicorn_config
 from smolcrew.config import Settings
 from smolcrew.errors import ConfigError
 from smolcrew.server.api import create_app
@@ -39,7 +40,7 @@ def serve(settings: Settings, crew_factory: Callable[[Settings], Any]) -> Iterat
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     service = ChatService(settings, crew_factory=crew_factory)
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(create_app(service=service), port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
