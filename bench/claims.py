@@ -10,9 +10,10 @@ question and five answers labeled before any tuning: two supported (`supported`,
 
 Configurations: `rules` (the default rules); `terms` alone and `verifier` alone (the claim stage with only its
 lexical check, or only the trained cross-encoder); `rules+terms`; `rules+terms+verifier` (the default cascade
-with `validation.claims = "verifier"`); with `--llm`, `+llm claims` adds the LLM P(yes) claim judge. The
-verifier's threshold is reported at the configured value and at the value that catches most on the tuning split
-with at most 5% of its supported answers blocked. The verifier is trained first if it is not cached.
+with `validation.claims = "verifier"`); with `--llm`, `rules+terms+llm` adds the LLM P(yes) claim judge
+(`validation.judge = "llm_claims"`) to the default cascade. The verifier's and the LLM judge's thresholds are each
+the value that catches most on the tuning split with at most 5% of its supported answers blocked by that stage
+alone (the verifier is also reported at the configured value). The verifier is trained first if it is not cached.
 Writes bench/results/claims.json.
 """
 
@@ -98,20 +99,26 @@ def main() -> None:
     if args.llm:
         from smolcrew.backends import build_model
         from smolcrew.config import load_settings
-        from smolcrew.validators.judge import LLMClaimJudge
+        from smolcrew.validators.claim_judge import LLMClaimJudge
 
         model = build_model(load_settings(home=smolcrew_home(), llm={"backend": "embedded", "model": args.llm}))
-        judge = LLMClaimJudge(model)
+        probe_judge = LLMClaimJudge(model, threshold=0.0)  # passes everything; its confidence is the lowest P(yes)
+        llm_scores = []
+        for number, case in enumerate(tune[: args.limit] if args.limit else tune, 1):
+            llm_scores.append((probe_judge.check(_evidence(case)).confidence, case["label"]))
+            if number % 25 == 0:
+                print(f"llm threshold: {number}/{len(tune)} tuning answers scored", file=sys.stderr, flush=True)
+        llm_tuned = tuned_threshold(llm_scores)
+        print(f"llm P(yes) on the tuning split: AUC {_auc(llm_scores):.2f}, threshold {llm_tuned:.2f}", file=sys.stderr)
         subset = cases[: args.limit] if args.limit else cases
         configs.append(
             run_config(
-                f"rules+terms+verifier+llm {args.llm}",
-                Cascade([rules, ClaimCheck(verifier, tuned), judge]),
+                f"rules+terms+llm {args.llm} {llm_tuned:.2f}",
+                Cascade([rules, ClaimCheck(), LLMClaimJudge(model, llm_tuned)]),
                 subset,
                 model,
             )
         )
-
     print(f"## Claim checks on {args.split} split of {SET.relative_to(ROOT)} ({len(cases)} answers)\n")
     rows = []
     for config in configs:
@@ -160,6 +167,14 @@ def main() -> None:
         )
     )
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def _auc(scores: list[tuple[float, str]]) -> float:
+    """How often a supported answer's lowest score beats an unsupported one's (ties count half)."""
+    good = [s for s, label in scores if label == "good"]
+    bad = [s for s, label in scores if label == "bad"]
+    wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
+    return wins / max(1, len(good) * len(bad))
 
 
 def _citation_only(config: dict[str, Any]) -> int:
