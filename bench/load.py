@@ -35,7 +35,7 @@ def _serve(port: int, home: str, workers: int) -> None:
     import uvicorn
 
     from smolcrew.backends import ScriptedModel
-    from smolcrew.cli.serve import KEEP_ALIVE_S
+    from smolcrew.cli.serve import uvicorn_config
     from smolcrew.config import Settings, load_settings
     from smolcrew.crew import Crew
     from smolcrew.errors import ModelUnavailableError
@@ -59,9 +59,7 @@ def _serve(port: int, home: str, workers: int) -> None:
         home=home, routing={"mode": "manager"}, memory={"sinks": []}, server={"workers": workers, "port": port}
     )
     service = ChatService(settings, crew_factory=build)
-    uvicorn.run(
-        create_app(service=service), host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S
-    )
+    uvicorn.Server(uvicorn_config(create_app(service=service), "127.0.0.1", port)).run()  # as `smolcrew serve`
 
 
 def _pct(values: list[float], q: float) -> float | None:
