@@ -3,9 +3,11 @@
     python bench/routing.py [--model qwen2.5-coder-0.5b|qwen2.5-coder-1.5b|all|none] [--margin 0.06] [--quick]
 
 Sets: bench/data/routing_eval.jsonl (the dev set the router was tuned on), bench/data/routing_test.jsonl
-(written blind, but the router's splitting rules were adjusted after its errors were seen once), and
+(written blind, but the router's splitting rules were adjusted after its errors were seen once),
 bench/data/routing_holdout.jsonl (written blind after the router and its example bank were frozen: the
-honest figure). A request is correct when the plan's specialists equal the label exactly (same names, same order).
+honest figure), and bench/data/routing_blind.jsonl (210 requests labeled with tool-level plans, written from the
+tools' descriptions alone, for issue 15's tool and link scores; here scored on its specialists). A request is
+correct when the plan's specialists equal the label exactly (same names, same order).
 Configurations: embeddings only; embeddings + `llm_chooser` on the 0.5B and on the 1.5B GGUF (`--model`
 picks which; default all; a model whose GGUF is not present is skipped). `--quick` runs embeddings only.
 The router is built as `Crew.router` builds it (MiniLM from the pipeline pool on CPU, the example bank, the
@@ -36,6 +38,7 @@ SETS = {
     "eval (dev)": HERE / "data" / "routing_eval.jsonl",
     "test (seen once)": HERE / "data" / "routing_test.jsonl",
     "holdout (blind)": HERE / "data" / "routing_holdout.jsonl",
+    "tool plans (blind)": HERE / "data" / "routing_blind.jsonl",
 }
 MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
@@ -54,7 +57,11 @@ def fingerprint() -> dict[str, Any]:
 
 
 def load_set(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of a set; a row labeled with a tool-level plan (`steps`) is also labeled with its specialists."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        row if "specialists" in row else {**row, "specialists": [s["specialist"] for s in row["steps"]]} for row in rows
+    ]
 
 
 class CountingChooser:

@@ -56,6 +56,7 @@ def evaluate(expression: str) -> float:
 
 class Calculate(CheckedTool):
     name = "calculate"
+    task = "calculation"
     description = (
         "Works out arithmetic exactly (never do sums in your head). Takes an expression with numbers, "
         "+ - * / % ** and parentheses, e.g. '86.40 / 4' or '(98.6 - 32) * 5 / 9'. Returns a dict "
@@ -74,6 +75,7 @@ class Calculate(CheckedTool):
 
 class CountWords(CheckedTool):
     name = "count_words"
+    task = "text-statistics"
     description = (
         "Counts the words, characters and sentences of a text. Returns a dict "
         "{'words': int, 'characters': int, 'characters_without_spaces': int, 'sentences': int}."

@@ -14,6 +14,7 @@ from smolcrew.manifest import ModelRole
 from smolcrew.tools.audio_engines import (
     ESPEAK,
     center_extract,
+    energy_shares,
     hpss,
     load_speech_synthesizer,
     load_whisper,
@@ -134,15 +135,6 @@ def enhance(samples: np.ndarray, rate: int, strength: float) -> tuple[np.ndarray
     return cleaned, round(float(10 * np.log10(before / max(after, 1e-12))), 2)
 
 
-def energy_shares(parts: dict[str, np.ndarray]) -> dict[str, float]:
-    """Each part's share (0-1) of the parts' total energy."""
-    import numpy as np
-
-    energy = {name: float(np.sum(part.astype(np.float64) ** 2)) for name, part in parts.items()}
-    total = max(sum(energy.values()), 1e-12)
-    return {name: round(value / total, 4) for name, value in energy.items()}
-
-
 def separate(samples: np.ndarray, rate: int, method: str) -> tuple[str, dict[str, np.ndarray]]:
     """(method used, parts by name) for `separate_sources`; `samples` has shape (n, channels)."""
     stereo = samples.shape[1] == 2
@@ -161,6 +153,7 @@ def separate(samples: np.ndarray, rate: int, method: str) -> tuple[str, dict[str
 
 class TranscribeSpeech(CheckedTool):
     name = "transcribe_speech"
+    task = "automatic-speech-recognition"
     description = (
         "Transcribes speech in an audio file to text with Whisper (about 100 languages, detected unless given). "
         "Returns a dict {'text': str, 'language': str (ISO code), 'duration': float seconds, 'segments': list of "
@@ -215,6 +208,7 @@ class TranscribeSpeech(CheckedTool):
 
 class SynthesizeSpeech(CheckedTool):
     name = "synthesize_speech"
+    task = "text-to-speech"
     makes_file = True
     description = (
         "Reads a text aloud and saves it as a WAV file (default engine espeak-ng: clear but robotic, many "
@@ -278,6 +272,7 @@ class SynthesizeSpeech(CheckedTool):
 
 class ClassifyAudio(CheckedTool):
     name = "classify_audio"
+    task = "audio-classification"
     description = (
         "Tells what sounds an audio file contains (speech, music, dog bark, siren, ... the 527 AudioSet classes). "
         "Returns a dict {'labels': list of {'label': str, 'score': float 0-1}, best first, 'duration': float "
@@ -319,6 +314,7 @@ class ClassifyAudio(CheckedTool):
 
 class EnhanceSpeech(CheckedTool):
     name = "enhance_speech"
+    task = "audio-to-audio"
     makes_file = True
     description = (
         "Reduces steady background noise (hiss, hum, fan, traffic rumble) in a recording by spectral gating, a "
@@ -363,6 +359,7 @@ class EnhanceSpeech(CheckedTool):
 
 class SeparateSources(CheckedTool):
     name = "separate_sources"
+    task = "audio-to-audio"
     makes_file = True
     description = (
         "Splits a recording into parts with signal processing (no model). Method 'center' (stereo files): what "

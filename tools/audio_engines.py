@@ -26,6 +26,7 @@ __all__ = [
     "PiperEngine",
     "SpeechT5Engine",
     "center_extract",
+    "energy_shares",
     "hpss",
     "load_speech_synthesizer",
     "load_whisper",
@@ -345,3 +346,12 @@ def _fit(signal: np.ndarray, length: int) -> np.ndarray:
     out = np.zeros(length, dtype=np.float32)
     out[: min(length, len(signal))] = signal[:length]
     return out
+
+
+def energy_shares(parts: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each part's share (0-1) of the parts' total energy."""
+    import numpy as np
+
+    energy = {name: float(np.sum(part.astype(np.float64) ** 2)) for name, part in parts.items()}
+    total = max(sum(energy.values()), 1e-12)
+    return {name: round(value / total, 4) for name, value in energy.items()}

@@ -21,14 +21,65 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, ClassVar
 
 from smolagents import Tool
 
 from smolcrew.errors import ToolInputError
 from smolcrew.tools.context import ToolContext, use_tools
 
-__all__ = ["FILE_INPUTS", "CheckedTool", "ToolCallHook", "input_types", "resolve_aliases"]
+__all__ = [
+    "FILE_INPUTS",
+    "HUB_TASKS",
+    "LOCAL_TASKS",
+    "CheckedTool",
+    "ToolCallHook",
+    "input_types",
+    "resolve_aliases",
+]
+
+HUB_TASKS = (
+    "audio-classification",
+    "audio-to-audio",
+    "automatic-speech-recognition",
+    "depth-estimation",
+    "document-question-answering",
+    "image-classification",
+    "image-segmentation",
+    "image-text-to-text",
+    "image-to-image",
+    "image-to-text",
+    "object-detection",
+    "question-answering",
+    "sentence-similarity",
+    "summarization",
+    "table-question-answering",
+    "text-classification",
+    "text-generation",
+    "text-ranking",
+    "text-to-image",
+    "text-to-speech",
+    "text-to-video",
+    "token-classification",
+    "translation",
+    "video-classification",
+    "visual-question-answering",
+    "zero-shot-classification",
+    "zero-shot-image-classification",
+)
+"""The Hugging Face Hub pipeline tags (huggingface.co/tasks) our tools declare as `CheckedTool.task`."""
+LOCAL_TASKS = (
+    "calculation",
+    "document-retrieval",
+    "memory-recall",
+    "run-trace",
+    "shared-notes",
+    "table-description",
+    "table-query",
+    "text-statistics",
+)
+"""Our own task tags, for tools whose job no Hub pipeline tag names (arithmetic, notes, memory, table queries
+without a model): short, kebab-case like the Hub's, and never one of `HUB_TASKS`."""
 
 FILE_INPUTS = frozenset({"audio", "image", "video", "pdf_path", "path"})
 """The names of inputs that take a file."""
@@ -87,6 +138,10 @@ def _python_types(kind: str) -> tuple[type, ...]:
 
 
 class CheckedTool(Tool):
+    task: ClassVar[str] = ""
+    """What the tool does, as a Hugging Face pipeline tag from `HUB_TASKS` or one of ours from `LOCAL_TASKS`:
+    plans are made at the level of tools, so the router and the plan name each step's task with it. Every tool
+    declares one, right after its `name`."""
     around_call: ToolCallHook | None = None
     """Set by the team on each tool it builds (see agents/team.py)."""
     context: ToolContext | None = None

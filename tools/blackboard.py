@@ -148,6 +148,7 @@ def require_blackboard() -> Blackboard:
 
 class WriteNote(CheckedTool):
     name = "write_note"
+    task = "shared-notes"
     description = (
         "Saves a note on the run's shared blackboard, where every other agent of this run can read it with "
         "read_note. Writing an existing key replaces its value. Returns a short confirmation string."
@@ -171,6 +172,7 @@ class WriteNote(CheckedTool):
 
 class ReadNote(CheckedTool):
     name = "read_note"
+    task = "shared-notes"
     description = (
         "Reads a note from the run's shared blackboard (notes that agents of this run saved with write_note). "
         "With a key, returns that note's value; without one, returns a dict of every note {key: value}."

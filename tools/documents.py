@@ -202,6 +202,7 @@ def extract_from_chunk(qa: QaModel, question: str, context: str) -> dict[str, An
 
 class AnswerFromPdf(CheckedTool):
     name = "answer_from_pdf"
+    task = "question-answering"
     description = (
         "Answers a question from a PDF's text: finds the most relevant passages with sentence embeddings, then "
         "extracts the answer span from them. Returns a dict {'answer': str, 'score': float 0-1 (model "
@@ -312,6 +313,7 @@ def extract_from_words(qa: QaModel, question: str, words: list[str], boxes: list
 
 class AnswerFromScannedPage(CheckedTool):
     name = "answer_from_scanned_page"
+    task = "document-question-answering"
     description = (
         "Answers a question about a scanned document page (invoice, form, receipt, letter) by reading it with "
         "OCR and a layout-aware QA model. Returns a dict {'answer': str, 'score': float 0-1, 'box': [left, top, "

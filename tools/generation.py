@@ -100,6 +100,7 @@ def edit_picture(
 
 class GenerateImage(CheckedTool):
     name = "generate_image"
+    task = "text-to-image"
     makes_file = True
     description = (
         "Paints pictures from a text description with a Stable Diffusion model. Returns a dict {'paths': list of "
@@ -172,6 +173,7 @@ class GenerateImage(CheckedTool):
 
 class EditImage(CheckedTool):
     name = "edit_image"
+    task = "image-to-image"
     makes_file = True
     description = (
         "Redraws an existing picture to match a text prompt (image-to-image diffusion); `strength` says how much "
@@ -226,6 +228,7 @@ class EditImage(CheckedTool):
 
 class RestyleImage(CheckedTool):
     name = "restyle_image"
+    task = "image-to-image"
     makes_file = True
     description = (
         "Redraws a picture in another art style while keeping its layout (image-to-image diffusion). Styles: "

@@ -76,6 +76,7 @@ def spread(images: list[Image.Image], count: int = 4) -> list[Image.Image]:
 
 class GenerateImageFromEdges(CheckedTool):
     name = "generate_image_from_edges"
+    task = "image-to-image"
     makes_file = True
     description = (
         "Paints a new picture that keeps the outlines of an existing one: computes a Canny-style edge map of the "
@@ -174,6 +175,7 @@ class GenerateImageFromEdges(CheckedTool):
 
 class UpscaleImage(CheckedTool):
     name = "upscale_image"
+    task = "image-to-image"
     makes_file = True
     description = (
         "Enlarges a picture 2-4 times with Lanczos resampling and an optional unsharp mask. This is classic "
@@ -206,6 +208,7 @@ class UpscaleImage(CheckedTool):
 
 class GenerateVideo(CheckedTool):
     name = "generate_video"
+    task = "text-to-video"
     makes_file = True
     description = (
         "Makes a short silent video clip from a text description with a text-to-video diffusion model. Returns a "

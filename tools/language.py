@@ -71,6 +71,7 @@ ROLES = (
 
 class CheckGrammar(CheckedTool):
     name = "check_grammar"
+    task = "text-classification"
     description = (
         "Judges whether English text is grammatically acceptable (a CoLA classifier). Returns a dict "
         "{'label': 'acceptable' | 'unacceptable', 'score': float 0-1, 'model': str}, score being the confidence in "
@@ -101,6 +102,7 @@ class CheckGrammar(CheckedTool):
 
 class CheckEntailment(CheckedTool):
     name = "check_entailment"
+    task = "text-classification"
     description = (
         "Tells whether a premise entails, contradicts or is neutral to a hypothesis (a natural-language-inference "
         "cross-encoder). Returns a dict {'label': str, 'scores': {label: probability}, 'model': str}; labels are "
@@ -142,6 +144,7 @@ class CheckEntailment(CheckedTool):
 
 class ClassifyTextZeroShot(CheckedTool):
     name = "classify_text_zero_shot"
+    task = "zero-shot-classification"
     description = (
         "Scores text against labels you choose, with no training (an NLI model). Returns a dict {'labels': "
         "[str], 'scores': [float 0-1], 'model': str}, best label first. With multi_label=False the scores sum to 1 "
@@ -207,6 +210,7 @@ class ClassifyTextZeroShot(CheckedTool):
 
 class DetectLanguage(CheckedTool):
     name = "detect_language"
+    task = "text-classification"
     description = (
         "Detects the language a text is written in (offline, statistical; needs a few words to be reliable). "
         "Returns a dict {'language': ISO 639-1 code such as 'fr', 'name': its English name such as 'French', "
@@ -231,6 +235,7 @@ class DetectLanguage(CheckedTool):
 
 class ExtractEntities(CheckedTool):
     name = "extract_entities"
+    task = "token-classification"
     description = (
         "Finds named entities (people PER, organizations ORG, locations LOC, other MISC) in text. Returns a dict "
         "{'entities': [{'text', 'label', 'start', 'end', 'score'}], 'model': str}, start/end being character "
@@ -254,6 +259,7 @@ class ExtractEntities(CheckedTool):
 
 class TagPartsOfSpeech(CheckedTool):
     name = "tag_parts_of_speech"
+    task = "token-classification"
     description = (
         "Tags each word with its part of speech (NOUN, VERB, ADJ, ADP, DET, PROPN, PRON, ...; universal tags). "
         "Returns a dict {'entities': [{'text', 'label', 'start', 'end', 'score'}], 'model': str}, one entry per "
@@ -277,6 +283,7 @@ class TagPartsOfSpeech(CheckedTool):
 
 class AnswerFromText(CheckedTool):
     name = "answer_from_text"
+    task = "question-answering"
     description = (
         "Answers a question by quoting the span of a given passage that answers it (extractive QA; long passages "
         "are read in overlapping chunks). Returns a dict {'answer': str, 'score': float 0-1, 'start': int, 'end': "

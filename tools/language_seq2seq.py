@@ -71,6 +71,7 @@ def summarize(text: str, mode: Any, max_sentences: Any, min_new_tokens: Any, max
 
 class SummarizeText(CheckedTool):
     name = "summarize_text"
+    task = "summarization"
     description = (
         "Summarizes a text. mode 'extractive' (default) keeps the text's most central sentences, in their original "
         "order; mode 'abstractive' writes a new summary with a summarization model. Returns a dict {'summary': str, "
@@ -114,6 +115,7 @@ class SummarizeText(CheckedTool):
 
 class TranslateText(CheckedTool):
     name = "translate_text"
+    task = "translation"
     description = (
         "Translates text between languages given as ISO 639-1 codes ('en', 'de', 'fr', 'zh', ...; about 100 "
         "languages). The source language is detected when not given. Returns a dict {'translation': str, "
@@ -179,6 +181,7 @@ class TranslateText(CheckedTool):
 
 class GenerateText(CheckedTool):
     name = "generate_text"
+    task = "text-generation"
     description = (
         "Continues or answers a prompt with a small local language model. Returns a dict {'text': str (only the "
         "new text, without the prompt), 'model': str}."
@@ -212,6 +215,7 @@ class GenerateText(CheckedTool):
 
 class ReplyInConversation(CheckedTool):
     name = "reply_in_conversation"
+    task = "text-generation"
     description = (
         "Writes the assistant's next reply in a conversation, with a small local chat model. Returns a dict "
         "{'reply': str, 'model': str}."

@@ -120,6 +120,7 @@ def load_page_image(value: Any, page: int | None, name: str = "image") -> Any:
 
 class ReadTextInImage(CheckedTool):
     name = "read_text_in_image"
+    task = "image-to-text"
     description = (
         "Reads the text in an image (a receipt, menu, sign, label, form, screenshot or scanned page: its totals, "
         "prices, names and dates) with Tesseract OCR. Returns a dict {'text': str "

@@ -231,6 +231,7 @@ def _extract(store: DocumentStore, queries: list[str], top: list[Chunk]) -> str:
 
 class SearchDocuments(CheckedTool):
     name = "search_documents"
+    task = "document-retrieval"
     description = (
         "Searches the ingested documents (PDFs, notes, web pages added with `smolcrew ingest`) by meaning. "
         "Returns a list of dicts, best first: source (file path), page (PDF page, 1-based, or None), score "
@@ -261,6 +262,7 @@ class SearchDocuments(CheckedTool):
 
 class AnswerWithCitations(CheckedTool):
     name = "answer_with_citations"
+    task = "question-answering"
     description = (
         "Answers a question from the ingested documents with citations. Retrieves the best chunks, rewrites "
         "the question and retries when the match is weak, and returns a dict: answer (the sentences that "

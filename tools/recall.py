@@ -70,6 +70,7 @@ def trace(run_id: str) -> dict[str, Any]:
 
 class RecallMemory(CheckedTool):
     name = "recall_memory"
+    task = "memory-recall"
     description = (
         "Searches the crew's memory of past steps and answers, by meaning (vector store) or by words (journal). "
         "Returns a list of dicts {'run_id', 'seq', 'agent', 'kind', 'text'}, best first. Use it for questions like "
@@ -98,6 +99,7 @@ class RecallMemory(CheckedTool):
 
 class TraceRun(CheckedTool):
     name = "trace_run"
+    task = "run-trace"
     description = (
         "Tells how a past run reached its answer: who delegated what to whom, which tools each agent called, and "
         "the final answer. Returns a dict {'run_id', 'delegations': [{'from', 'to', 'task'}], 'tools': [str], "

@@ -217,6 +217,7 @@ def _result(q: Question, answer: Any, text: str, operation: str, column: Any, ro
 
 class AnswerTableQuestion(CheckedTool):
     name = "answer_table_question"
+    task = "table-question-answering"
     description = (
         "Answers a plain-language question about a table file (.csv, .tsv or .xlsx) without writing a query: "
         "totals ('how much did we spend on printer paper'), averages, counts ('how many employees earn more than "

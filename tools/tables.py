@@ -219,6 +219,7 @@ def table_frame(rows: list[list[tuple[int, str]]]) -> Any:
 
 class DescribeTable(CheckedTool):
     name = "describe_table"
+    task = "table-description"
     description = (
         "Summarises a table file (.csv, .tsv or .xlsx): its size, each column's type and statistics, and the "
         "first rows. Returns a dict {'rows': int, 'columns': [{'name', 'dtype', 'non_null', 'unique', and for "
@@ -238,6 +239,7 @@ class DescribeTable(CheckedTool):
 
 class QueryTable(CheckedTool):
     name = "query_table"
+    task = "table-query"
     description = (
         "Answers a structured question about a table file (.csv, .tsv, .xlsx) without code. `operation` is one "
         "of: count (rows matching `where`), mean/sum/min/max (of numeric `column`), group_count (rows per value "
@@ -278,6 +280,7 @@ class QueryTable(CheckedTool):
 
 class ReadTableInImage(CheckedTool):
     name = "read_table_in_image"
+    task = "image-to-text"
     description = (
         "Reads a table from an image or scanned page with OCR and saves it as a CSV file. The first line is "
         "taken as the header. Returns a dict {'csv_path': str (pass it to query_table or describe_table), "

@@ -48,6 +48,7 @@ def require_text(value: Any, name: str) -> str:
 
 class CompareSentences(CheckedTool):
     name = "compare_sentences"
+    task = "sentence-similarity"
     description = (
         "Measures how similar in meaning two texts are, with sentence embeddings. Returns a dict "
         "{'similarity': float between -1 and 1, 'model': str}; above about 0.7 means they say the same thing."
@@ -71,6 +72,7 @@ class CompareSentences(CheckedTool):
 
 class RankPassages(CheckedTool):
     name = "rank_passages"
+    task = "text-ranking"
     description = (
         "Ranks passages by how well they answer a query, with sentence embeddings. Returns a list of dicts "
         "{'index': int, 'score': float, 'passage': str}, best first, at most `top_k` long."
@@ -103,6 +105,7 @@ class RankPassages(CheckedTool):
 
 class ClassifySentiment(CheckedTool):
     name = "classify_sentiment"
+    task = "text-classification"
     description = (
         "Tells whether a text is positive or negative. Returns a dict {'label': str, 'score': float, "
         "'model': str}; score is the model's confidence in the label."

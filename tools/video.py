@@ -157,6 +157,7 @@ def ranked(labels: list[str], scores: Any) -> list[dict[str, Any]]:
 
 class ClassifyVideoZeroShot(CheckedTool):
     name = "classify_video_zero_shot"
+    task = "video-classification"
     description = (
         "Scores what happens in a video against labels you choose (e.g. ['playing guitar', 'cooking', "
         "'a dog barking']), from its frames (X-CLIP) and, when it has sound, its audio (CLAP). Returns a dict "

@@ -115,6 +115,7 @@ def read_sentiment(reply: str) -> str:
 
 class ClassifyImage(CheckedTool):
     name = "classify_image"
+    task = "image-classification"
     description = (
         "Says what an image shows, with an image classifier (1000 ImageNet classes by default). Returns a dict "
         "{'labels': [{'label': str, 'score': float 0-1}, ...] best first, 'model': str}."
@@ -140,6 +141,7 @@ class ClassifyImage(CheckedTool):
 
 class DetectObjects(CheckedTool):
     name = "detect_objects"
+    task = "object-detection"
     description = (
         "Finds objects in an image (80 COCO classes by default) and draws their boxes. Returns a dict "
         "{'objects': [{'label': str, 'score': float 0-1, 'box': {'xmin','ymin','xmax','ymax'} in pixels}], "
@@ -175,6 +177,7 @@ class DetectObjects(CheckedTool):
 
 class SegmentImage(CheckedTool):
     name = "segment_image"
+    task = "image-segmentation"
     description = (
         "Splits an image into labelled regions (150 ADE20K classes by default: person, car, sky, wall, ...). "
         "Returns a dict {'segments': [{'label': str, 'area': fraction of the image 0-1, 'mask': path of a "
@@ -211,6 +214,7 @@ class SegmentImage(CheckedTool):
 
 class CaptionImage(CheckedTool):
     name = "caption_image"
+    task = "image-to-text"
     description = "Writes a one-sentence description of an image. Returns a dict {'caption': str, 'model': str}."
     inputs = {
         "image": {"type": "string", "description": "Path to the image file (JPEG, PNG, ...)."},
@@ -236,6 +240,7 @@ class CaptionImage(CheckedTool):
 
 class ClassifyImageZeroShot(CheckedTool):
     name = "classify_image_zero_shot"
+    task = "zero-shot-image-classification"
     description = (
         "Scores an image against labels you choose (CLIP), e.g. ['a photo of a cat', 'a photo of a dog']. "
         "Returns a dict {'labels': [{'label': str, 'score': float}, ...] best first, scores summing to 1, "
@@ -264,6 +269,7 @@ class ClassifyImageZeroShot(CheckedTool):
 
 class AnswerImageQuestion(CheckedTool):
     name = "answer_image_question"
+    task = "visual-question-answering"
     description = (
         "Answers a short question about an image ('How many dogs are there?', 'What color is the car?') with a "
         "word or two. Returns a dict {'answer': str, 'score': float 0-1, 'alternatives': [{'answer', 'score'}], "
@@ -290,6 +296,7 @@ class AnswerImageQuestion(CheckedTool):
 
 class EstimateDepth(CheckedTool):
     name = "estimate_depth"
+    task = "depth-estimation"
     description = (
         "Estimates how far each pixel is from the camera. Returns a dict {'depth_map': path of a grayscale PNG "
         "(brighter = closer), 'min': float, 'max': float, 'mean': float, 'model': str}; the values are relative "
@@ -313,6 +320,7 @@ class EstimateDepth(CheckedTool):
 
 class DescribeImageSentiment(CheckedTool):
     name = "describe_image_sentiment"
+    task = "image-text-to-text"
     description = (
         "Judges the mood an image and its accompanying text convey together (a post, an ad, a meme), with a "
         "vision-language model. Returns a dict {'sentiment': 'positive'|'negative'|'neutral'|'unclear', "

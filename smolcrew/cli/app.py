@@ -260,7 +260,7 @@ def models(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 @app.command()
 def tools(as_json: JsonOption = False) -> None:
-    """List every tool by specialist, with its inputs. Loads no model."""
+    """List every tool by specialist, with its task (a Hugging Face pipeline tag or ours) and inputs. Loads no model."""
     from smolcrew.agents.specialists import SPECIALISTS
     from smolcrew.tools.base import input_types
 
@@ -268,6 +268,7 @@ def tools(as_json: JsonOption = False) -> None:
         {
             "specialist": name,
             "tool": tool.name,
+            "task": getattr(tool, "task", ""),
             "inputs": {
                 key: " | ".join(input_types(spec)) + ("?" if spec.get("nullable") else "")
                 for key, spec in tool.inputs.items()
@@ -282,11 +283,11 @@ def tools(as_json: JsonOption = False) -> None:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     table = Table(title=f"smolcrew tools ({len(rows)})")
-    for column in ("specialist", "tool", "inputs", "output"):
+    for column in ("specialist", "tool", "task", "inputs", "output"):
         table.add_column(column)
     for row in rows:
         inputs = ", ".join(f"{key}: {kind}" for key, kind in row["inputs"].items())
-        table.add_row(row["specialist"], row["tool"], escape(inputs), row["output"])
+        table.add_row(row["specialist"], row["tool"], row["task"], escape(inputs), row["output"])
     console.print(table)
 
 
