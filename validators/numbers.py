@@ -106,25 +106,28 @@ def supported_number(readings: list[tuple[float, float]], known: Sequence[float]
     whole = [value for value in known if abs(value) >= 1]  # scores and probabilities are no quantities
     pairs = [(a, b) for i, a in enumerate(whole) for b in whole[i + 1 :]]
     this_year = float(datetime.date.today().year)
+    years = [a for a in whole if 1000 <= a < this_year]
+    # what the pairs give does not depend on the number checked: worked out once for all its readings
+    ratios = [ratio for a, b in pairs for ratio in (a / b, b / a)]
+    candidates = [a / unit for a in whole for unit in _UNITS] + [a * unit for a in whole for unit in _UNITS]
+    for a, b in pairs:
+        candidates += [a + b, abs(b - a), a * b, 100 * b / a, 100 * a / b, 100 * (b - a) / a, 100 * (a - b) / b]
+        candidates += [
+            x * (1 + sign * p / 100) ** power
+            for x, p in ((a, b), (b, a))
+            if p < 100 and _within(p / 100, 1e-9, known)  # p was written as a percentage
+            for sign in (1, -1)
+            for power in (1, -1)
+        ]
     for value, tolerance in readings:
         slack = tolerance + 1e-9 * max(1.0, abs(value))
         # an age is stated round: "more than 700 years old" for a wall finished in 1298
-        if any(abs(this_year - a - value) <= _round_slack(value) for a in whole if 1000 <= a < this_year):
+        if any(abs(this_year - year - value) <= _round_slack(value) for year in years):
             return True
-        candidates = [a / unit for a in whole for unit in _UNITS] + [a * unit for a in whole for unit in _UNITS]
-        for a, b in pairs:
-            # a percentage or a total is stated rounded; a plain ratio ("4 times") only when it is exact
-            candidates += [a + b, abs(b - a), a * b, 100 * b / a, 100 * a / b, 100 * (b - a) / a, 100 * (a - b) / b]
-            candidates += [
-                x * (1 + sign * p / 100) ** power
-                for x, p in ((a, b), (b, a))
-                if p < 100 and _within(p / 100, 1e-9, known)  # p was written as a percentage
-                for sign in (1, -1)
-                for power in (1, -1)
-            ]
-            if any(abs(candidate - value) <= 1e-3 * abs(value) for candidate in (a / b, b / a)):
-                return True
+        # a percentage or a total is stated rounded; a plain ratio ("4 times") only when it is exact
         if any(abs(candidate - value) <= slack for candidate in candidates):
+            return True
+        if any(abs(ratio - value) <= 1e-3 * abs(value) for ratio in ratios):
             return True
     return False
 
