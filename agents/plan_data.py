@@ -65,8 +65,7 @@ class _Tool:
 
 
 @cache
-def templates() -> dict[str, Any]:
-    """The template file, parsed."""
+def templates() -> dict[str, Any]:  # the template file, parsed
     return dict(json.loads(TEMPLATES_PATH.read_text(encoding="utf-8")))
 
 
@@ -200,8 +199,7 @@ class _Writer:
         return _tidy(template.format(**parts))
 
 
-def _tidy(text: str) -> str:
-    """No punctuation right after a question mark ("?." "?,")."""
+def _tidy(text: str) -> str:  # no punctuation right after a question mark ("?." "?,")
     return re.sub(r"\?[.,;]", "?", text)
 
 
@@ -331,8 +329,10 @@ def _finish(w: _Writer, drafts: list[_Draft], request: str) -> PlanExample:
     if request[-1:] in "?.!" and suffix:
         suffix = " " + suffix.lstrip(" .,") if suffix.strip(" .,") else ""
     request = _tidy(f"{prefix}{request}{suffix}")
-    roll = w.rng.random()
-    if roll < 0.55:
+    if w.rng.random() < 0.15:  # a sentence of context around the ask is no step of its own
+        after, stop = w.pick(frame["context_after"]), "" if request[-1] in "?.!" else "."
+        request = w.pick(frame["context_before"]) + request + (stop + after if after else "")
+    if (roll := w.rng.random()) < 0.55:
         request = request[:1].upper() + request[1:]
     elif roll < 0.6:
         request = request.lower()
@@ -381,15 +381,15 @@ def generate(n: int, seed: int = 0) -> list[PlanExample]:
 
 def write_jsonl(path: str | Path, examples: Iterable[PlanExample]) -> int:
     """Write one JSON object per line; returns how many."""
-    lines = [json.dumps(example.dict(), ensure_ascii=False) for example in examples]
-    Path(path).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    lines = [json.dumps(example.dict(), ensure_ascii=False) + "\n" for example in examples]
+    Path(path).write_text("".join(lines), encoding="utf-8")
     return len(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate router training plans as JSON lines.")
     parser.add_argument("--n", type=int, default=3000, help="how many distinct examples")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the random seed")
     parser.add_argument("--out", required=True, help="the .jsonl file to write")
     args = parser.parse_args(argv)
     print(f"wrote {write_jsonl(args.out, generate(args.n, seed=args.seed))} examples to {args.out}")

@@ -10,22 +10,27 @@ How it decides, cheapest first:
    one has: "what day is the review, according to meeting.wav?" is a question, but only audio tools hear it.
 4. When the best specialist does not lead the runner-up by `margin`, the LLM picks between the top
    candidates, its output constrained to their names (a JSON schema), if an LLM chooser was given.
-Nothing here runs a tool.
+With a trained tool-level planner (`agents/planner.py`, `smolcrew route --train`) the planner decides instead:
+one step per tool, with its task tag and the steps whose output it uses. Nothing here runs a tool.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from smolcrew.agents.dispatch import file_kinds, files_named
+
+if TYPE_CHECKING:
+    from smolcrew.agents.planner import ToolPlanner
 
 __all__ = ["RoutePlan", "RouteStep", "Router", "split_steps"]
 
@@ -78,6 +83,7 @@ _LEADING_VERBS: dict[str, str] = {
     **dict.fromkeys(("caption", "ocr"), "vision"),
 }
 """A step that opens with one of these verbs leans to that specialist (a small prior, not a rule)."""
+PLANNER_SURE = 0.5  # a planned step whose tool has a lower mean probability is marked not confident
 _MEMORY = re.compile(
     r"\b(?:past|earlier|previous|last) (?:runs?|time|week|conversations?|sessions?)\b"
     r"|\bour (?:notes|docs|documents|files|wiki)\b|\bknowledge base\b",
@@ -123,8 +129,11 @@ class RouteStep:
     """The part of the request this specialist should do."""
     scores: dict[str, float]
     """Every specialist's score for this step, highest first."""
-    decided_by: Literal["embeddings", "llm"]
+    decided_by: Literal["embeddings", "llm", "planner"]
     confident: bool
+    tools: tuple[str, ...] = ()  # the tools it calls, when the tool-level planner (agents/planner.py) planned it
+    tool_tasks: tuple[str, ...] = ()  # the Hugging Face task tag of each of `tools`
+    depends_on: tuple[int, ...] = ()  # the earlier steps whose output it uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +165,9 @@ class RoutePlan:
         lines = [f"Router's plan (confident: {'yes' if self.confident else 'no'}):"]
         for number, step in enumerate(self.steps, start=1):
             ranked = ", ".join(f"{name} {score:.2f}" for name, score in list(step.scores.items())[:3])
-            lines.append(f"{number}. {step.specialist}(task={step.task!r})  [scores: {ranked}]")
+            tools = f" tools: {', '.join(step.tools)};" if step.tools else ""
+            uses = f" uses step {', '.join(str(d + 1) for d in step.depends_on)}'s output;" if step.depends_on else ""
+            lines.append(f"{number}. {step.specialist}(task={step.task!r}){tools}{uses}  [scores: {ranked}]")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -175,6 +186,8 @@ class Router:
         choose: the tie-breaker; None routes on embeddings alone.
         margin: the lead the top score needs over the runner-up to skip the tie-breaker.
         cache_dir: where the example embeddings are cached between processes.
+        planner: a trained tool-level planner (`agents/planner.py`); when given, it plans every request that
+            names no specialist itself, at the level of tools, and the embeddings only score its steps.
     """
 
     def __init__(
@@ -190,6 +203,7 @@ class Router:
         top_k: int = 3,
         cache_dir: Path | None = None,
         embedder_id: str = "",
+        planner: ToolPlanner | None = None,
     ) -> None:
         self.names = list(descriptions)
         unknown = {name for name, _ in examples} - set(self.names)
@@ -201,6 +215,7 @@ class Router:
         self.choose = choose
         self.margin = margin
         self.top_k = top_k
+        self.planner = planner
         self._embed = embed
         self._labels = np.array([self.names.index(name) for name, _ in examples])
         self._examples = self._example_vectors([text for _, text in examples], cache_dir, embedder_id)
@@ -222,7 +237,8 @@ class Router:
         )
 
     def __repr__(self) -> str:
-        return f"Router({len(self.names)} specialists, {len(self._labels)} examples, llm={self.choose is not None})"
+        planner, llm = "learned" if self.planner else "none", self.choose is not None
+        return f"Router({len(self.names)} specialists, {len(self._labels)} examples, llm={llm}, planner={planner})"
 
     def _example_vectors(self, texts: list[str], cache_dir: Path | None, embedder_id: str) -> np.ndarray:
         if cache_dir is None:
@@ -279,6 +295,9 @@ class Router:
             raise ValueError("cannot route an empty request")
         named = {match.group(1).lower() for match in _DIRECTIVE.finditer(request)} & set(self.names)
         stripped = _DIRECTIVE.sub("", request).strip() or request.strip()
+        planned = self._planned(self.planner, request, stripped) if self.planner and not named else None
+        if planned is not None:
+            return planned
         bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
         segments = _segments(stripped)
         rows = self.scores([_text(stripped, s.start, s.end) for s in segments]) + bonus
@@ -299,18 +318,38 @@ class Router:
             step = self._decide(task, row)
             if steps and steps[-1].specialist == step.specialist:
                 previous = steps.pop()
-                step = RouteStep(
-                    step.specialist,
-                    f"{previous.task}, then {task}",
-                    previous.scores,
-                    previous.decided_by,
-                    previous.confident and step.confident,
+                step = dataclasses.replace(
+                    previous, task=f"{previous.task}, then {task}", confident=previous.confident and step.confident
                 )
             steps.append(step)
         if len(steps) == 1:
-            steps[0] = RouteStep(steps[0].specialist, stripped, *_tail(steps[0]))
+            steps[0] = dataclasses.replace(steps[0], task=stripped)
+        chained = [
+            dataclasses.replace(step, depends_on=(number - 1,) if number else ()) for number, step in enumerate(steps)
+        ]
+        used = {step.specialist: self.tools.get(step.specialist, []) for step in chained}
+        return RoutePlan(request, tuple(chained), used)
+
+    def _planned(self, planner: ToolPlanner, request: str, stripped: str) -> RoutePlan | None:
+        """The planner's plan, one step per tool; None when it plans a tool no specialist here carries."""
+        planned = planner.plan(stripped)
+        if any(step.specialist not in self.names for step in planned):
+            return None
+        steps = tuple(
+            RouteStep(
+                step.specialist,
+                stripped if len(planned) == 1 else step.text,
+                {step.specialist: step.confidence},
+                "planner",
+                step.confidence >= PLANNER_SURE,
+                (step.tool,),
+                (step.task,),
+                step.depends_on,
+            )
+            for step in planned
+        )
         used = {step.specialist: self.tools.get(step.specialist, []) for step in steps}
-        return RoutePlan(request, tuple(steps), used)
+        return RoutePlan(request, steps, used)
 
     def _sure(self, row: np.ndarray) -> bool:
         best, runner_up = np.sort(row)[::-1][:2]
@@ -328,10 +367,6 @@ class Router:
             if choice in candidates:
                 name, decided_by = choice, "llm"
         return RouteStep(name, task, ranked, decided_by, confident)  # type: ignore[arg-type]
-
-
-def _tail(step: RouteStep) -> tuple[dict[str, float], Literal["embeddings", "llm"], bool]:
-    return step.scores, step.decided_by, step.confident
 
 
 def llm_chooser(model: Any, descriptions: dict[str, str]) -> Chooser:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import cpu_snapshot, markdown_table, other_cores, smolcrew_home
+from plan_metrics import score
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -113,12 +114,19 @@ def evaluate(router: Any, rows: list[dict[str, Any]], chooser: CountingChooser |
                 "llm_calls": (len(chooser.calls) - before) if chooser else 0,
                 "decided_by": [step.decided_by for step in plan.steps],
                 "confident": plan.confident,
+                "tools": [list(step.tools) for step in plan.steps],
+                "plan": [
+                    {"tool": ",".join(step.tools), "specialist": step.specialist, "depends_on": list(step.depends_on)}
+                    for step in plan.steps
+                ],
             }
         )
     single = [d for d in details if not d["multi"]]
     multi = [d for d in details if d["multi"]]
     times = [d["ms"] for d in details]
+    tool_level = all("steps" in row for row in rows) and all(all(d["tools"]) for d in details)
     return {
+        "plan_scores": score([row["steps"] for row in rows], [d["plan"] for d in details]) if tool_level else None,
         "n": len(details),
         "single": {"correct": sum(d["correct"] for d in single), "n": len(single)},
         "multi": {"correct": sum(d["correct"] for d in multi), "n": len(multi)},
@@ -129,6 +137,11 @@ def evaluate(router: Any, rows: list[dict[str, Any]], chooser: CountingChooser |
         "llm_steps_decided": sum(x == "llm" for d in details for x in d["decided_by"]),
         "details": details,
     }
+
+
+def _f1(scores: dict[str, Any] | None, key: str) -> str:
+    """A TaskBench F1 in percent; '-' for a configuration that plans no tools or a set without tool labels."""
+    return "-" if scores is None or scores.get(key) is None else f"{100 * scores[key]:.1f}"
 
 
 def share(counts: dict[str, int]) -> str:
@@ -142,6 +155,11 @@ def main() -> None:
     parser.add_argument("--model", default="all", choices=[*MODELS, "all", "none"], help="LLM tie-breaker(s)")
     parser.add_argument("--margin", type=float, default=0.06, help="the router's confidence margin")
     parser.add_argument("--quick", action="store_true", help="embeddings only")
+    parser.add_argument(
+        "--planner",
+        action="store_true",
+        help="also the learned tool-level planner (trained first, a few minutes, when it is not cached)",
+    )
     args = parser.parse_args()
     models = [] if args.quick or args.model == "none" else list(MODELS) if args.model == "all" else [args.model]
 
@@ -212,6 +230,21 @@ def main() -> None:
     configs.append({"name": f"embeddings only (margin {args.margin:g})", "model": None, "sets": {}})
     for set_name, rows in sets.items():
         configs[0]["sets"][set_name] = evaluate(plain, rows, None)
+    if args.planner:
+        from smolcrew.agents.planner_train import load_planner, train_planner
+
+        started = time.perf_counter()
+        folder = train_planner(smolcrew_home() / "cache", progress=print)
+        planner = load_planner(smolcrew_home() / "cache")
+        planned = Router.for_specialists(embed, margin=args.margin, planner=planner)
+        for row in sets["eval (dev)"][:8]:
+            planned.route(row["request"])
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        config = {"name": "learned tool planner", "model": None, "training": metrics, "sets": {}}
+        config["load_or_train_s"] = time.perf_counter() - started
+        for set_name, rows in sets.items():
+            config["sets"][set_name] = evaluate(planned, rows, None)
+        configs.append(config)
 
     for model_name in models:
         path, reason = gguf_if_present(model_name)
@@ -257,6 +290,8 @@ def main() -> None:
                     share(result["overall"]),
                     f"{result['ms_mean']:.1f} / {result['ms_median']:.1f}",
                     str(result["llm_calls"]),
+                    _f1(result["plan_scores"], "node_micro_f1"),
+                    _f1(result["plan_scores"], "link_micro_f1"),
                 ]
             )
     print(f"## Routing accuracy (exact specialist list and order; {os.cpu_count()} CPUs)\n")
@@ -270,6 +305,8 @@ def main() -> None:
                 "overall",
                 "ms/request (mean / median)",
                 "LLM calls",
+                "tool node F1",
+                "link F1",
             ],
             rows_out,
         )

@@ -240,6 +240,7 @@ class Crew:
         if self._router is None:
             if self._router_error is not None:
                 raise self._router_error
+            from smolcrew.agents.planner_train import load_planner
             from smolcrew.agents.router import Router, llm_chooser
             from smolcrew.agents.specialists import SPECIALISTS
 
@@ -255,6 +256,7 @@ class Crew:
             self._router = Router.for_specialists(
                 lambda texts: encoder.encode(texts, normalize_embeddings=True, batch_size=32),
                 choose=chooser,
+                planner=load_planner(self.settings.cache_dir) if routing.planner == "auto" else None,
                 margin=routing.confidence_margin,
                 cache_dir=self.settings.cache_dir,
                 embedder_id=self.pool.model_for("embeddings"),

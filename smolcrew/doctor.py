@@ -62,6 +62,17 @@ def _check_router(settings: Settings) -> Check:
     return Check("router embeddings", "ok", f"{pool.model_for('embeddings')} loads")
 
 
+def _check_planner(settings: Settings) -> Check:
+    from smolcrew.agents.planner_train import planner_folder
+
+    if settings.routing.planner == "off":
+        return Check("tool planner", "ok", "off (routing.planner = off): the embedding router plans alone")
+    folder = planner_folder(settings.cache_dir)
+    if not (folder / "metrics.json").is_file():
+        return Check("tool planner", "warn", "not trained: run `smolcrew route --train` (a few minutes, once)")
+    return Check("tool planner", "ok", f"trained, in {folder}")
+
+
 def _check_device(settings: Settings) -> Check:
     from smolcrew.backends import resolve_device
 
@@ -204,7 +215,13 @@ def _check_extras() -> list[Check]:
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in order. A `fail` means the configured setup cannot run."""
-    steps: list[Callable[[Settings], Check]] = [_check_llm, _check_router, _check_device, _check_sandbox]
+    steps: list[Callable[[Settings], Check]] = [
+        _check_llm,
+        _check_router,
+        _check_planner,
+        _check_device,
+        _check_sandbox,
+    ]
     checks = [
         Check(
             "config",

@@ -352,23 +352,31 @@ def _dispatch(
     resumed: Sequence[StepRecord] = (),
 ) -> tuple[Any, RunState]:
     done = _finished_delegations(resumed)
-    answer: Any = None
-    previous: str | None = None
+    answers: list[Any] = []
     with recorder.agent("router"):
         for number, step in enumerate(plan.steps):
             if number < len(done):  # finished before the run stopped: keep its answer
-                answer, previous = done[number], step.specialist
+                answers.append(done[number])
                 continue
             agent = team.specialists[step.specialist]
             task = step.task if context is None else f"{context}\n\nNow: {step.task}"
-            if previous is not None:
-                task += f"\n\n{PREVIOUS_RESULT} ({previous}): {answer}"
+            for source in step.depends_on:  # results travel along the plan's edges
+                task += f"\n\n{PREVIOUS_RESULT} ({plan.steps[source].specialist}): {answers[source]}"
             with recorder.delegation(step.specialist, task):
                 result = agent.run(task, images=images or None, return_full_result=True)
             if result.state == "max_steps_error":
                 return None, "max_steps_error"
-            answer, previous = result.output, step.specialist
-    return answer, "success"
+            answers.append(result.output)
+    return _final_answer(plan, answers), "success"
+
+
+def _final_answer(plan: RoutePlan, answers: list[Any]) -> Any:
+    """The last step's answer, or every result no later step used, in order ("caption a.jpg, transcribe b.wav")."""
+    used = {source for step in plan.steps for source in step.depends_on}
+    ends = [answer for number, answer in enumerate(answers) if number not in used]
+    if len(ends) > 1 and all(isinstance(answer, str) for answer in ends):
+        return "\n\n".join(ends)
+    return answers[-1] if answers else None
 
 
 def _manage(

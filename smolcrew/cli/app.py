@@ -182,13 +182,21 @@ def chat(config: ConfigOption = None, mode: ModeOption = None) -> None:
 
 @app.command()
 def route(
-    request: Annotated[str, typer.Argument(help="The request to plan.")],
+    request: Annotated[str | None, typer.Argument(help="The request to plan.")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    train: Annotated[
+        bool, typer.Option("--train", help="Train the tool-level planner (a few minutes, once per home), then exit.")
+    ] = False,
 ) -> None:
     """Show which specialists and tools would handle a request, with scores, without running anything."""
     from smolcrew.errors import ModelUnavailableError
 
+    if train:
+        _train_planner(config)
+        return
+    if not request or not request.strip():
+        raise fail("give a request to plan, e.g. smolcrew route 'transcribe call.wav, then translate it'")
     with _crew(config) as crew:
         try:
             plan = crew.route(request)
@@ -206,12 +214,32 @@ def route(
     table.add_column("scores (top 3)")
     table.add_column("by")
     table.add_column("tools")
+    table.add_column("uses")
     for number, step in enumerate(plan.steps, start=1):
         scores = ", ".join(f"{name} {score:.3f}" for name, score in list(step.scores.items())[:3])
         sure = "" if step.confident else " (unsure)"
-        tools = ", ".join(plan.tools.get(step.specialist, [])) or "-"
-        table.add_row(str(number), step.specialist, escape(step.task), scores, step.decided_by + sure, tools)
+        if step.tools:
+            tools = ", ".join(f"{tool} ({tag})" for tool, tag in zip(step.tools, step.tool_tasks, strict=True))
+        else:
+            tools = ", ".join(plan.tools.get(step.specialist, [])) or "-"
+        uses = ", ".join(str(d + 1) for d in step.depends_on) or "-"
+        table.add_row(str(number), step.specialist, escape(step.task), scores, step.decided_by + sure, tools, uses)
     console.print(table)
+
+
+def _train_planner(config: Path | None) -> None:
+    from smolcrew.agents.planner_train import train_planner
+    from smolcrew.config import load_settings
+
+    settings = load_settings(config)
+    ensure_home(settings)
+    folder = train_planner(settings.cache_dir, progress=lambda line: err.print(escape(line)))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    console.print(
+        f"tool planner ready in {escape(str(folder))}: on {metrics['held_out_examples']:,} generated plans it never "
+        f"saw, tools right {metrics['held_out_tools_exact']:.1%}, specialists in order "
+        f"{metrics['held_out_specialists']:.1%}"
+    )
 
 
 @app.command()

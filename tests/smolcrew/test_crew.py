@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from smolcrew.agents.planner import PlannedStep
 from smolcrew.crew import Crew
 from smolcrew.errors import AnswerRejected, CrewClosedError
 from tests.conftest import code
@@ -79,6 +80,41 @@ def test_multi_step_request_runs_specialists_in_order_passing_results(scripted_c
     assert result.agents == ("audio", "language")
     assert result.answer == "summary: hello"
     assert [to for _, to, _ in result.delegations] == ["audio", "language"]
+
+
+class _FixedPlanner:
+    """Stands in for the learned planner (tested in tests/agents/test_planner.py): here the loop is under test."""
+
+    def __init__(self, steps: list[PlannedStep]) -> None:
+        self.steps = steps
+
+    def plan(self, request: str) -> list[PlannedStep]:
+        return self.steps
+
+
+def test_results_travel_along_the_plans_edges_and_every_end_result_is_kept(
+    scripted_crew: Callable[..., Crew],
+) -> None:
+    replies = {
+        "Result of the previous step (audio): hello from the call": [code('final_answer("hola de la llamada")')],
+        "Transcribe call.wav": [code('final_answer("hello from the call")')],
+        "Caption beach.jpg": [code('final_answer("a sandy beach")')],
+    }
+    crew = scripted_crew(_by_agent(replies))
+    crew.router.planner = _FixedPlanner(
+        [
+            PlannedStep("transcribe_speech", "automatic-speech-recognition", "audio", "Transcribe call.wav", (), 0.9),
+            PlannedStep("caption_image", "image-to-text", "vision", "Caption beach.jpg", (), 0.9),
+            PlannedStep("translate_text", "translation", "language", "translate it into Spanish", (0,), 0.9),
+        ]
+    )
+    result = crew.run("Transcribe call.wav, caption beach.jpg, and translate the transcript into Spanish")
+    assert result.ok, result.error
+    assert result.agents == ("audio", "vision", "language")
+    translation_task = result.delegations[2][2]
+    assert "hello from the call" in translation_task and "a sandy beach" not in translation_task
+    assert result.answer == "a sandy beach\n\nhola de la llamada"  # the caption feeds no step: it is kept
+    assert result.route is not None and result.route.steps[2].depends_on == (0,)
 
 
 def test_running_out_of_steps_is_a_failure_not_an_answer(scripted_crew: Callable[..., Crew]) -> None:
