@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smolcrew.agents import plan_data
 from smolcrew.agents.dispatch import file_kinds, files_named
 from smolcrew.agents.plan_data import compatible, specialist_for
 from smolcrew.agents.specialists import SPECIALISTS
@@ -35,8 +36,10 @@ _REFERENCE = re.compile(
     re.IGNORECASE,
 )
 _OWN_TEXT = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
+_BOTH = re.compile(r"\b(?:both|them|the two|these|those|each other|compare|against|match(?:es)?)\b", re.I)
+_PRONOUN = re.compile(r"it|that|this|the result")
 _NESTED_GAP = re.compile(r"\s*(?:of|from|for|in)?\s*")
-MIN_STEP_TOKENS = 3.0
+MIN_STEP_TOKENS = 1.5
 """A fragment whose tokens add up to less step probability than this is noise, not a step."""
 
 
@@ -194,11 +197,35 @@ def _dependencies(request: str, fragments: list[_Fragment], tools: list[str]) ->
         own_input = bool(files_named(texts[j]) or _OWN_TEXT.search(texts[j]))
         if not refers and own_input:
             continue
-        for i in range(j - 1, -1, -1):
-            if compatible(names[i], names[j]) and j not in deps[i]:
-                deps[j].append(i)
-                break
+        earlier = [i for i in range(j - 1, -1, -1) if compatible(names[i], names[j]) and j not in deps[i]]
+        named = [i for i in earlier if _names_output(texts[j], names[i])]
+        if named or earlier:
+            deps[j].append((named or earlier)[0])  # the output it names ("the transcript"), else the nearest
+        two = len(named) > 1 or _BOTH.search(texts[j])
+        if two and (second := _second_input(names, deps[j], named[1:] + earlier, j)) is not None:
+            deps[j].append(second)
     return deps
+
+
+def _names_output(text: str, producer: str) -> bool:
+    """Whether `text` names `producer`'s output the way the templates do ("the transcript", "the caption")."""
+    phrases = {
+        phrase.lower() for kind in plan_data.templates()["tools"][producer].get("out", {}).values() for phrase in kind
+    }
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in phrases if not _PRONOUN.fullmatch(phrase))
+
+
+def _second_input(names: list[str], chosen: list[int], earlier: list[int], j: int) -> int | None:
+    """For a tool that takes two inputs ("compare them"), the nearest other earlier step that pairs with the first."""
+    for i in earlier:
+        if (
+            chosen
+            and i != chosen[0]
+            and plan_data.compatible_pair(names[min(i, chosen[0])], names[max(i, chosen[0])], names[j])
+        ):
+            return i
+    return None
 
 
 def _topological(count: int, deps: list[list[int]]) -> list[int]:

@@ -38,7 +38,7 @@ BASE_MODEL = "packaged:all-MiniLM-L6-v2"
 class PlannerTraining:
     """How the tagger is trained; part of the cache key."""
 
-    examples: int = 3000
+    examples: int = 5000
     epochs: float = 3.0
     batch_size: int = 16
     learning_rate: float = 2e-4

@@ -1,15 +1,19 @@
-"""Routing accuracy of the semantic router, alone and with the LLM tie-breaker.
+"""Routing accuracy of the semantic router, alone, with the LLM tie-breaker, and with the learned tool planner.
 
     python bench/routing.py [--model qwen2.5-coder-0.5b|qwen2.5-coder-1.5b|all|none] [--margin 0.06] [--quick]
+                            [--planner]
 
 Sets: bench/data/routing_eval.jsonl (the dev set the router was tuned on), bench/data/routing_test.jsonl
 (written blind, but the router's splitting rules were adjusted after its errors were seen once),
 bench/data/routing_holdout.jsonl (written blind after the router and its example bank were frozen: the
 honest figure), and bench/data/routing_blind.jsonl (210 requests labeled with tool-level plans, written from the
-tools' descriptions alone, for issue 15's tool and link scores; here scored on its specialists). A request is
-correct when the plan's specialists equal the label exactly (same names, same order).
+tools' descriptions alone; never used for training or tuning). A request is correct when the plan's specialists
+equal the label exactly (same names, same order); on the blind set, plans that name tools are also scored as
+TaskBench scores them (bench/plan_metrics.py: tool node F1 and link F1, pooled over requests).
 Configurations: embeddings only; embeddings + `llm_chooser` on the 0.5B and on the 1.5B GGUF (`--model`
-picks which; default all; a model whose GGUF is not present is skipped). `--quick` runs embeddings only.
+picks which; default all; a model whose GGUF is not present is skipped); `--planner` adds the learned
+tool-level planner (agents/planner.py), trained first into the home's cache when it is not there (as
+`smolcrew route --train` does). `--quick` runs embeddings only (and the planner with `--planner`).
 The router is built as `Crew.router` builds it (MiniLM from the pipeline pool on CPU, the example bank, the
 cached example vectors). Writes bench/results/routing.json.
 """

@@ -1,7 +1,7 @@
 """The learned tool-level planner: its training labels, a real (small) training run, plans, and the router using it.
 
-Accuracy is measured in bench/plans.py on the blind set; here a planner trained on a few generated plans for one
-epoch checks that every part works end to end and that plans are well formed.
+Accuracy is measured by `bench/routing.py --planner` on the blind set; here a planner trained on a few generated
+plans for one epoch checks that every part works end to end and that plans are well formed.
 """
 
 from __future__ import annotations
@@ -100,6 +100,24 @@ def _fragments(request: str, parts: list[tuple[str, str]]) -> list[_Fragment]:
             "caption beach.jpg and transcribe call.wav",
             [("caption beach.jpg", "caption_image"), ("transcribe call.wav", "transcribe_speech")],
             [[], []],
+        ),
+        (
+            "transcribe call.wav and caption beach.jpg, then translate the transcript into German",
+            [
+                ("transcribe call.wav", "transcribe_speech"),
+                ("caption beach.jpg", "caption_image"),
+                ("translate the transcript into German", "translate_text"),
+            ],
+            [[], [], [0]],  # the output it names, not the nearest
+        ),
+        (
+            "caption beach.jpg and transcribe call.wav, then compare the two",
+            [
+                ("caption beach.jpg", "caption_image"),
+                ("transcribe call.wav", "transcribe_speech"),
+                ("compare the two", "compare_sentences"),
+            ],
+            [[], [], [1, 0]],  # a tool that takes two inputs
         ),
         (
             "read aloud the translation of 'good morning everyone'",
