@@ -38,6 +38,7 @@ _REFERENCE = re.compile(
 _OWN_TEXT = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
 _BOTH = re.compile(r"\b(?:both|them|the two|these|those|each other|compare|against|match(?:es)?)\b", re.I)
 _PRONOUN = re.compile(r"it|that|this|the result")
+_FOLDERS = re.compile(r"(?:[\w.~:-]*[/\\])+(?=[\w.-]+\.\w{2,5}\b)")
 _NESTED_GAP = re.compile(r"\s*(?:of|from|for|in)?\s*")
 MIN_STEP_TOKENS = 1.5
 """A fragment whose tokens add up to less step probability than this is noise, not a step."""
@@ -136,8 +137,12 @@ class ToolPlanner:
         return _Fragment(fragment.start, fragment.end, fragment.mass * able, fragment.tokens)
 
     def _probabilities(self, request: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        encoded = self._tokenizer(request, truncation=True, max_length=256, return_offsets_mapping=True)
-        offsets = [tuple(pair) for pair in encoded.pop("offset_mapping")]
+        """Label probabilities per token, and each token's span in `request`. The tagger reads file paths
+        without their folders: it learned file names, and a deep path (/tmp/run-4mk3/files/staff.xlsx) is
+        many tokens of noise to it."""
+        shown, origin = _without_folders(request)
+        encoded = self._tokenizer(shown, truncation=True, max_length=256, return_offsets_mapping=True)
+        offsets = [(origin[a], origin[b - 1] + 1) if a < b else (0, 0) for a, b in encoded.pop("offset_mapping")]
         inputs = {key: self._torch.tensor([value]) for key, value in encoded.items()}
         with self._torch.no_grad():
             logits = self._model(**inputs).logits[0]
@@ -179,6 +184,21 @@ class ToolPlanner:
             kept = [m for m in merged if m.mass.max() >= MIN_STEP_TOKENS]
             merged = kept or [max(merged, key=lambda m: float(m.mass.max()))]
         return sorted(merged, key=lambda m: m.start)
+
+
+def _without_folders(request: str) -> tuple[str, list[int]]:
+    """`request` with the folders of its file paths left out, and where each character starts in `request` (a
+    file name starts where its folders do, so a step's words keep the whole path)."""
+    shown: list[str] = []
+    origin: list[int] = []
+    kept_from = path_from = 0
+    for folders in _FOLDERS.finditer(request):
+        shown.append(request[kept_from : folders.start()])
+        origin.extend([path_from, *range(kept_from + 1, folders.start())][: folders.start() - kept_from])
+        kept_from, path_from = folders.end(), folders.start()
+    shown.append(request[kept_from:])
+    origin.extend([path_from, *range(kept_from + 1, len(request))][: len(request) - kept_from])
+    return "".join(shown), origin
 
 
 def _dependencies(request: str, fragments: list[_Fragment], tools: list[str]) -> list[list[int]]:

@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 
 from smolcrew.agents.plan_data import PlanExample, PlanStep
-from smolcrew.agents.planner import PlannedStep, ToolPlanner, _dependencies, _Fragment, _topological, tool_tasks
+from smolcrew.agents.planner import (
+    PlannedStep,
+    ToolPlanner,
+    _dependencies,
+    _Fragment,
+    _topological,
+    _without_folders,
+    tool_tasks,
+)
 from smolcrew.agents.planner_train import (
     PlannerTraining,
     labels_for,
@@ -133,6 +141,29 @@ def test_dependencies_follow_references_and_the_tools_types(
     assert deps == expected
     order = _topological(len(deps), deps)
     assert all(order.index(d) < order.index(k) for k in range(len(deps)) for d in deps[k])
+
+
+@pytest.mark.parametrize(
+    ("request_text", "shown"),
+    [
+        ("count rows in /tmp/run-4mk3/files/staff.xlsx now", "count rows in staff.xlsx now"),
+        ("sum C:\\Users\\me\\budget.csv", "sum budget.csv"),
+        ("no paths here. Note: yes", "no paths here. Note: yes"),
+    ],
+)
+def test_the_tagger_reads_file_names_without_their_folders(request_text: str, shown: str) -> None:
+    text, origin = _without_folders(request_text)
+    assert text == shown and len(origin) == len(text)
+    if "/" in request_text:  # a file name starts where its folders do, so a step keeps the whole path
+        assert origin[text.index("staff")] == request_text.index("/tmp")
+
+
+def test_a_step_keeps_the_whole_path_of_its_file(planner: ToolPlanner) -> None:
+    request = "transcribe /data/in/calls/2024/call_07.wav, then translate it into French"
+    _, offsets = planner._probabilities(request)
+    spans = [request[start:end] for start, end in offsets if start < end]
+    assert any(span.startswith("/data/in/calls/2024/c") for span in spans)  # a file name covers its folders
+    assert "".join(spans).replace(" ", "") == request.replace(" ", "")
 
 
 def test_training_is_cached_under_a_digest_of_the_data_and_plan(tiny_cache: Path) -> None:
