@@ -221,6 +221,8 @@ def _dependencies(request: str, fragments: list[_Fragment], tools: list[str]) ->
         named = [i for i in earlier if _names_output(texts[j], names[i])]
         if named or earlier:
             deps[j].append((named or earlier)[0])  # the output it names ("the transcript"), else the nearest
+        elif refers and not own_input and j > 0 and j not in deps[j - 1]:
+            deps[j].append(j - 1)  # "say it out loud" after a number or a table: every result reads as text
         two = len(named) > 1 or _BOTH.search(texts[j])
         if two and (second := _second_input(names, deps[j], named[1:] + earlier, j)) is not None:
             deps[j].append(second)

@@ -1,11 +1,12 @@
 """Train the tool planner's token tagger on generated plans, offline, on CPU, once per data and plan.
 
 The packaged all-MiniLM-L6-v2 gets a token-classification head (`O`, then `B-<tool>` and `I-<tool>` for every
-tool) and is fine-tuned with transformers' Trainer on `agents/plan_data.generate(plan.examples)`: each token of a
-request is labelled with the innermost step whose words it is part of. A few minutes on two cores; the result is
-cached under `<cache>/tool-planner/<digest>`, where the digest covers the generator, its templates, the tools and
-the plan, so a change to any of them trains anew. `metrics.json` in the folder holds the accuracy on generated
-plans from another seed (never the blind set of bench/data, which no training or tuning sees).
+tool) and is fine-tuned with transformers' Trainer on `agents/plan_data.generate(plan.examples)` and on the
+router's example bank as one-step plans (`bank_examples`): each token of a request is labelled with the innermost
+step whose words it is part of. About 15 minutes on two cores; the result is cached under
+`<cache>/tool-planner/<digest>`, where the digest covers the generator, its templates, the example bank, the
+tools and the plan, so a change to any of them trains anew. `metrics.json` in the folder holds the accuracy on
+generated plans from another seed (never the blind set of bench/data, which no training or tuning sees).
 
     smolcrew route --train
 """
@@ -23,8 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from smolcrew.agents import plan_data
-from smolcrew.agents.plan_data import PlanExample
+from smolcrew.agents.plan_data import PlanExample, PlanStep
 from smolcrew.agents.planner import ToolPlanner, tool_tasks
 
 __all__ = ["PlannerTraining", "labels_for", "load_planner", "planner_folder", "tag_tokens", "train_planner"]
@@ -46,6 +49,8 @@ class PlannerTraining:
     seed: int = 0
     held_out: int = 300
     """Generated examples from another seed the metrics are taken on."""
+    bank_copies: int = 2
+    """How many times the router's example bank (one-step requests in other words) joins the generated plans."""
 
 
 def _digest(training: PlannerTraining) -> str:
@@ -54,6 +59,8 @@ def _digest(training: PlannerTraining) -> str:
     hasher.update(Path(plan_data.__file__).read_bytes())
     hasher.update(plan_data.TEMPLATES_PATH.read_bytes())
     hasher.update(json.dumps(sorted(tool_tasks())).encode())  # the tagger's labels
+    for bank in ("routing_examples.jsonl", "tool_examples.jsonl"):
+        hasher.update((Path(plan_data.__file__).parent / "data" / bank).read_bytes())
     return hasher.hexdigest()[:12]
 
 
@@ -65,7 +72,37 @@ def planner_folder(cache_dir: Path, training: PlannerTraining | None = None) -> 
 def load_planner(cache_dir: Path, training: PlannerTraining | None = None) -> ToolPlanner | None:
     """The planner trained for today's data and plan, when it has been built (`smolcrew route --train`)."""
     folder = planner_folder(cache_dir, training)
-    return ToolPlanner(folder) if (folder / "metrics.json").is_file() else None
+    if (folder / "metrics.json").is_file():
+        return ToolPlanner(folder)
+    log.warning("the tool planner is not trained for this home: run `smolcrew route --train` (the router plans alone)")
+    return None
+
+
+def bank_examples(generated: Sequence[PlanExample], base: str) -> list[PlanExample]:
+    """The router's example bank (requests labelled with a specialist, written apart from the templates) and the
+    tool examples as one-step plans. A bank request's tool is the one of its specialist's tools whose three
+    nearest one-step generated requests are nearest on average (MiniLM cosine)."""
+    from sentence_transformers import SentenceTransformer
+
+    from smolcrew.agents.dispatch import tool_examples
+    from smolcrew.agents.specialists import SPECIALISTS, load_examples
+
+    singles = [example for example in generated if len(example.steps) == 1]
+    encoder = SentenceTransformer(base, device="cpu")
+    vectors = encoder.encode([e.request for e in singles], batch_size=64, normalize_embeddings=True)
+    bank = load_examples()
+    queries = encoder.encode([text for _, text in bank], batch_size=64, normalize_embeddings=True)
+    tasks = tool_tasks()
+    labelled = [(tool, text) for tool, texts in tool_examples().items() for text in texts]
+    tools = np.array([e.steps[0].tool for e in singles])
+    for (specialist, text), similarity in zip(bank, queries @ vectors.T, strict=True):
+        offered = [f.name for f in SPECIALISTS[specialist].tool_factories if (tools == f.name).any()]
+        if offered:  # the tool whose three nearest requests are nearest on average, as the router scores
+            labelled.append((max(offered, key=lambda tool: np.sort(similarity[tools == tool])[-3:].mean()), text))
+    return [
+        PlanExample(text, (PlanStep(plan_data.specialist_for(tool), tool, tasks[tool], (), text),))
+        for tool, text in labelled
+    ]
 
 
 def labels_for(tools: Sequence[str]) -> list[str]:
@@ -141,9 +178,14 @@ def train_planner(
     label_ids = {label: index for index, label in enumerate(labels)}
     base = resolve_source(BASE_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    examples = plan_data.generate(training.examples, seed=training.seed)
-    progress(f"training the tool planner on {len(examples):,} generated plans (a few minutes, once)")
     started = time.monotonic()
+    examples = plan_data.generate(training.examples, seed=training.seed)
+    bank = bank_examples(examples, base) * training.bank_copies if training.bank_copies else []
+    progress(
+        f"training the tool planner on {len(examples):,} generated plans and {len(bank):,} requests of the router's "
+        "example bank (a few minutes, once)"
+    )
+    examples = examples + bank
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # a new head on a sentence encoder: its load report is expected, not news
     try:

@@ -113,9 +113,9 @@ class RoutingSettings(_Section):
     Off by default: with the packaged 0.5B and 1.5B models it lowered accuracy (see README, Routing)."""
     confidence_margin: float = Field(default=0.06, ge=0.0, le=1.0)
     """The router decides alone when its top score beats the runner-up by this much."""
-    planner: Literal["auto", "off"] = "auto"
-    """auto: plan at the level of tools with the learned planner once it is trained (`smolcrew route --train`,
-    a few minutes, once per home); off: the embedding router alone."""
+    planner: Literal["off", "learned"] = "off"
+    """learned: plan at the level of tools with the learned planner (train it once: `smolcrew route --train`);
+    off: the embedding router alone, which still does better end to end (README, Routing)."""
 
 
 class PoolSettings(_Section):

@@ -256,7 +256,7 @@ class Crew:
             self._router = Router.for_specialists(
                 lambda texts: encoder.encode(texts, normalize_embeddings=True, batch_size=32),
                 choose=chooser,
-                planner=load_planner(self.settings.cache_dir) if routing.planner == "auto" else None,
+                planner=load_planner(self.settings.cache_dir) if routing.planner == "learned" else None,
                 margin=routing.confidence_margin,
                 cache_dir=self.settings.cache_dir,
                 embedder_id=self.pool.model_for("embeddings"),

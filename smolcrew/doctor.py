@@ -65,12 +65,13 @@ def _check_router(settings: Settings) -> Check:
 def _check_planner(settings: Settings) -> Check:
     from smolcrew.agents.planner_train import planner_folder
 
-    if settings.routing.planner == "off":
-        return Check("tool planner", "ok", "off (routing.planner = off): the embedding router plans alone")
     folder = planner_folder(settings.cache_dir)
-    if not (folder / "metrics.json").is_file():
-        return Check("tool planner", "warn", "not trained: run `smolcrew route --train` (a few minutes, once)")
-    return Check("tool planner", "ok", f"trained, in {folder}")
+    trained = (folder / "metrics.json").is_file()
+    if settings.routing.planner == "off":
+        return Check("tool planner", "ok", f"off: the embedding router plans ({'trained' if trained else 'untrained'})")
+    if not trained:
+        return Check("tool planner", "warn", "routing.planner = learned, but untrained: run `smolcrew route --train`")
+    return Check("tool planner", "ok", f"learned, trained in {folder}")
 
 
 def _check_device(settings: Settings) -> Check:

@@ -39,7 +39,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("SMOLCREW_HOME", str(home))
     monkeypatch.setenv("SMOLCREW_MEMORY__SINKS", "[]")  # journal only; store tests open their own namespaces
-    monkeypatch.setenv("SMOLCREW_ROUTING__PLANNER", "off")  # a planner trained in the shared cache changes no test
     monkeypatch.chdir(tmp_path)
     return home
 

@@ -238,7 +238,8 @@ def _train_planner(config: Path | None) -> None:
     console.print(
         f"tool planner ready in {escape(str(folder))}: on {metrics['held_out_examples']:,} generated plans it never "
         f"saw, tools right {metrics['held_out_tools_exact']:.1%}, specialists in order "
-        f"{metrics['held_out_specialists']:.1%}"
+        f'{metrics["held_out_specialists"]:.1%}. Plan with it: routing.planner = "learned" '
+        "(SMOLCREW_ROUTING__PLANNER=learned)"
     )
 
 

@@ -27,7 +27,9 @@ from smolcrew.agents.planner import (
     tool_tasks,
 )
 from smolcrew.agents.planner_train import (
+    BASE_MODEL,
     PlannerTraining,
+    bank_examples,
     labels_for,
     load_planner,
     planner_folder,
@@ -37,7 +39,7 @@ from smolcrew.agents.planner_train import (
 from smolcrew.agents.router import Router
 from smolcrew.agents.specialists import SPECIALISTS, load_examples
 
-TINY = PlannerTraining(examples=160, epochs=1, held_out=20)
+TINY = PlannerTraining(examples=160, epochs=1, held_out=20, bank_copies=0)
 TOOLS = sorted(tool_tasks())
 
 
@@ -166,6 +168,22 @@ def test_a_step_keeps_the_whole_path_of_its_file(planner: ToolPlanner) -> None:
     assert "".join(spans).replace(" ", "") == request.replace(" ", "")
 
 
+def test_the_example_bank_becomes_one_step_plans_with_its_specialists_tools(minilm_available: None) -> None:
+    from smolcrew.agents.plan_data import generate
+    from smolcrew.agents.specialists import load_examples
+    from smolcrew.manifest import resolve_source
+
+    plans = bank_examples(generate(400, seed=5), resolve_source(BASE_MODEL))
+    specialists = dict((text, name) for name, text in load_examples())
+    assert len(plans) >= len(specialists)
+    for plan in plans:
+        (step,) = plan.steps
+        assert step.text == plan.request and step.task == tool_tasks()[step.tool]
+        if plan.request in specialists and step.tool != "calculate":
+            offered = {f.name for f in SPECIALISTS[specialists[plan.request]].tool_factories}
+            assert step.tool in offered and step.specialist == specialists[plan.request]
+
+
 def test_training_is_cached_under_a_digest_of_the_data_and_plan(tiny_cache: Path) -> None:
     folder = planner_folder(tiny_cache, TINY)
     metrics = folder / "metrics.json"
@@ -174,7 +192,7 @@ def test_training_is_cached_under_a_digest_of_the_data_and_plan(tiny_cache: Path
     started = time.perf_counter()
     assert train_planner(tiny_cache, TINY) == folder
     assert time.perf_counter() - started < 1.0 and metrics.stat().st_mtime_ns == before
-    assert planner_folder(tiny_cache, PlannerTraining(examples=161, epochs=1, held_out=20)) != folder
+    assert planner_folder(tiny_cache, PlannerTraining(examples=161, epochs=1, held_out=20, bank_copies=0)) != folder
     assert load_planner(tiny_cache) is None  # the default plan was never trained here
 
 
@@ -231,7 +249,7 @@ def test_the_cli_plans_with_a_trained_planner_in_the_home(
     home = tmp_path / "planner-home"  # not the test home, whose cache is shared
     shutil.copytree(planner_folder(tiny_cache, TINY), planner_folder(home / "cache"))
     monkeypatch.setenv("SMOLCREW_HOME", str(home))
-    monkeypatch.setenv("SMOLCREW_ROUTING__PLANNER", "auto")
+    monkeypatch.setenv("SMOLCREW_ROUTING__PLANNER", "learned")
     runner = CliRunner()
     result = runner.invoke(app, ["route", "--json", "transcribe call.wav, then translate it into French"])
     assert result.exit_code == 0, result.output
@@ -240,3 +258,18 @@ def test_the_cli_plans_with_a_trained_planner_in_the_home(
     assert all(step["tools"] and step["tool_tasks"] for step in data["steps"])
     missing = runner.invoke(app, ["route"])
     assert missing.exit_code == 2 and "give a request" in missing.output
+
+
+def test_doctor_says_whether_the_planner_is_on_and_trained(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smolcrew.config import load_settings
+    from smolcrew.doctor import _check_planner
+
+    monkeypatch.setenv("SMOLCREW_HOME", str(tmp_path / "doctor-home"))
+    assert _check_planner(load_settings()).status == "ok"  # off by default
+    monkeypatch.setenv("SMOLCREW_ROUTING__PLANNER", "learned")
+    untrained = _check_planner(load_settings())
+    assert untrained.status == "warn" and "smolcrew route --train" in untrained.detail
+    shutil.copytree(planner_folder(tiny_cache, TINY), planner_folder(tmp_path / "doctor-home" / "cache"))
+    assert _check_planner(load_settings()).status == "ok"
