@@ -13,10 +13,8 @@ generated plans from another seed (never the blind set of bench/data, which no t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 from smolcrew.agents import plan_data
 from smolcrew.agents.plan_data import PlanExample, PlanStep
 from smolcrew.agents.planner import ToolPlanner, tool_tasks
+from smolcrew.manifest import staged, trained_folder
 
 __all__ = ["PlannerTraining", "labels_for", "load_planner", "planner_folder", "tag_tokens", "train_planner"]
 
@@ -53,20 +52,13 @@ class PlannerTraining:
     """How many times the router's example bank (one-step requests in other words) joins the generated plans."""
 
 
-def _digest(training: PlannerTraining) -> str:
-    hasher = hashlib.sha256(json.dumps(asdict(training), sort_keys=True).encode())
-    hasher.update(BASE_MODEL.encode())
-    hasher.update(Path(plan_data.__file__).read_bytes())
-    hasher.update(plan_data.TEMPLATES_PATH.read_bytes())
-    hasher.update(json.dumps(sorted(tool_tasks())).encode())  # the tagger's labels
-    for bank in ("routing_examples.jsonl", "tool_examples.jsonl"):
-        hasher.update((Path(plan_data.__file__).parent / "data" / bank).read_bytes())
-    return hasher.hexdigest()[:12]
-
-
 def planner_folder(cache_dir: Path, training: PlannerTraining | None = None) -> Path:
     """Where the planner trained with `training` lives (or will)."""
-    return cache_dir / "tool-planner" / _digest(training or PlannerTraining())
+    data = Path(plan_data.__file__).parent / "data"
+    inputs = [BASE_MODEL.encode(), Path(plan_data.__file__).read_bytes(), plan_data.TEMPLATES_PATH.read_bytes()]
+    inputs.append(json.dumps(sorted(tool_tasks())).encode())  # the tagger's labels
+    inputs += [(data / bank).read_bytes() for bank in ("routing_examples.jsonl", "tool_examples.jsonl")]
+    return trained_folder(cache_dir, "tool-planner", training or PlannerTraining(), *inputs)
 
 
 def load_planner(cache_dir: Path, training: PlannerTraining | None = None) -> ToolPlanner | None:
@@ -215,16 +207,13 @@ def train_planner(
             train_dataset=_encode(tokenizer, examples, label_ids, training.max_length),
             data_collator=DataCollatorForTokenClassification(tokenizer),
         ).train()
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    tokenizer.save_pretrained(str(staging))
-    (staging / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
-    metrics = {"train_examples": len(examples), "train_s": round(time.monotonic() - started, 1)}
-    metrics |= _held_out(staging, training) | {"training": asdict(training)}
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with staged(folder) as staging:
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
+        metrics = {"train_examples": len(examples), "train_s": round(time.monotonic() - started, 1)}
+        metrics |= _held_out(staging, training) | {"training": asdict(training)}
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     progress(
         f"tool planner trained in {metrics['train_s']:.0f} s; on generated plans it never saw: "
         f"tools right {metrics['held_out_tools_exact']:.1%}, specialists right {metrics['held_out_specialists']:.1%}"

@@ -8,12 +8,15 @@ in config (`[models] sentiment = "path/or/hub-id"`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -222,3 +225,24 @@ def is_available_offline(model: str) -> bool:
         return isinstance(try_to_load_from_cache(model, "config.json"), str)
     except ValueError:  # not a Hub id at all (e.g. a folder that does not exist): HFValidationError
         return False
+
+
+def trained_folder(cache_dir: Path, kind: str, plan: Any, *inputs: bytes) -> Path:
+    """Where weights trained here are cached: `<cache_dir>/<kind>/<digest>`, the digest covering the training `plan`
+    (a dataclass) and every input (base model, data, generator), so a change to any of them trains anew."""
+    hasher = hashlib.sha256(json.dumps(asdict(plan), sort_keys=True).encode())
+    for part in inputs:
+        hasher.update(part)
+    return cache_dir / kind / hasher.hexdigest()[:12]
+
+
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A fresh staging folder beside `folder` that becomes `folder` once the block ends without error, so a
+    training cut short never leaves half-written weights where they are looked for."""
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)

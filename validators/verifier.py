@@ -14,10 +14,8 @@ best score is the claim's support (one batch for the whole answer).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.errors import ModelUnavailableError
+from smolcrew.manifest import staged, trained_folder
 
 if TYPE_CHECKING:
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -53,19 +52,14 @@ class TrainingPlan:
     seed: int = 0
 
 
-def _digest(plan: TrainingPlan) -> str:
-    from smolcrew.validators import verifier_data
-
-    hasher = hashlib.sha256(json.dumps(asdict(plan), sort_keys=True).encode())
-    hasher.update(BASE_MODEL.encode())
-    hasher.update(Path(verifier_data.__file__).read_bytes())
-    hasher.update((Path(verifier_data.__file__).parent / "data" / "verifier_passages.jsonl").read_bytes())
-    return hasher.hexdigest()[:12]
-
-
 def verifier_folder(cache_dir: Path, plan: TrainingPlan | None = None) -> Path:
     """Where the verifier trained with `plan` lives (or will)."""
-    return cache_dir / "claim-verifier" / _digest(plan or TrainingPlan())
+    from smolcrew.validators import verifier_data
+
+    generator = Path(verifier_data.__file__)
+    passages = generator.parent / "data" / "verifier_passages.jsonl"
+    inputs = (BASE_MODEL.encode(), generator.read_bytes(), passages.read_bytes())
+    return trained_folder(cache_dir, "claim-verifier", plan or TrainingPlan(), *inputs)
 
 
 def train_verifier(
@@ -116,18 +110,15 @@ def train_verifier(
             use_cpu=True,
         )
         CrossEncoderTrainer(model=model, args=arguments, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(str(staging))
     verifier = ClaimVerifier(model)
     scores = verifier.scores([(p.evidence, p.claim) for p in held])
     accuracy = sum((score >= 0.5) == bool(p.label) for score, p in zip(scores, held, strict=True)) / max(1, len(held))
     metrics: dict[str, Any] = {"held_out_pairs": len(held), "held_out_accuracy": round(accuracy, 4)}
     metrics["train_pairs"] = len(pairs)
     metrics |= {"train_s": round(time.monotonic() - started, 1), "plan": asdict(plan)}
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with staged(folder) as staging:
+        model.save(str(staging))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
     progress(f"claim verifier trained in {metrics['train_s']:.0f} s; held-out synthetic accuracy {accuracy:.1%}")
     return folder
 
