@@ -3,14 +3,16 @@
 One MiniLM token tagger does the deciding: the packaged all-MiniLM-L6-v2 with a token-classification head,
 fine-tuned here on generated plans (`agents/plan_data.py`, `agents/planner_train.py`). It labels every token of
 the request `B-<tool>` (a step starts), `I-<tool>` (it goes on) or `O` (no step: "please", "then"), so step
-boundaries, tools, and through the tools the specialists come from one learned pass (about 10 ms on CPU).
-Decoding keeps what a person means: fragments tagged with the same tool are one step, fragments too small to be
-a step are dropped.
+boundaries, tools, and through the tools the specialists come from one learned pass (about 15 ms on CPU). The
+tagger reads file paths without their folders. Decoding keeps what a person means: fragments tagged with the same
+tool are one step, fragments too small to be a step are dropped, and a step naming a file its tool cannot open
+goes to the best tool that can.
 
 Dependencies follow the tools' declared input and output types (`plan_templates.json`): a step that refers to
 an earlier result ("it", "the transcript") or brings no input of its own (no file, no quoted text) uses the
-nearest earlier step whose output its tool can take; a step written inside another ("read aloud the translation
-of ...") feeds it. Steps are then ordered so every step comes after the ones it uses.
+earlier step whose output it names, else the nearest one whose output its tool can take (else, when it refers to
+one, the step before: every result reads as text); a tool that compares or combines takes two; a step written
+inside another ("read aloud the translation of ...") feeds it. Steps are then ordered after the ones they use.
 """
 
 from __future__ import annotations
