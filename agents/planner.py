@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,9 @@ class ToolPlanner:
         """
         if not request.strip():
             raise ValueError("cannot plan an empty request")
-        fragments = [self._fit_files(request, f) for f in self._fragments(request) or [self._whole(request)]]
+        probabilities, offsets = self._probabilities(request)
+        found = _fragments(probabilities, offsets) or [_whole(probabilities, len(request))]
+        fragments = [self._fit_files(request, fragment) for fragment in found]
         deps = _dependencies(request, fragments, self.tools)
         order = _topological(len(fragments), deps)
         position = {index: rank for rank, index in enumerate(order)}
@@ -150,42 +153,43 @@ class ToolPlanner:
             logits = self._model(**inputs).logits[0]
         return logits.softmax(-1).numpy(), offsets
 
-    def _whole(self, request: str) -> _Fragment:
-        """The whole request as one step, when no token was tagged as a step."""
-        probabilities, _ = self._probabilities(request)
-        mass = probabilities[:, 1:].reshape(len(probabilities), -1, 2).sum(axis=(0, 2))
-        return _Fragment(0, len(request), mass, len(probabilities))
 
-    def _fragments(self, request: str) -> list[_Fragment]:
-        probabilities, offsets = self._probabilities(request)
-        pieces: list[_Fragment] = []
-        current: _Fragment | None = None
-        for row, (start, end) in zip(probabilities, offsets, strict=True):
-            if start == end:  # [CLS], [SEP]
-                continue
-            label = int(row.argmax())
-            if label == 0:
-                current = None
-                continue
-            mass = row[1:].reshape(-1, 2).sum(axis=1)
-            if current is None or label % 2 == 1:  # labels: 0 O, then B-tool (odd), I-tool (even)
-                current = _Fragment(start, end, mass.copy(), 1)
-                pieces.append(current)
-            else:
-                current.end, current.tokens = end, current.tokens + 1
-                current.mass += mass
-        merged: list[_Fragment] = []
-        for piece in pieces:
-            same = next((m for m in reversed(merged) if m.tool_index == piece.tool_index), None)
-            if same is None:
-                merged.append(piece)
-                continue
-            same.start, same.end = min(same.start, piece.start), max(same.end, piece.end)
-            same.mass, same.tokens = same.mass + piece.mass, same.tokens + piece.tokens
-        if len(merged) > 1:
-            kept = [m for m in merged if m.mass.max() >= MIN_STEP_TOKENS]
-            merged = kept or [max(merged, key=lambda m: float(m.mass.max()))]
-        return sorted(merged, key=lambda m: m.start)
+def _whole(probabilities: np.ndarray, length: int) -> _Fragment:
+    """The whole request as one step, when no token was tagged as a step."""
+    mass = probabilities[:, 1:].reshape(len(probabilities), -1, 2).sum(axis=(0, 2))
+    return _Fragment(0, length, mass, len(probabilities))
+
+
+def _fragments(probabilities: np.ndarray, offsets: list[tuple[int, int]]) -> list[_Fragment]:
+    """The tagged steps in the order they appear: same-tool fragments merged, noise fragments dropped."""
+    pieces: list[_Fragment] = []
+    current: _Fragment | None = None
+    for row, (start, end) in zip(probabilities, offsets, strict=True):
+        if start == end:  # [CLS], [SEP]
+            continue
+        label = int(row.argmax())
+        if label == 0:
+            current = None
+            continue
+        mass = row[1:].reshape(-1, 2).sum(axis=1)
+        if current is None or label % 2 == 1:  # labels: 0 O, then B-tool (odd), I-tool (even)
+            current = _Fragment(start, end, mass.copy(), 1)
+            pieces.append(current)
+        else:
+            current.end, current.tokens = end, current.tokens + 1
+            current.mass += mass
+    merged: list[_Fragment] = []
+    for piece in pieces:
+        same = next((m for m in reversed(merged) if m.tool_index == piece.tool_index), None)
+        if same is None:
+            merged.append(piece)
+            continue
+        same.start, same.end = min(same.start, piece.start), max(same.end, piece.end)
+        same.mass, same.tokens = same.mass + piece.mass, same.tokens + piece.tokens
+    if len(merged) > 1:
+        kept = [m for m in merged if m.mass.max() >= MIN_STEP_TOKENS]
+        merged = kept or [max(merged, key=lambda m: float(m.mass.max()))]
+    return sorted(merged, key=lambda m: m.start)
 
 
 def _without_folders(request: str) -> tuple[str, list[int]]:
@@ -233,11 +237,14 @@ def _dependencies(request: str, fragments: list[_Fragment], tools: list[str]) ->
 
 def _names_output(text: str, producer: str) -> bool:
     """Whether `text` names `producer`'s output the way the templates do ("the transcript", "the caption")."""
-    phrases = {
-        phrase.lower() for kind in plan_data.templates()["tools"][producer].get("out", {}).values() for phrase in kind
-    }
     lowered = text.lower()
-    return any(phrase in lowered for phrase in phrases if not _PRONOUN.fullmatch(phrase))
+    return any(phrase in lowered for phrase in _output_names(producer))
+
+
+@cache
+def _output_names(producer: str) -> frozenset[str]:
+    outputs = plan_data.templates()["tools"][producer].get("out", {}).values()
+    return frozenset(name.lower() for names in outputs for name in names if not _PRONOUN.fullmatch(name))
 
 
 def _second_input(names: list[str], chosen: list[int], earlier: list[int], j: int) -> int | None:
