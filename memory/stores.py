@@ -2,7 +2,8 @@
 
 The graph is the Bolt server of `services.neo4j_uri` when set, else the managed local ArcadeDB under
 `<home>/graph` (memory/arcadedb.py): started in the background on first use, so opening never waits for it;
-its lane catches up from the journal once it answers. It keeps running after close, for the next process.
+its lane catches up from the journal once it answers. The mirror holds a lease on it until closed; then the
+server stops after `memory.graph_idle_s` with no other holder (at once for a home in the temp folder).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from smolcrew.memory.sinks.journal import JournalSink
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
+    from smolcrew.memory.arcadedb import ManagedArcadeDB
 
-__all__ = ["local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
+__all__ = ["local_graph_server", "local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def _answers(url: str, default_port: int) -> bool:
 def local_graph_wanted(settings: Settings) -> bool:
     """Whether the graph is the managed local ArcadeDB: no `services.neo4j_uri`, `memory.graph_local` on, and
     arcadedb-embedded and the neo4j driver installed."""
-    from smolcrew.memory.arcadedb import installed
+    from smolcrew.memory.arcadedb_host import installed
 
     return not settings.services.neo4j_uri and settings.memory.graph_local and installed()
 
@@ -60,10 +62,19 @@ def wanted_sinks(settings: Settings) -> list[str]:
     return chosen
 
 
-def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[MemorySink] | None:
-    """A sink on the managed ArcadeDB, launched in the background if none runs; None (logged) when it cannot
-    start in auto mode. Raises ConfigError when `memory.sinks` names the graph and no server can be had."""
-    from smolcrew.memory.arcadedb import INSTALL, ManagedArcadeDB
+def local_graph_server(settings: Settings) -> ManagedArcadeDB:
+    """The managed ArcadeDB of `settings.home`, sized and timed by `[memory]`."""
+    from smolcrew.memory.arcadedb import ManagedArcadeDB
+
+    memory = settings.memory
+    return ManagedArcadeDB(settings.home / "graph", heap_mb=memory.graph_heap_mb, idle_s=memory.graph_idle_s)
+
+
+def _local_graph(settings: Settings, namespace: str, stack: ExitStack) -> AbstractContextManager[MemorySink] | None:
+    """A sink on the managed ArcadeDB, launched in the background if none runs, held (a lease) until `stack`
+    closes; None (logged) when it cannot start in auto mode. Raises ConfigError when `memory.sinks` names the
+    graph and no server can be had."""
+    from smolcrew.memory.arcadedb_host import INSTALL
 
     explicit = settings.memory.sinks is not None
     if not local_graph_wanted(settings):
@@ -74,14 +85,16 @@ def _local_graph(settings: Settings, namespace: str) -> AbstractContextManager[M
             field="memory.sinks",
         )
     try:
-        state = ManagedArcadeDB(settings.home / "graph").start()
+        lease = local_graph_server(settings).acquire()
     except GraphServerError as exc:
         if explicit:
             raise ConfigError(f"memory.sinks names 'graph', but {exc}", field="memory.sinks") from exc
         log.warning("no graph store: %s", exc)
         return None
+    stack.callback(lease.release)  # after the sink closes its connections (the stack unwinds in reverse)
     from smolcrew.memory.sinks.graph import GraphSink
 
+    state = lease.state
     return GraphSink.from_url(
         state.uri, user=state.user, password=state.password, database=state.database, namespace=namespace
     )
@@ -126,7 +139,7 @@ def open_sinks(settings: Settings, stack: ExitStack) -> list[MemorySink]:
             )
             sinks.append(stack.enter_context(graph))
         elif name == "graph":
-            local = _local_graph(settings, namespace)
+            local = _local_graph(settings, namespace, stack)
             if local is not None:
                 sinks.append(stack.enter_context(local))
     return sinks

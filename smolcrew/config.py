@@ -172,9 +172,11 @@ class MemorySettings(_Section):
     graph when `services.neo4j_uri` is set or a local ArcadeDB can be started (`graph_local`). A store named
     here is used even while it is down: it catches up from the journal when it returns."""
     graph_local: bool = True
-    """Start a local ArcadeDB for the graph when no `services.neo4j_uri` is set and arcadedb-embedded is
-    installed (`pip install 'smolcrew[graph-local]'`); data under `<home>/graph`. It keeps running after the
-    crew closes, shared by later processes: stop it with `smolcrew memory graph-server stop`."""
+    """Without `services.neo4j_uri`, run a local ArcadeDB (`smolcrew[graph-local]`) over `<home>/graph`."""
+    graph_idle_s: float = Field(default=300.0, ge=0)
+    """Seconds the local ArcadeDB runs with no crew and no Bolt connection before it stops (0: never); a home in
+    the temp folder stops it when its last crew closes. The next crew starts it again, with no step lost."""
+    graph_heap_mb: int = Field(default=256, ge=64)  # the JVM's -Xmx; bench/graph_server.py measures what it needs
     namespace: str = Field(default="smolcrew", pattern=r"^[A-Za-z0-9_.-]{3,40}$")
     """Key prefix / collection name / graph namespace shared by every store."""
 
@@ -278,8 +280,8 @@ class ServerSettings(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     """Crews in the pool: how many runs (of different conversations) proceed at once."""
     tracing: bool = False
-    """Send OpenTelemetry traces of the agents (needs `pip install openinference-instrumentation-smolagents
-    opentelemetry-sdk opentelemetry-exporter-otlp`)."""
+    """Send OpenTelemetry traces of the agents (needs openinference-instrumentation-smolagents, opentelemetry-sdk
+    and opentelemetry-exporter-otlp)."""
     otlp_endpoint: str | None = None
     """Where traces go (OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces); None: the exporter's default."""
 
@@ -340,14 +342,12 @@ class Settings(BaseSettings):
 
 
 def _find_config(path: str | Path | None) -> Path | None:
+    path = path if path is not None else os.environ.get("SMOLCREW_CONFIG") or None
     if path is not None:
         found = Path(path).expanduser()
         if not found.is_file():
             raise ConfigError(f"config file {found} does not exist; check the --config path", field="config")
         return found
-    env = os.environ.get("SMOLCREW_CONFIG")
-    if env:
-        return _find_config(env)
     local = Path("smolcrew.toml")
     return local if local.is_file() else None
 

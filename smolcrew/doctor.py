@@ -111,7 +111,8 @@ def _reachable(url: str, default_port: int) -> bool:
 
 def _check_graph(settings: Settings) -> Check:
     """The graph store: the external URI, else the managed local ArcadeDB (running / not yet / not installed)."""
-    from smolcrew.memory.arcadedb import INSTALL, ManagedArcadeDB, installed
+    from smolcrew.memory.arcadedb_host import INSTALL, installed
+    from smolcrew.memory.stores import local_graph_server
 
     uri = settings.services.neo4j_uri
     if uri:
@@ -123,15 +124,40 @@ def _check_graph(settings: Settings) -> Check:
         return Check(
             "graph (bolt)", "warn", f"local ArcadeDB not installed: {INSTALL}; runs still work and journal locally"
         )
-    server = ManagedArcadeDB(settings.home / "graph")
+    server = local_graph_server(settings)
+    idle = settings.memory.graph_idle_s
+    lifetime = f"stops after {idle:g} s unused" if idle else "never stops on its own (memory.graph_idle_s = 0)"
     state = server.status()
     if state is None:
         return Check(
             "graph (bolt)",
             "ok",
-            f"local ArcadeDB installed, not running: starts with the first crew (data {server.folder})",
+            f"local ArcadeDB installed, not running: starts with the first crew, {lifetime} (data {server.folder})",
         )
-    return Check("graph (bolt)", "ok", f"local ArcadeDB running: pid {state.pid}, {state.uri}, data {server.folder}")
+    return Check(
+        "graph (bolt)", "ok", f"local ArcadeDB running: pid {state.pid}, {state.uri}, {lifetime}, data {server.folder}"
+    )
+
+
+def _check_graph_servers() -> Check | None:
+    """Every managed ArcadeDB on this machine, whatever its home: an orphan (its home deleted) is a warning."""
+    from smolcrew.memory.arcadedb_host import installed, running_servers
+
+    if not installed():
+        return None
+    found = running_servers()
+    if not found:
+        return Check("graph servers", "ok", "no managed ArcadeDB runs on this machine")
+    rows = []
+    for server in found:
+        idle = "in use" if server.idle_s is None else f"idle {server.idle_s:.0f} s"
+        where = f"{server.folder} (deleted)" if server.orphaned else str(server.folder)
+        rows.append(
+            f"pid {server.pid} {where}: {server.rss_bytes / 2**20:.0f} MB RSS, heap {server.heap_mb} MB, {idle}"
+        )
+    orphans = sum(server.orphaned for server in found)
+    fix = f"; {orphans} serve deleted homes: `smolcrew memory graph-server stop --all`" if orphans else ""
+    return Check("graph servers", "warn" if orphans else "ok", f"{len(found)} running{fix}\n" + "\n".join(rows))
 
 
 def _redis_forgets(url: str) -> str | None:
@@ -184,8 +210,10 @@ def _check_redis(settings: Settings) -> Check:
 
 def _check_services(settings: Settings) -> list[Check]:
     services = settings.services
-    checks = [_check_redis(settings)]
-    checks.append(_check_graph(settings))
+    checks = [_check_redis(settings), _check_graph(settings)]
+    servers = _check_graph_servers()
+    if servers is not None:
+        checks.append(servers)
     if services.chroma_url:
         up = _reachable(services.chroma_url, 8000)
         checks.append(

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ import pytest
 from smolcrew.backends import ScriptedModel
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
+
+ORPHAN_GRACE_S = 30.0
+"""How long after the last test a graph server it let go may take to stop (its watchdog looks every second)."""
+_SERVERS_BEFORE = pytest.StashKey[set[int]]()
 
 SHARED_CACHE = Path(os.environ.get("SMOLCREW_TEST_CACHE", Path.home() / ".cache" / "smolcrew-tests"))
 """Joined GGUF files and router embeddings survive between test sessions here (they take seconds to make)."""
@@ -63,6 +68,39 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
     if os.environ.get("CI") and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where everything must be installed: {report.longrepr}"
+
+
+def _graph_servers() -> dict[int, Path]:
+    """The managed ArcadeDB JVMs running on this machine now, by pid (none where it cannot run)."""
+    from smolcrew.memory.arcadedb_host import installed, running_servers
+
+    return {server.pid: server.folder for server in running_servers()} if installed() else {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_SERVERS_BEFORE] = set(_graph_servers())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test may leave a graph server behind: one still running a while after the last test fails the
+    session (and is stopped). Servers that ran before the session (the user's own) are not ours."""
+    from smolcrew.memory.arcadedb_host import terminate
+
+    shared = sys.modules.get("tests.memory.backends.graph")  # the sink tests' server, kept for the whole session
+    if shared is not None:
+        shared.close_shared_graph_server()
+    before = session.stash.get(_SERVERS_BEFORE, set())
+    deadline = time.monotonic() + ORPHAN_GRACE_S  # a server let go in the last test stops within seconds
+    left = {pid: folder for pid, folder in _graph_servers().items() if pid not in before}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = {pid: folder for pid, folder in _graph_servers().items() if pid not in before}
+    if left:
+        for pid in left:
+            terminate(pid)
+        listing = ", ".join(f"pid {pid} over {folder}" for pid, folder in sorted(left.items()))
+        sys.stderr.write(f"\nFAILED: the tests left {len(left)} ArcadeDB server(s) running ({listing}); stopped\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def require_program(name: str, install: str) -> str:

@@ -28,7 +28,7 @@ memory_app = typer.Typer(
 )
 graph_server_app = typer.Typer(
     help="The managed local ArcadeDB: the graph store when no services.neo4j_uri is set. It starts with the first "
-    "crew and keeps running, shared by later processes, until stopped here.",
+    "crew, is shared by later processes, and stops after memory.graph_idle_s unused (or when stopped here).",
     no_args_is_help=True,
 )
 memory_app.add_typer(graph_server_app, name="graph-server")
@@ -283,16 +283,19 @@ def ingest(
 
 @graph_server_app.command("status")
 def graph_server_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Whether the local ArcadeDB runs: pid, Bolt URI, data folder, log (never the password)."""
-    from smolcrew.memory.arcadedb import ManagedArcadeDB
+    """Whether this home's local ArcadeDB runs: pid, Bolt URI, holders, data folder, log (never the password)."""
+    from smolcrew.memory.stores import local_graph_server
 
-    server = ManagedArcadeDB(settings_or_exit(config).home / "graph")
+    settings = settings_or_exit(config)
+    server = local_graph_server(settings)
     state = server.status()
     info = {
         "running": state is not None,
         "pid": state.pid if state else None,
         "uri": state.uri if state else None,
         "http": state.http_url if state else None,
+        "leases": len(server.live_leases()) if state else 0,
+        "idle_s": settings.memory.graph_idle_s,
         "folder": str(server.folder),
         "log": str(server.log_file),
     }
@@ -302,14 +305,30 @@ def graph_server_status(config: ConfigOption = None, as_json: JsonOption = False
         console.print(f"not running (data: {escape(str(server.folder))}); it starts with the next crew")
     else:
         console.print(
-            f"running: pid {state.pid}, {state.uri} (http {state.http_url}), data {escape(str(server.folder))}"
+            f"running: pid {state.pid}, {state.uri} (http {state.http_url}), {info['leases']} crew(s) holding it, "
+            f"data {escape(str(server.folder))}"
         )
 
 
 @graph_server_app.command("stop")
-def graph_server_stop(config: ConfigOption = None) -> None:
-    """Stop the local ArcadeDB. Crews still open keep journaling and catch the graph up when it runs again."""
-    from smolcrew.memory.arcadedb import ManagedArcadeDB
+def graph_server_stop(
+    config: ConfigOption = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every managed ArcadeDB on this machine, whatever its home.")
+    ] = False,
+) -> None:
+    """Stop the local ArcadeDB now (it also stops by itself after `memory.graph_idle_s` unused). Crews still open
+    keep journaling and catch the graph up when it runs again."""
+    if every:
+        from smolcrew.memory.arcadedb import stop_all
 
-    state = ManagedArcadeDB(settings_or_exit(config).home / "graph").stop()
+        stopped = stop_all()
+        for found in stopped:
+            note = " (its home was deleted)" if found.orphaned else ""
+            console.print(f"stopped pid {found.pid}: {escape(str(found.folder))}{note}")
+        console.print(f"{len(stopped)} stopped" if stopped else "no managed ArcadeDB runs on this machine")
+        return
+    from smolcrew.memory.stores import local_graph_server
+
+    state = local_graph_server(settings_or_exit(config)).stop()
     console.print(f"stopped (pid {state.pid})" if state else "not running")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smolcrew.errors import GraphServerError
-from smolcrew.memory.arcadedb import DATABASE, ManagedArcadeDB, free_port, http_status, package_dir
+from smolcrew.memory.arcadedb import DATABASE, Lease, ManagedArcadeDB
+from smolcrew.memory.arcadedb_host import free_port, http_status, package_dir
 
 __all__ = [
     "DATABASE",
@@ -72,11 +73,12 @@ def arcadedb_server() -> Iterator[GraphServer]:
     """A fresh managed ArcadeDB with Bolt on random free ports, in a temporary folder; stopped and removed on exit."""
     _package_dir()
     server = ManagedArcadeDB(Path(tempfile.mkdtemp(prefix="smolcrew-arcadedb-")), ready_timeout_s=READY_TIMEOUT_S)
+    leases: list[Lease] = []  # held until the end: a temporary folder's server stops once nothing holds it
     try:
         start = time.perf_counter()
-        for attempt in range(3):  # start() relaunches on other ports when the last JVM died (a port clash)
+        for attempt in range(3):  # acquire() relaunches on other ports when the last JVM died (a port clash)
             try:
-                server.start()
+                leases.append(server.acquire())
                 state = server.wait_ready(READY_TIMEOUT_S)
                 break
             except GraphServerError as exc:
@@ -85,6 +87,8 @@ def arcadedb_server() -> Iterator[GraphServer]:
         started = time.perf_counter() - start
         yield GraphServer(state.uri, state.user, state.password, state.database, started, state.pid)
     finally:
+        for lease in leases:
+            lease.release()
         server.stop()
         shutil.rmtree(server.folder, ignore_errors=True)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
+import signal
 import stat
 import subprocess
 import threading
@@ -20,9 +22,10 @@ from typer.testing import CliRunner
 from smolcrew.cli.app import app
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
-from smolcrew.doctor import _check_graph
+from smolcrew.doctor import _check_graph, _check_graph_servers
 from smolcrew.errors import ConfigError
-from smolcrew.memory.arcadedb import ManagedArcadeDB, ServerState, installed
+from smolcrew.memory.arcadedb import ManagedArcadeDB, ServerState
+from smolcrew.memory.arcadedb_host import WATCHDOG, installed, running, running_servers
 from smolcrew.memory.sinks.graph import GraphSink
 from smolcrew.memory.sinks.journal import JournalSink
 from smolcrew.memory.stores import open_mirror, open_sinks, wanted_sinks
@@ -31,6 +34,8 @@ from tests.memory.arcadedb import START_COMMAND
 from tests.memory.sink_contract import make_records
 
 GRAPH_ONLY = {"sinks": ["graph"], "namespace": "arcadetest"}
+STOP_LIMIT_S = 20.0
+"""How long an unheld server may take to be gone: a watchdog look (1 s), then ArcadeDB's own shutdown."""
 
 
 def _settings(home: Path, **memory: object) -> Settings:
@@ -49,6 +54,17 @@ def _java_processes(folder: Path) -> list[int]:
         if marker in args and b"com.arcadedb.server.ArcadeDBServer" in args:
             found.append(int(entry.name))
     return found
+
+
+def _running(watchdog_pid: int | None) -> bool:
+    return running(watchdog_pid, WATCHDOG)
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -76,7 +92,7 @@ def test_auto_mode_adds_the_local_graph_only_when_it_can_run(tmp_path: Path, mon
     assert "graph" in wanted_sinks(external)
     assert wanted_sinks(_settings(tmp_path, sinks=["graph"], graph_local=False)) == ["graph"]  # as configured
 
-    monkeypatch.setattr("smolcrew.memory.arcadedb.installed", lambda: False)  # a machine without arcadedb-embedded
+    monkeypatch.setattr("smolcrew.memory.arcadedb_host.installed", lambda: False)  # a machine without arcadedb-embedded
     assert "graph" not in wanted_sinks(_settings(tmp_path))
     assert not (tmp_path / "graph").exists()  # deciding starts nothing
 
@@ -87,7 +103,7 @@ def test_naming_the_graph_without_a_uri_or_a_local_server_is_a_config_error(
     with ExitStack() as stack, pytest.raises(ConfigError, match="graph_local is false") as info:
         open_sinks(_settings(tmp_path, sinks=["graph"], graph_local=False), stack)
     assert info.value.field == "memory.sinks"
-    monkeypatch.setattr("smolcrew.memory.arcadedb.installed", lambda: False)
+    monkeypatch.setattr("smolcrew.memory.arcadedb_host.installed", lambda: False)
     with ExitStack() as stack, pytest.raises(ConfigError, match="smolcrew\\[graph-local\\]"):
         open_sinks(_settings(tmp_path, sinks=["graph"]), stack)
     check = _check_graph(_settings(tmp_path))
@@ -130,17 +146,20 @@ def test_a_crew_starts_the_server_in_the_background_and_its_run_reaches_the_grap
         while sink.read(result.run_id) != expected and time.monotonic() < deadline:
             time.sleep(0.2)
         assert sink.read(result.run_id) == expected
-    crew.close()
-    assert server.status() == ready  # a daemon: it outlives the crew for the next process
     check = _check_graph(crew.settings)
     assert check.status == "ok" and f"pid {ready.pid}" in check.detail and ready.password not in check.detail
+    crew.close()  # a home in the temp folder: its server stops as soon as nothing holds it
+    _wait_until(lambda: not _java_processes(folder), STOP_LIMIT_S)
+    assert server.status() is None and "not running" in _check_graph(crew.settings).detail
 
 
 def test_processes_on_one_home_share_one_server_until_it_is_stopped(homes: list[Path]) -> None:
     settings = _settings(homes[0], **GRAPH_ONLY)
     folder = homes[0] / "graph"
     states: list[ServerState] = []
-    threads = [threading.Thread(target=lambda: states.append(ManagedArcadeDB(folder).start())) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: states.append(ManagedArcadeDB(folder).acquire().state)) for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -161,7 +180,7 @@ def test_processes_on_one_home_share_one_server_until_it_is_stopped(homes: list[
             time.sleep(0.2)
         assert sink.read("early") == records
         assert mirror.status()[0].failures >= 1  # refused before the server answered: written by catch-up
-    assert ManagedArcadeDB(folder).start().pid == state.pid  # live and answering: reused again
+    assert ManagedArcadeDB(folder).acquire().state.pid == state.pid  # live and answering: reused again
 
     runner = CliRunner()
     shown = runner.invoke(app, ["memory", "graph-server", "status", "--json"], env={"SMOLCREW_HOME": str(homes[0])})
@@ -190,7 +209,7 @@ def test_a_stale_state_file_is_replaced_and_its_password_kept(homes: list[Path])
     assert server.status() is None  # a dead pid: cleaned up, nothing started
     assert json.loads((folder / "server.json").read_text())["pid"] is None
 
-    state = server.start()
+    state = server.acquire().state
     assert state.pid != dead.pid and state.password == "kept-password-1234"
     ready = server.wait_ready(60)
     assert not (folder / "root-password").exists()  # ArcadeDB keeps only a hash once it runs
@@ -201,7 +220,107 @@ def test_a_stale_state_file_is_replaced_and_its_password_kept(homes: list[Path])
 def test_a_server_stopped_while_it_starts_stays_stopped(homes: list[Path]) -> None:
     folder = homes[0] / "graph"
     server = ManagedArcadeDB(folder)
-    state = server.start()
+    state = server.acquire().state
     assert server.stop() == state  # before it answered: its background preparer must not launch another
     time.sleep(1.0)
     assert _java_processes(folder) == [] and server.status() is None
+
+
+# -- lifetime: leases, the watchdog, idle shutdown ---------------------------------------------------------------
+
+
+def test_a_temporary_home_stops_its_server_when_its_crew_closes_or_its_folder_is_deleted(
+    homes: list[Path], scripted_crew: Callable[..., Crew]
+) -> None:
+    crew = scripted_crew([code("final_answer(1)")], routing={"mode": "manager"}, memory=GRAPH_ONLY)
+    folder = Path(crew.settings.home) / "graph"
+    assert crew.mirror is not None
+    state = ManagedArcadeDB(folder).wait_ready(60)
+    [found] = [server for server in running_servers() if server.folder == folder]
+    assert found.heap_mb == crew.settings.memory.graph_heap_mb == 256  # -Xmx from the config
+    crew.close()
+    _wait_until(lambda: not _java_processes(folder), STOP_LIMIT_S)
+    _wait_until(lambda: not _running(state.watchdog_pid), 5.0)  # its watchdog goes with it
+
+    # Deleted while a process still holds it: nobody can use the data any more, so the JVM goes too.
+    lease = ManagedArcadeDB(folder).acquire()
+    ManagedArcadeDB(folder).wait_ready(60)
+    shutil.rmtree(crew.settings.home)
+    _wait_until(lambda: not _java_processes(folder), STOP_LIMIT_S)
+    assert not folder.exists()  # stopping it did not make the folder again
+    lease.release()
+
+
+def test_idle_shutdown_then_the_next_crew_restarts_the_server_and_the_graph_catches_up(
+    homes: list[Path], scripted_crew: Callable[..., Crew], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("smolcrew.memory.arcadedb.temporary", lambda folder: False)  # as the user's own home
+    memory = {**GRAPH_ONLY, "graph_idle_s": 3.0}
+    first = scripted_crew([code("final_answer(1)")], routing={"mode": "manager"}, memory=memory)
+    folder = Path(first.settings.home) / "graph"
+    one = first.run("One?")
+    server = ManagedArcadeDB(folder)
+    state = server.wait_ready(60)
+    first.close()  # flushes the graph lane: run one is in the graph
+    assert server.status() == state  # not a temporary home: it outlives the crew, for the idle time
+
+    # A Bolt connection without a lease (a script with its own driver) holds it too.
+    with GraphSink.from_url(state.uri, user="root", password=state.password, namespace="arcadetest") as sink:
+        assert sink.health().ok
+        time.sleep(5.0)
+        assert server.status() == state
+    idle_from = time.monotonic()
+    _wait_until(lambda: server.status() is None, 3.0 + STOP_LIMIT_S)
+    assert time.monotonic() - idle_from >= 2.0  # not before the idle time
+    _wait_until(lambda: "held by nobody for 3 s: stopped" in (folder / "server.log").read_text(), 5.0)
+
+    second = scripted_crew([code("final_answer(2)")], routing={"mode": "manager"}, memory=memory)
+    two = second.run("Two?")  # at once: the new JVM is still starting, the graph lane catches up later
+    restarted = server.wait_ready(60)
+    assert restarted.pid != state.pid and restarted.password == state.password
+    journal = JournalSink(Path(second.settings.home) / "journal")
+    with GraphSink.from_url(restarted.uri, user="root", password=restarted.password, namespace="arcadetest") as sink:
+        for run in (one, two):
+            expected = journal.read(run.run_id)
+            _wait_until(lambda run=run, expected=expected: sink.read(run.run_id) == expected, 30.0)  # type: ignore[misc]
+            seqs = [record.seq for record in sink.read(run.run_id)]
+            assert seqs == sorted(set(seqs)) and len(seqs) == len(expected)  # every step exactly once
+
+
+def test_a_killed_watchdog_is_replaced_by_the_next_holder(homes: list[Path]) -> None:
+    server = ManagedArcadeDB(homes[0] / "graph")
+    with server.acquire() as lease:
+        os.kill(lease.state.watchdog_pid or 0, signal.SIGKILL)
+        _wait_until(lambda: not _running(lease.state.watchdog_pid), 10.0)
+        with server.acquire() as again:
+            assert again.state.pid == lease.state.pid  # the same server...
+            assert again.state.watchdog_pid != lease.state.watchdog_pid and _running(again.state.watchdog_pid)
+    _wait_until(lambda: not _java_processes(server.folder), STOP_LIMIT_S)  # ...which the new watchdog stops
+
+
+def test_doctor_lists_every_server_and_stop_all_ends_them_orphans_included(
+    homes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, orphan = ManagedArcadeDB(homes[0] / "graph"), ManagedArcadeDB(homes[1] / "graph")
+    kept_lease, orphan_lease = kept.acquire(), orphan.acquire()
+    kept.wait_ready(60)
+    orphan.wait_ready(60)
+    os.kill(orphan_lease.state.watchdog_pid or 0, signal.SIGKILL)  # no watchdog: the folder's deletion goes unseen
+    _wait_until(lambda: not _running(orphan_lease.state.watchdog_pid), 10.0)
+    shutil.rmtree(homes[1])
+    ours = {kept.folder, orphan.folder}
+    real = running_servers  # only this test's servers: others on the machine (the user's, other tests') stay
+    for module in ("smolcrew.memory.arcadedb", "smolcrew.memory.arcadedb_host"):
+        monkeypatch.setattr(f"{module}.running_servers", lambda: [s for s in real() if s.folder in ours])
+
+    check = _check_graph_servers()
+    assert check is not None and check.status == "warn" and "graph-server stop --all" in check.detail
+    assert f"pid {kept_lease.state.pid} {kept.folder}:" in check.detail
+    assert f"pid {orphan_lease.state.pid} {orphan.folder} (deleted)" in check.detail
+
+    stopped = CliRunner().invoke(app, ["memory", "graph-server", "stop", "--all"])
+    assert stopped.exit_code == 0, stopped.output
+    assert "2 stopped" in stopped.output and "(its home was deleted)" in stopped.output
+    assert _java_processes(kept.folder) == _java_processes(orphan.folder) == []
+    assert kept.status() is None and not homes[1].exists()
+    kept_lease.release()

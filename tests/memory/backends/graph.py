@@ -24,7 +24,7 @@ from smolcrew.memory.sinks.graph import GraphSink
 from tests.memory.arcadedb import GraphServer, GraphServerUnavailable
 from tests.memory.arcadedb import graph_server as start_graph_server
 
-__all__ = ["graph_server", "graph_sink", "make_graph_sink", "shared_graph_server"]
+__all__ = ["close_shared_graph_server", "graph_server", "graph_sink", "make_graph_sink", "shared_graph_server"]
 
 _lock = threading.Lock()
 _stack = ExitStack()
@@ -47,6 +47,14 @@ def shared_graph_server() -> GraphServer:
             pytest.fail(_failure or "graph server unavailable")
         pytest.skip(_failure or "graph server unavailable")
     return _server
+
+
+def close_shared_graph_server() -> None:
+    """Stop the process's graph server now (the session's end calls it before looking for leftover JVMs)."""
+    global _server
+    with _lock:
+        _stack.close()
+        _server = None
 
 
 @contextmanager
