@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/routing.py
 	$(PY) bench/tools.py
 	$(PY) bench/memory.py
+	$(PY) bench/graph_server.py
 	$(PY) bench/rag.py
 	$(PY) bench/tasks.py
 
