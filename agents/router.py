@@ -216,7 +216,7 @@ class Router:
         self.margin = margin
         self.top_k = top_k
         self.planner = planner
-        self._embed = embed
+        self.embed = embed
         self._labels = np.array([self.names.index(name) for name, _ in examples])
         self._examples = self._example_vectors([text for _, text in examples], cache_dir, embedder_id)
 
@@ -242,19 +242,19 @@ class Router:
 
     def _example_vectors(self, texts: list[str], cache_dir: Path | None, embedder_id: str) -> np.ndarray:
         if cache_dir is None:
-            return self._embed(texts)
+            return self.embed(texts)
         digest = hashlib.sha256(json.dumps([embedder_id, texts]).encode()).hexdigest()[:16]
         path = cache_dir / f"router-examples-{digest}.npy"
         if path.is_file():
             return np.load(path)
-        vectors = self._embed(texts)
+        vectors = self.embed(texts)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
         return vectors
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Score matrix (texts x specialists)."""
-        similarity = self._embed(texts) @ self._examples.T
+        similarity = self.embed(texts) @ self._examples.T
         out = np.zeros((len(texts), len(self.names)))
         for column in range(len(self.names)):
             mine = np.sort(similarity[:, self._labels == column], axis=1)[:, ::-1][:, : self.top_k]

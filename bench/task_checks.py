@@ -12,6 +12,7 @@ space):
   English or native name ("French", "français").
 - `artifact_audio` {min_seconds=0.5}: the run wrote an audio file at least that long.
 - `artifact_image` {min_width=1, min_height=1}: the run wrote an image at least that large.
+- `no_tool`: the run called no tool (chit-chat, a fact the user stated earlier: answered from the conversation).
 - `trace_contains` {terms}: every term appears somewhere in the run: the answer, the code the agents ran, the
   tool outputs they saw, the tasks handed from one specialist to the next (for answers given as a file, e.g.
   a total read aloud: the total must have been read on the way).
@@ -78,6 +79,8 @@ class Outcome:
     artifacts: tuple[Path, ...] = ()
     trace: str = ""
     notes: list[str] = field(default_factory=list, compare=False)
+    tools: tuple[str, ...] = ()
+    """The tools the run called (a reply from the conversation calls only `recall_conversation`)."""
 
 
 def _norm(text: str) -> str:
@@ -187,6 +190,11 @@ def _trace_contains(check: Mapping[str, Any], outcome: Outcome) -> tuple[bool, s
     return not missing, f"run never mentions {missing}" if missing else "all terms in the run"
 
 
+def _no_tool(check: Mapping[str, Any], outcome: Outcome) -> tuple[bool, str]:
+    used = [tool for tool in outcome.tools if tool != "recall_conversation"]
+    return not used, f"called {used}" if used else "answered without a tool"
+
+
 CheckFn = Callable[[Mapping[str, Any], Outcome], tuple[bool, str]]
 CHECK_KINDS: dict[str, tuple[CheckFn, dict[str, type | tuple[type, ...]], dict[str, type | tuple[type, ...]]]] = {
     "contains_all": (_contains_all, {"terms": list}, {}),
@@ -197,6 +205,7 @@ CHECK_KINDS: dict[str, tuple[CheckFn, dict[str, type | tuple[type, ...]], dict[s
     "artifact_audio": (_artifact_audio, {}, {"min_seconds": (int, float)}),
     "artifact_image": (_artifact_image, {}, {"min_width": int, "min_height": int}),
     "trace_contains": (_trace_contains, {"terms": list}, {}),
+    "no_tool": (_no_tool, {}, {}),
 }
 """kind -> (function, required parameters, optional parameters)."""
 

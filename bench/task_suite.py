@@ -211,7 +211,7 @@ def outcome_of(result: Any, inputs: Path) -> Outcome:
                 files[path] = None
         except OSError:
             continue
-    return Outcome(answer=answer, artifacts=tuple(files), trace=trace)
+    return Outcome(answer=answer, artifacts=tuple(files), trace=trace, tools=tuple(result.tools))
 
 
 @dataclass

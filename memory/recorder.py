@@ -137,6 +137,10 @@ class RunRecorder:
         """A crew-level record (`run_start`, `run_end`): not a step of any agent."""
         return self._add("crew", kind, payload)
 
+    def step(self, kind: str, payload: dict[str, Any]) -> StepRecord:
+        """A step of the agent now running that no smolagents loop made (a direct reply)."""
+        return self._add(self.current_agent, kind, payload)
+
     @property
     def current_agent(self) -> str:
         return self._stack[-1][0] if self._stack else "user"

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings, load_settings
-    from smolcrew.crew import ChatSession, Crew
+    from smolcrew.conversation import ChatSession
+    from smolcrew.crew import Crew
     from smolcrew.errors import (
         AnswerRejected,
         ConfigError,
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "ChatSession": "smolcrew.crew",
+    "ChatSession": "smolcrew.conversation",
     "Crew": "smolcrew.crew",
     "RunResult": "smolcrew.result",
     "Settings": "smolcrew.config",

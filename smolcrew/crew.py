@@ -8,14 +8,13 @@ resuming) is in smolcrew/run.py.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.config import Settings, load_settings
+from smolcrew.conversation import ChatSession
 from smolcrew.errors import CrewClosedError, ModelUnavailableError
 from smolcrew.result import RunResult
 from smolcrew.run import resume_run, run_result, start_run
@@ -23,6 +22,7 @@ from smolcrew.run import resume_run, run_result, start_run
 if TYPE_CHECKING:
     from smolagents.models import Model
 
+    from smolcrew.agents.replies import ReplyDetector
     from smolcrew.agents.router import RoutePlan, Router
     from smolcrew.agents.team import Team
     from smolcrew.audit import AuditLog
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from smolcrew.validators.cascade import Cascade
     from smolcrew.validators.human import ApprovalQueue
 
-__all__ = ["ChatSession", "Crew", "RunResult"]
+__all__ = ["Crew", "RunResult"]
 
 
 class Crew:
@@ -73,6 +73,7 @@ class Crew:
         self._stores = ExitStack()
         self._router: Router | None = None
         self._router_error: ModelUnavailableError | None = None
+        self._replies: ReplyDetector | None = None
         self._closed = False
         self._lock = threading.RLock()
         start = Path.cwd()
@@ -267,6 +268,21 @@ class Crew:
         """Which specialists and tools would handle `request`, with scores. Runs no tool."""
         return self.router.route(request)
 
+    def wants_reply(self, request: str) -> bool:
+        """Whether `request` wants a reply from the conversation rather than a tool (agents/replies.py); False
+        in manager mode (the manager answers everything itself) and when the router's embeddings are missing."""
+        if self.settings.routing.mode == "manager":
+            return False
+        if self._replies is None:
+            from smolcrew.agents.replies import ReplyDetector
+
+            try:
+                router = self.router
+            except ModelUnavailableError:
+                return False
+            self._replies = ReplyDetector(router.embed, router)
+        return self._replies(request)
+
     def run(
         self,
         task: str,
@@ -359,31 +375,3 @@ class Crew:
             if start is not None and start.payload.get("conversation_id") == conversation_id:
                 session.turns.append((str(start.payload.get("task")), run_result(self, records)))
         return session
-
-
-@dataclass
-class ChatSession:
-    """Several turns with one Crew. Each turn continues from the earlier ones: in manager mode the manager keeps
-    its memory of them (smolagents `reset=False`); in router mode the specialists get a transcript of the last
-    `keep` turns. `Crew.chat(conversation_id)` picks a conversation up again from the journal."""
-
-    crew: Crew
-    keep: int = 6
-    turns: list[tuple[str, RunResult]] = field(default_factory=list)
-    conversation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-
-    def __repr__(self) -> str:
-        return f"ChatSession({self.conversation_id!r}, {len(self.turns)} turns)"
-
-    def history(self) -> list[StepRecord]:
-        """The step records of the last `keep` turns."""
-        return [record for _, result in self.turns[-self.keep :] for record in result.steps]
-
-    def send(self, message: str, **kwargs: Any) -> RunResult:
-        """Run one turn; the result joins the conversation."""
-        result = self.crew.run(message, conversation_id=self.conversation_id, history=self.history(), **kwargs)
-        self.turns.append((message, result))
-        return result
-
-    def reset(self) -> None:
-        self.turns.clear()

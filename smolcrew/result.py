@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from smolcrew.agents.router import RoutePlan
     from smolcrew.memory.records import StepRecord
 
-__all__ = ["RunResult", "RunState"]
+__all__ = ["RunMode", "RunResult", "RunState"]
 
 RunState = Literal["success", "max_steps_error", "error", "rejected", "pending_approval"]
+RunMode = Literal["manager", "router", "reply"]
 """success: the answer passed validation (or a person approved it); max_steps_error: the agents ran out of
 steps (a failed validation, never an answer); error: a model or agent error; rejected: the validation cascade
 or a person rejected the answer; pending_approval: a person must decide (`smolcrew approvals`), then
@@ -30,7 +31,9 @@ class RunResult:
     answer: Any
     run_id: str
     state: RunState
-    mode: Literal["manager", "router"]
+    mode: RunMode
+    """router: the plan's steps went to their specialists; manager: the manager's agent loop; reply: answered
+    from the conversation in one model call (no tool: chit-chat, facts the user stated)."""
     agents: tuple[str, ...]
     """Specialists that were delegated to, in order (repeats removed)."""
     tools: tuple[str, ...]

@@ -18,16 +18,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from smolcrew.agents.dispatch import PREVIOUS_RESULT
+from smolcrew.answering import REPLY_AGENT, dispatch, manage, reply
 from smolcrew.errors import ModelUnavailableError, RunNotFoundError
 from smolcrew.failures import failure_cause, symptoms
-from smolcrew.result import RunResult, RunState
+from smolcrew.result import RunMode, RunResult, RunState
 
 if TYPE_CHECKING:
-    from smolagents.memory import MemoryStep
-
     from smolcrew.agents.router import RoutePlan
     from smolcrew.agents.team import Team
     from smolcrew.audit import AuditLog
@@ -76,6 +74,8 @@ class CrewParts(Protocol):
 
     def route(self, request: str) -> RoutePlan: ...
 
+    def wants_reply(self, request: str) -> bool: ...
+
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
@@ -84,19 +84,6 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
 def _plain(value: Any) -> Any:
     """An answer as JSON can hold it (records and audit entries are JSON)."""
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
-    """The answers of the router's delegations that finished, in order, up to the first that did not."""
-    finals = {r.payload.get("parent"): r.payload.get("output") for r in records if r.kind == "final_answer"}
-    answers = []
-    for record in records:
-        if record.kind == "delegation" and record.agent == "router":
-            delegation = f"{record.run_id}:{record.seq}"
-            if delegation not in finals:
-                break
-            answers.append(finals[delegation])
-    return answers
 
 
 def start_run(
@@ -256,19 +243,26 @@ def _run(
 
     started = time.perf_counter()
     team = crew.team
-    plan = _plan(crew, task)
-    mode = crew.settings.routing.mode
-    direct = plan is not None and (mode == "router" or (mode == "auto" and plan.confident))
-    if history and direct and context is None:
+    talk = not resumed and crew.wants_reply(task)
+    plan = None if talk else _plan(crew, task)
+    routing = crew.settings.routing.mode
+    direct = plan is not None and (routing == "router" or (routing == "auto" and plan.confident))
+    mode: RunMode = (
+        "reply"
+        if talk or (resumed and resumed[0].payload.get("mode") == "reply")
+        else ("router" if direct else "manager")
+    )
+    if history and (direct or talk) and context is None:
         context = transcript(history)
-    memory = agent_steps([*history, *resumed]) if (history or resumed) and not direct else None
-    prompt = task if context is None else f"{context}\n\nNow: {task}"
+    memory = agent_steps([*history, *resumed]) if (history or resumed) and mode == "manager" else None
+    prompt = task if context is None or memory is not None else f"{context}\n\nNow: {task}"
     if plan is not None and not direct:
         prompt += "\n\n" + plan.hint()
     cascade = cascade or crew.cascade
-    _add_answer_checks(crew, recorder, task, cascade, plan.specialists if direct and plan else ["manager"])
+    answering = plan.specialists if direct and plan else [REPLY_AGENT] if mode == "reply" else ["manager"]
+    _add_answer_checks(crew, recorder, task, cascade, answering)
     if not resumed:
-        start = {"task": task, "prompt": prompt, "mode": "router" if direct else "manager", "max_steps": max_steps}
+        start = {"task": task, "prompt": prompt, "mode": mode, "max_steps": max_steps}
         recorder.mark("run_start", {**start, "plan": plan.to_dict() if plan else None})
     crew.workspace.run_id = recorder.run_id
     written_before = len(crew.workspace.written)
@@ -277,17 +271,19 @@ def _run(
     error: str | None = None
     with team.slot.recording(recorder):
         try:
-            if direct and plan is not None:
-                answer, state = _dispatch(team, plan, recorder, images, context, resumed)
+            if mode == "reply":
+                answer, state = reply(team, task, context, recorder)
+            elif direct and plan is not None:
+                answer, state = dispatch(team, plan, recorder, images, context, resumed)
             else:
-                answer, state = _manage(team, prompt, recorder, images, max_steps, memory, bool(resumed))
+                answer, state = manage(team, prompt, recorder, images, max_steps, memory, bool(resumed))
         except (AgentError, ModelUnavailableError) as exc:
             state, error = "error", str(exc)
     decision = _gate(crew, cascade).judge(recorder.run_id, task, answer, state, recorder.records, recorder.tool_calls)
     if error is not None:
         decision = dataclasses.replace(decision, error=error)
     written = tuple(str(path) for path in crew.workspace.written[written_before:] if path.exists())
-    return _finish(crew, recorder, decision, "router" if direct else "manager", plan, started, answer, written)
+    return _finish(crew, recorder, decision, mode, plan, started, answer, written)
 
 
 def _add_answer_checks(
@@ -312,7 +308,7 @@ def _finish(
     crew: CrewParts,
     recorder: RunRecorder,
     decision: Decision,
-    mode: Literal["manager", "router"],
+    mode: RunMode,
     plan: RoutePlan | None,
     started: float,
     candidate: Any,
@@ -341,60 +337,3 @@ def _finish(
     recorder.mark("run_end", end)
     result = run_result(crew, recorder.records, started, plan)
     return dataclasses.replace(result, artifacts=artifacts, warnings=tuple(recorder.listener_errors))
-
-
-def _dispatch(
-    team: Team,
-    plan: RoutePlan,
-    recorder: RunRecorder,
-    images: list[Any],
-    context: str | None,
-    resumed: Sequence[StepRecord] = (),
-) -> tuple[Any, RunState]:
-    done = _finished_delegations(resumed)
-    answers: list[Any] = []
-    with recorder.agent("router"):
-        for number, step in enumerate(plan.steps):
-            if number < len(done):  # finished before the run stopped: keep its answer
-                answers.append(done[number])
-                continue
-            agent = team.specialists[step.specialist]
-            task = step.task if context is None else f"{context}\n\nNow: {step.task}"
-            for source in step.depends_on:  # results travel along the plan's edges
-                task += f"\n\n{PREVIOUS_RESULT} ({plan.steps[source].specialist}): {answers[source]}"
-            with recorder.delegation(step.specialist, task):
-                result = agent.run(task, images=images or None, return_full_result=True)
-            if result.state == "max_steps_error":
-                return None, "max_steps_error"
-            answers.append(result.output)
-    return _final_answer(plan, answers), "success"
-
-
-def _final_answer(plan: RoutePlan, answers: list[Any]) -> Any:
-    """The last step's answer, or every result no later step used, in order ("caption a.jpg, transcribe b.wav")."""
-    used = {source for step in plan.steps for source in step.depends_on}
-    ends = [answer for number, answer in enumerate(answers) if number not in used]
-    if len(ends) > 1 and all(isinstance(answer, str) for answer in ends):
-        return "\n\n".join(ends)
-    return answers[-1] if answers else None
-
-
-def _manage(
-    team: Team,
-    prompt: str,
-    recorder: RunRecorder,
-    images: list[Any],
-    max_steps: int | None,
-    memory: list[MemoryStep] | None,
-    resuming: bool,
-) -> tuple[Any, RunState]:
-    manager = team.manager
-    with recorder.agent("manager"):
-        if memory is None:
-            result = manager.run(prompt, images=images or None, max_steps=max_steps, return_full_result=True)
-        else:
-            manager.memory.reset()
-            manager.memory.steps = list(memory)
-            task = "Continue the task above from where it stopped." if resuming else prompt
-            result = manager.run(task, images=images or None, max_steps=max_steps, reset=False, return_full_result=True)
-    return result.output, result.state

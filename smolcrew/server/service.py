@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smolcrew.crew import ChatSession, Crew
+from smolcrew.conversation import ChatSession
+from smolcrew.crew import Crew
 from smolcrew.errors import ArtifactNotFoundError, AuditError, ConversationNotFoundError, RunNotFoundError, ServiceError
 from smolcrew.server.approvals import Approvals
 from smolcrew.server.crews import CrewPool

@@ -68,6 +68,11 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
         {"answer": "done", "trace": "TOTAL 12.70"},
         {"answer": "done", "trace": "TOTAL 12.07"},
     ),
+    (
+        {"kind": "no_tool"},
+        {"answer": "You are Ada.", "tools": ["recall_conversation"]},
+        {"answer": "You are Ada.", "tools": ["calculate"]},
+    ),
 ]
 
 
@@ -77,6 +82,7 @@ def _outcome(kwargs: dict[str, Any], media: dict[str, Path]) -> Outcome:
         answer=answer if isinstance(answer, str) else json.dumps(answer),
         artifacts=tuple(media[name] for name in kwargs.get("artifacts", [])),
         trace=kwargs.get("trace", ""),
+        tools=tuple(kwargs.get("tools", ())),
     )
 
 
@@ -201,3 +207,12 @@ def test_a_passed_task_has_no_cause_and_alternative_routes_count() -> None:
     assert classify(passed=True, state="success", handled_by=["vision"], accepted=[("vision",)])[0] is None
     accepted = [("vision",), ("vision", "language")]
     assert classify(passed=False, state="success", handled_by=["vision", "language"], accepted=accepted)[0] == "answer"
+
+
+def test_the_conversation_suite_loads_and_covers_every_category() -> None:
+    from bench.conversations import CATEGORIES, load_conversations
+
+    conversations = load_conversations()
+    assert len(conversations) >= 40
+    assert {c["category"] for c in conversations} == set(CATEGORIES)
+    assert {c["split"] for c in conversations} == {"dev", "blind"}

@@ -79,7 +79,7 @@ def test_chat_remembers_and_exits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMOLCREW_HOME", str(SHARED_CACHE / "home"))
     monkeypatch.setenv("SMOLCREW_LLM__BACKEND", "scripted")
     monkeypatch.setenv("SMOLCREW_LLM__SCRIPT", json.dumps([code('final_answer("Ada")'), code('final_answer("ADA")')]))
-    result = runner.invoke(app, ["chat"], input="My name is Ada, repeat it\nNow in capitals\n/exit\n")
+    result = runner.invoke(app, ["chat"], input='Repeat the name "Ada"\nNow in capitals\n/exit\n')
     assert result.exit_code == 0, result.output
     assert "Answer: Ada" in result.output and "Answer: ADA" in result.output
 

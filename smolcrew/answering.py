@@ -1,0 +1,145 @@
+"""How a run's answer is made, once the run is planned (smolcrew/run.py holds the rest of its lifecycle):
+
+- `dispatch`: router mode: each step of the route plan goes to its specialist; results travel along the plan's
+  edges (`depends_on`);
+- `manage`: manager mode: the manager's agent loop, delegating as it sees fit;
+- `reply`: a message that wants no tool (chit-chat, facts the user stated, questions about the conversation;
+  agents/replies.py decides) is answered in one model call from the conversation. The conversation it rests on
+  is recorded as the output of a `recall_conversation` call, so the validation cascade checks the reply
+  against it like any answer against its tools' outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smolcrew.agents.dispatch import PREVIOUS_RESULT
+from smolcrew.result import RunState
+
+if TYPE_CHECKING:
+    from smolagents.memory import MemoryStep
+
+    from smolcrew.agents.router import RoutePlan
+    from smolcrew.agents.team import Team
+    from smolcrew.memory.recorder import RunRecorder
+    from smolcrew.memory.records import StepRecord
+
+__all__ = ["REPLY_AGENT", "dispatch", "manage", "reply"]
+
+REPLY_AGENT = "assistant"
+"""The agent name a direct reply's records carry."""
+REPLY_MAX_TOKENS = 160
+REPLY_SYSTEM = (
+    "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
+    "When they tell you something about themselves, acknowledge it briefly. When they ask about something said "
+    "earlier, answer from the conversation below and never guess: if it is not there, say you don't know. "
+    "Besides talking, you can transcribe, translate and read text aloud, describe and read images, generate "
+    "images, read PDFs and tables, and calculate; for those, the user just asks."
+)
+
+
+@dataclass(frozen=True)
+class _Recall:
+    """What the recorder needs of a tool: its name."""
+
+    name: str = "recall_conversation"
+
+
+def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
+    """The answers of the router's delegations that finished, in order, up to the first that did not."""
+    finals = {r.payload.get("parent"): r.payload.get("output") for r in records if r.kind == "final_answer"}
+    answers = []
+    for record in records:
+        if record.kind == "delegation" and record.agent == "router":
+            delegation = f"{record.run_id}:{record.seq}"
+            if delegation not in finals:
+                break
+            answers.append(finals[delegation])
+    return answers
+
+
+def reply(team: Team, message: str, conversation: str | None, recorder: RunRecorder) -> tuple[Any, RunState]:
+    """Answer `message` in one call of the manager's model, from `conversation` (what earlier turns said)."""
+    from smolagents.models import ChatMessage, MessageRole
+
+    with recorder.agent(REPLY_AGENT):
+        earlier = conversation or "(no earlier turns)"
+        prompt = recorder.call_tool(_Recall(), {}, lambda: f"{earlier}\n\nThe user's message: {message}")
+        messages = [
+            ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": REPLY_SYSTEM}]),
+            ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}]),
+        ]
+        output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
+        answer = (output.content if isinstance(output.content, str) else str(output.content or "")).strip()
+        usage = output.token_usage
+        recorder.step(
+            "action",  # the audit trail shows the recall, as it shows every tool call
+            {
+                "calls": ["recall_conversation"],
+                "observations": prompt,
+                "model_output": answer,
+                "input_tokens": usage.input_tokens if usage else 0,
+                "output_tokens": usage.output_tokens if usage else 0,
+            },
+        )
+        recorder.step("final_answer", {"output": answer})
+    return (answer, "success") if answer else (None, "error")
+
+
+def dispatch(
+    team: Team,
+    plan: RoutePlan,
+    recorder: RunRecorder,
+    images: list[Any],
+    context: str | None,
+    resumed: Sequence[StepRecord] = (),
+) -> tuple[Any, RunState]:
+    done = _finished_delegations(resumed)
+    answers: list[Any] = []
+    with recorder.agent("router"):
+        for number, step in enumerate(plan.steps):
+            if number < len(done):  # finished before the run stopped: keep its answer
+                answers.append(done[number])
+                continue
+            agent = team.specialists[step.specialist]
+            task = step.task if context is None else f"{context}\n\nNow: {step.task}"
+            for source in step.depends_on:  # results travel along the plan's edges
+                task += f"\n\n{PREVIOUS_RESULT} ({plan.steps[source].specialist}): {answers[source]}"
+            with recorder.delegation(step.specialist, task):
+                result = agent.run(task, images=images or None, return_full_result=True)
+            if result.state == "max_steps_error":
+                return None, "max_steps_error"
+            answers.append(result.output)
+    return _final_answer(plan, answers), "success"
+
+
+def _final_answer(plan: RoutePlan, answers: list[Any]) -> Any:
+    """The last step's answer, or every result no later step used, in order ("caption a.jpg, transcribe b.wav")."""
+    used = {source for step in plan.steps for source in step.depends_on}
+    ends = [answer for number, answer in enumerate(answers) if number not in used]
+    if len(ends) > 1 and all(isinstance(answer, str) for answer in ends):
+        return "\n\n".join(ends)
+    return answers[-1] if answers else None
+
+
+def manage(
+    team: Team,
+    prompt: str,
+    recorder: RunRecorder,
+    images: list[Any],
+    max_steps: int | None,
+    memory: list[MemoryStep] | None,
+    resuming: bool,
+) -> tuple[Any, RunState]:
+    manager = team.manager
+    with recorder.agent("manager"):
+        if memory is None:
+            result = manager.run(prompt, images=images or None, max_steps=max_steps, return_full_result=True)
+        else:
+            manager.memory.reset()
+            manager.memory.steps = list(memory)
+            task = "Continue the task above from where it stopped." if resuming else prompt
+            result = manager.run(task, images=images or None, max_steps=max_steps, reset=False, return_full_result=True)
+    return result.output, result.state

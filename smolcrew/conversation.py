@@ -1,0 +1,144 @@
+"""Conversations: several turns with one Crew, each turn knowing what the earlier ones said and produced.
+
+`ChatSession.send(message)` runs one turn:
+
+- The conversation so far goes with it as a compact context (`conversation_context`): every fact the user stated
+  in a turn answered without a tool ("my name is Ada", "the budget is 4,000"), however long ago, then the last
+  `keep` turns with their answers and what their tools returned (the receipt's text, the transcript), each cut
+  to a bounded length, so the prompt stays small however long the conversation runs.
+- A message that wants no tool (agents/replies.py) is answered from that context in one model call.
+- Otherwise "that", "it", "the transcript"... resolve to an object: the earlier result is appended to the
+  request (`resolve_references`), so "now translate that into French" reaches the language specialist with
+  the text to translate, and "read it aloud" the speech tool with the text to speak. A correction ("in French
+  instead", "no, the second file") is sent with the request it corrects.
+
+`Crew.chat(conversation_id)` picks a conversation up again from the journal (after a restart too).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from smolcrew.answering import REPLY_AGENT  # its recall is the conversation itself: not shown again
+
+if TYPE_CHECKING:
+    from smolcrew.memory.records import StepRecord
+    from smolcrew.result import RunResult
+
+__all__ = ["EARLIER_RESULT", "ChatSession", "conversation_context", "resolve_references"]
+
+EARLIER_RESULT = "\n\nThe earlier result this refers to:"
+"""What `resolve_references` appends before the referenced result (and strips again when it shows the turn)."""
+EARLIER_REQUEST = "\n\nThis corrects the earlier request:"
+ANSWER_CHARS = 400
+TOOL_CHARS = 600
+FACTS_KEPT = 30
+
+_REFERS = re.compile(
+    r"\b(?:that|it|this|them|those|these|the (?:transcript(?:ion)?|text|result|answer|summary|translation|"
+    r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
+    re.IGNORECASE,
+)
+_CORRECTS = re.compile(
+    r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|\b(?:shorter|longer|"
+    r"simpler|more formal|less formal)\b",
+    re.IGNORECASE,
+)
+
+
+class Talker(Protocol):
+    """What a conversation needs of its crew (`Crew` is one)."""
+
+    def wants_reply(self, request: str) -> bool: ...
+
+    @property
+    def run(self) -> Callable[..., RunResult]: ...  # Crew.run: the turn's request, and its options
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _said(message: str) -> str:
+    """A turn's message as the user wrote it (without what `resolve_references` appended)."""
+    return message.split(EARLIER_RESULT, 1)[0].split(EARLIER_REQUEST, 1)[0]
+
+
+def _tool_outputs(result: RunResult) -> list[str]:
+    outputs = []
+    for record in result.steps:
+        observed = record.payload.get("observations")
+        if record.kind == "action" and record.agent != REPLY_AGENT and isinstance(observed, str) and observed.strip():
+            outputs.append(observed)
+    return outputs
+
+
+def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> str | None:
+    """The conversation for the next turn's prompt: the user's stated facts, then the last `keep` turns."""
+    if not turns:
+        return None
+    facts = [_said(message) for message, result in turns[:-keep] if result.mode == "reply"][-FACTS_KEPT:]
+    lines = ["Conversation so far:"]
+    if facts:
+        lines += ["Earlier, the user said:", *(f"- {_cut(fact, ANSWER_CHARS)}" for fact in facts)]
+    for message, result in turns[-keep:]:
+        answer = result.answer if result.state == "success" else f"(no answer: {result.state})"
+        lines += [f"User: {_cut(_said(message), ANSWER_CHARS)}", f"Assistant: {_cut(answer, ANSWER_CHARS)}"]
+        for output in _tool_outputs(result)[-2:]:
+            lines.append(f"  (a tool returned: {_cut(output, TOOL_CHARS)})")
+        lines += [f"  (file written: {path})" for path in result.artifacts]
+    return "\n".join(lines)
+
+
+def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
+    """`message` with what it refers to appended: the request it corrects, or the earlier result it points at.
+    A message that names its own file or quotes its own text is left as it is."""
+    from smolcrew.agents.dispatch import files_named
+
+    if not turns or files_named(message) or '"' in message:
+        return message
+    previous, result = turns[-1]
+    if _CORRECTS.search(message) and result.mode != "reply":
+        return f"{message}{EARLIER_REQUEST} {_said(previous)}"
+    if _REFERS.search(message):
+        earlier = next((r for _, r in reversed(turns) if r.state == "success" and r.answer), None)
+        if earlier is not None:
+            shown = earlier.artifacts[-1] if earlier.artifacts and re.search(r"\b(?:audio|image|picture|photo|"
+                    r"recording|file)\b", message, re.IGNORECASE) else earlier.answer  # fmt: skip
+            return f'{message}{EARLIER_RESULT} "{_cut(shown, 2000)}"'
+    return message
+
+
+@dataclass
+class ChatSession:
+    """Several turns with one Crew (see the module's docstring). `keep`: the turns shown in full to the next."""
+
+    crew: Talker
+    keep: int = 4
+    turns: list[tuple[str, RunResult]] = field(default_factory=list)
+    conversation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    def __repr__(self) -> str:
+        return f"ChatSession({self.conversation_id!r}, {len(self.turns)} turns)"
+
+    def history(self) -> list[StepRecord]:
+        """The step records of the last `keep` turns (the manager continues from them in manager mode)."""
+        return [record for _, result in self.turns[-self.keep :] for record in result.steps]
+
+    def send(self, message: str, **kwargs: Any) -> RunResult:
+        """Run one turn; the result joins the conversation."""
+        context = conversation_context(self.turns, self.keep)
+        task = message if self.crew.wants_reply(message) else resolve_references(message, self.turns)
+        result = self.crew.run(
+            task, conversation_id=self.conversation_id, history=self.history(), context=context, **kwargs
+        )
+        self.turns.append((task, result))
+        return result
+
+    def reset(self) -> None:
+        self.turns.clear()

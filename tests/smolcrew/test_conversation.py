@@ -1,0 +1,113 @@
+"""Conversations (smolcrew/conversation.py, agents/replies.py, the `reply` mode of smolcrew/answering.py): what a
+turn knows of the earlier ones, which messages are answered from the conversation, and what "that" means."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smolcrew.conversation import EARLIER_REQUEST, EARLIER_RESULT, conversation_context, resolve_references
+from smolcrew.crew import Crew
+from smolcrew.memory.records import StepRecord
+from smolcrew.result import RunResult
+from tests.conftest import code
+
+
+def _turn(message: str, answer: str, *, mode: str = "router", tool_output: str | None = None) -> tuple[str, RunResult]:
+    steps = (StepRecord("r", 0, "language", "action", {"observations": tool_output}),) if tool_output else ()
+    result = RunResult(answer, "r", "success", mode, (), (), (), steps, 0, 0, 0.0)  # type: ignore[arg-type]
+    return message, result
+
+
+# -- what the next turn sees ----------------------------------------------------------------------------------
+
+
+def test_stated_facts_stay_in_the_context_after_many_turns_and_the_context_stays_bounded() -> None:
+    turns = [_turn("My name is Ada and I live in Lisbon.", "Nice to meet you, Ada!", mode="reply")]
+    filler = [_turn(f"what is {n} + {n}?", str(2 * n), tool_output=f"{2 * n}") for n in range(40)]
+    at_10 = conversation_context([*turns, *filler[:9]])
+    at_30 = conversation_context([*turns, *filler[:29]])
+    assert at_10 is not None and at_30 is not None
+    for context in (at_10, at_30):
+        assert "- My name is Ada and I live in Lisbon." in context  # a fact from long ago: kept
+        assert "what is 1 + 1" not in context  # an old turn that stated nothing: dropped
+    assert "User: what is 28 + 28?" in at_30 and "(a tool returned: 56)" in at_30
+    assert abs(len(at_30) - len(at_10)) < 20  # the last turns only, plus the facts: no growth with the turns
+    assert conversation_context([]) is None
+
+
+def test_a_tool_output_of_an_earlier_turn_is_in_the_context() -> None:
+    receipt = "CORNER CAFE\nLatte 4.50\nSandwich 8.95\nTOTAL 13.45"
+    context = conversation_context([_turn("read the receipt receipt.png", "The total is 13.45.", tool_output=receipt)])
+    assert context is not None and "Sandwich 8.95" in context and "Assistant: The total is 13.45." in context
+
+
+def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_request() -> None:
+    turns = [_turn("transcribe call.wav", "The meeting moved to Monday. Bring the budget.")]
+    resolved = resolve_references("now translate that into French", turns)
+    assert (
+        resolved == f'now translate that into French{EARLIER_RESULT} "The meeting moved to Monday. Bring the budget."'
+    )
+    assert resolve_references("read it aloud", turns).endswith('"The meeting moved to Monday. Bring the budget."')
+    assert resolve_references("no sorry, I meant the second file", turns) == (
+        f"no sorry, I meant the second file{EARLIER_REQUEST} transcribe call.wav"
+    )
+    assert resolve_references("translate that: 'hola'", []) == "translate that: 'hola'"  # nothing earlier
+    assert resolve_references("now caption photo.jpg", turns) == "now caption photo.jpg"  # its own file
+    assert resolve_references("what is 2+2?", turns) == "what is 2+2?"  # refers to nothing
+    # The context shows a turn as the user wrote it, not with what was appended.
+    context = conversation_context([_turn(resolved, "Réunion lundi.")])
+    assert context is not None and "User: now translate that into French\n" in context
+
+
+# -- which messages get a reply, with the real router embeddings ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reply"),
+    [
+        ("My name is Ada and I live in Lisbon.", True),
+        ("What is my name, and where do I live?", True),
+        ("thanks, that's all for now", True),
+        ("hello!", True),
+        ("transcribe call.wav", False),
+        ("Translate 'good morning' into Spanish", False),
+        ("now translate that into French", False),
+        ("What is 17*23+5?", False),
+        ('read this aloud: "the train leaves at eight"', False),
+    ],
+)
+def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, reply: bool) -> None:
+    assert scripted_crew([]).wants_reply(message) is reply
+
+
+# -- a conversation, end to end with the scripted model ----------------------------------------------------------
+
+
+def test_facts_are_answered_from_the_conversation_without_a_specialist_also_after_a_restart(
+    scripted_crew: Callable[..., Crew],
+) -> None:
+    def responder(messages: list[dict]) -> str:
+        prompt = " ".join(str(part.get("text", "")) for m in messages for part in m["content"] or [])
+        if "The user's message: What is my name" in prompt:
+            return "You are Ada, from Lisbon." if "My name is Ada and I live in Lisbon." in prompt else "I don't know."
+        if "The user's message:" in prompt:
+            return "Nice to meet you, Ada!"
+        return code("final_answer(396)")
+
+    crew = scripted_crew(responder, memory={"sinks": []})
+    chat = crew.chat()
+    first = chat.send("My name is Ada and I live in Lisbon.")
+    assert first.ok and first.mode == "reply" and first.answer == "Nice to meet you, Ada!"
+    assert first.agents == () and first.tools == ("recall_conversation",)  # no specialist spun up
+    assert chat.send("What is 17*23+5?").answer == 396  # a task still goes to its specialist
+    second = chat.send("What is my name, and where do I live?")
+    assert second.mode == "reply" and second.answer == "You are Ada, from Lisbon."
+    assert second.verdicts and all(v["outcome"] != "fail" for v in second.verdicts)  # backed by the conversation
+
+    again = crew.chat(chat.conversation_id)  # as after a restart: the turns come back from the journal
+    assert [result.mode for _, result in again.turns] == ["reply", "router", "reply"]
+    assert again.send("What is my name?").answer == "You are Ada, from Lisbon."
+    assert Path(crew.settings.home, "journal").is_dir()
