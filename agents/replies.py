@@ -1,10 +1,12 @@
 """Which messages want a plain reply rather than a tool: chit-chat, facts the user states about themselves,
 questions about those facts or about the conversation ("what's my name?", "what was the budget again?").
 
-`ReplyDetector` compares a message with two example banks by the router's own embeddings: its mean similarity to
-the three nearest of `data/reply_examples.jsonl` against the router's best specialist score (the same measure
-over the specialists' example bank, priors included). A message that names a file or quotes text to work on is
-never a reply: it has something for a tool. The run then answers from the conversation in one model call
+`ReplyDetector` compares a message with example banks by the router's own embeddings: its mean similarity to the
+three nearest messages that want a reply (`data/reply_examples.jsonl`, `reply: true`) against the best of the
+router's specialist scores (the same measure over the specialists' example bank, priors included) and of the
+follow-up commands that act on an earlier result ("now double it", "read it aloud", "in French instead":
+`reply: false`). A message that names a file or quotes text to work on is never a reply: it has something for
+a tool. The run then answers from the conversation in one model call
 (smolcrew/answering.py) instead of sending a specialist round its agent loop.
 """
 
@@ -26,10 +28,11 @@ __all__ = ["ReplyDetector", "load_reply_examples"]
 _QUOTED = ('"', "“", "«")
 
 
-def load_reply_examples() -> list[str]:
-    """The messages that want a reply, one per line of `data/reply_examples.jsonl`."""
+def load_reply_examples() -> tuple[list[str], list[str]]:
+    """(messages that want a reply, follow-up commands that want a tool) from `data/reply_examples.jsonl`."""
     text = (Path(__file__).parent / "data" / "reply_examples.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line)["text"] for line in text.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [row["text"] for row in rows if row["reply"]], [row["text"] for row in rows if not row["reply"]]
 
 
 class ReplyDetector:
@@ -38,7 +41,7 @@ class ReplyDetector:
     Args:
         embed: the router's embedder (texts in, L2-normalised rows out).
         router: the router whose specialist scores a reply must beat.
-        examples: messages that want a reply (default: the packaged bank).
+        examples: (messages that want a reply, follow-ups that want a tool); default: the packaged banks.
         margin: how far the reply score must lead the best specialist's.
         top_k: nearest examples averaged, as the router does.
     """
@@ -47,25 +50,39 @@ class ReplyDetector:
         self,
         embed: Embedder,
         router: Router,
-        examples: list[str] | None = None,
+        examples: tuple[list[str], list[str]] | None = None,
         *,
         margin: float = 0.0,
         top_k: int = 3,
     ) -> None:
         self._embed = embed
         self.router = router
-        self.examples = examples if examples is not None else load_reply_examples()
+        self.replies, self.follow_ups = examples if examples is not None else load_reply_examples()
         self.margin = margin
         self.top_k = top_k
-        self._vectors = embed(self.examples)
+        self._replies = embed(self.replies)
+        self._follow_ups = embed(self.follow_ups)
 
     def __repr__(self) -> str:
-        return f"ReplyDetector({len(self.examples)} examples, margin={self.margin})"
+        return f"ReplyDetector({len(self.replies)} replies, {len(self.follow_ups)} follow-ups, margin={self.margin})"
 
     def score(self, message: str) -> tuple[float, float]:
-        """(reply score, best specialist score) of `message`."""
-        similarity = np.sort(self._embed([message]) @ self._vectors.T, axis=1)[0, ::-1]
-        return float(similarity[: self.top_k].mean()), float(self.router.scores([message])[0].max())
+        """(reply score, best task score: a specialist's or a follow-up command's) of `message`."""
+        vector = self._embed([message])
+
+        def nearest(bank: np.ndarray) -> float:
+            return float(np.sort(vector @ bank.T, axis=1)[0, ::-1][: self.top_k].mean())
+
+        task = max(float(self.router.scores([message])[0].max()), nearest(self._follow_ups))
+        return nearest(self._replies), task
+
+    def nearest(self, message: str, texts: list[str], k: int = 2, floor: float = 0.2) -> list[str]:
+        """The `k` of `texts` closest in meaning to `message` (at least `floor` cosine), in their own order."""
+        if not texts:
+            return []
+        similarity = (self._embed([message]) @ self._embed(texts).T)[0]
+        chosen = sorted(int(i) for i in np.argsort(similarity)[::-1][:k] if similarity[i] >= floor)
+        return [texts[i] for i in chosen]
 
     def __call__(self, message: str) -> bool:
         if files_named(message) or any(mark in message for mark in _QUOTED):

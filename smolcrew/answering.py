@@ -26,17 +26,19 @@ if TYPE_CHECKING:
     from smolcrew.memory.recorder import RunRecorder
     from smolcrew.memory.records import StepRecord
 
-__all__ = ["REPLY_AGENT", "dispatch", "manage", "reply"]
+__all__ = ["RELEVANT", "REPLY_AGENT", "REPLY_SYSTEM", "dispatch", "manage", "reply"]
 
 REPLY_AGENT = "assistant"
 """The agent name a direct reply's records carry."""
+RELEVANT = "What the user said earlier that bears on this message:"
+"""Closes a reply's conversation (smolcrew/conversation.py): those lines go next to the message."""
 REPLY_MAX_TOKENS = 160
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
     "When they tell you something about themselves, acknowledge it briefly. When they ask about something said "
     "earlier, answer from the conversation below and never guess: if it is not there, say you don't know. "
-    "Besides talking, you can transcribe, translate and read text aloud, describe and read images, generate "
-    "images, read PDFs and tables, and calculate; for those, the user just asks."
+    "Besides talking, you can transcribe audio, translate text, read text aloud, describe images and read the "
+    "text in them, generate images, read PDFs and tables, and calculate; when asked what you can do, say so."
 )
 
 
@@ -66,10 +68,13 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
 
     with recorder.agent(REPLY_AGENT):
         earlier = conversation or "(no earlier turns)"
-        prompt = recorder.call_tool(_Recall(), {}, lambda: f"{earlier}\n\nThe user's message: {message}")
+        recalled = recorder.call_tool(_Recall(), {}, lambda: f"{earlier}\n\nThe user's message: {message}")
+        before, _, relevant = earlier.partition(f"\n\n{RELEVANT}\n")
+        # The message goes as the user's (answered, not echoed), with what bears on it right before it.
+        asked = f"{RELEVANT}\n{relevant}\n\n{message}" if relevant else message
         messages = [
-            ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": REPLY_SYSTEM}]),
-            ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}]),
+            ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": f"{REPLY_SYSTEM}\n\n{before}"}]),
+            ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}]),
         ]
         output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
         answer = (output.content if isinstance(output.content, str) else str(output.content or "")).strip()
@@ -78,7 +83,7 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             "action",  # the audit trail shows the recall, as it shows every tool call
             {
                 "calls": ["recall_conversation"],
-                "observations": prompt,
+                "observations": recalled,
                 "model_output": answer,
                 "input_tokens": usage.input_tokens if usage else 0,
                 "output_tokens": usage.output_tokens if usage else 0,

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from smolcrew.answering import REPLY_AGENT  # its recall is the conversation itself: not shown again
+from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
     from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunResult
 
-__all__ = ["EARLIER_RESULT", "ChatSession", "conversation_context", "resolve_references"]
+__all__ = ["EARLIER_REQUEST", "EARLIER_RESULT", "ChatSession", "conversation_context", "corrects", "resolve_references"]
 
 EARLIER_RESULT = "\n\nThe earlier result this refers to:"
 """What `resolve_references` appends before the referenced result (and strips again when it shows the turn)."""
@@ -55,6 +55,8 @@ class Talker(Protocol):
 
     def wants_reply(self, request: str) -> bool: ...
 
+    def recall(self, message: str, said: list[str], k: int = 2) -> list[str]: ...
+
     @property
     def run(self) -> Callable[..., RunResult]: ...  # Crew.run: the turn's request, and its options
 
@@ -79,13 +81,14 @@ def _tool_outputs(result: RunResult) -> list[str]:
 
 
 def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> str | None:
-    """The conversation for the next turn's prompt: the user's stated facts, then the last `keep` turns."""
+    """The conversation for the next turn's prompt: what the user stated in it, then the last `keep` turns."""
     if not turns:
         return None
-    facts = [_said(message) for message, result in turns[:-keep] if result.mode == "reply"][-FACTS_KEPT:]
-    lines = ["Conversation so far:"]
+    facts = stated(turns)[-FACTS_KEPT:]
+    lines = []
     if facts:
-        lines += ["Earlier, the user said:", *(f"- {_cut(fact, ANSWER_CHARS)}" for fact in facts)]
+        lines += ["What the user told you in this conversation:", *(f"- {_cut(fact, ANSWER_CHARS)}" for fact in facts)]
+    lines.append("The last turns:")
     for message, result in turns[-keep:]:
         answer = result.answer if result.state == "success" else f"(no answer: {result.state})"
         lines += [f"User: {_cut(_said(message), ANSWER_CHARS)}", f"Assistant: {_cut(answer, ANSWER_CHARS)}"]
@@ -95,6 +98,16 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
     return "\n".join(lines)
 
 
+def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
+    """What the user told the assistant: the turns answered from the conversation that ask nothing."""
+    return [_said(message) for message, result in turns if result.mode == "reply" and not _said(message).endswith("?")]
+
+
+def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
+    """Whether `message` corrects the last turn's request ("no, the second file", "in French instead")."""
+    return bool(turns) and turns[-1][1].mode != "reply" and bool(_CORRECTS.search(message))
+
+
 def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     """`message` with what it refers to appended: the request it corrects, or the earlier result it points at.
     A message that names its own file or quotes its own text is left as it is."""
@@ -102,9 +115,8 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
 
     if not turns or files_named(message) or '"' in message:
         return message
-    previous, result = turns[-1]
-    if _CORRECTS.search(message) and result.mode != "reply":
-        return f"{message}{EARLIER_REQUEST} {_said(previous)}"
+    if corrects(message, turns):
+        return f'{message}{EARLIER_REQUEST} "{_said(turns[-1][0])}"'
     if _REFERS.search(message):
         earlier = next((r for _, r in reversed(turns) if r.state == "success" and r.answer), None)
         if earlier is not None:
@@ -133,7 +145,13 @@ class ChatSession:
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
         context = conversation_context(self.turns, self.keep)
-        task = message if self.crew.wants_reply(message) else resolve_references(message, self.turns)
+        if not corrects(message, self.turns) and self.crew.wants_reply(message):
+            task = message  # answered from the conversation: nothing to resolve
+            relevant = self.crew.recall(message, stated(self.turns))
+            if context is not None and relevant:  # next to the question, where a small model looks
+                context += f"\n\n{RELEVANT}\n" + "\n".join(f"- {fact}" for fact in relevant)
+        else:
+            task = resolve_references(message, self.turns)
         result = self.crew.run(
             task, conversation_id=self.conversation_id, history=self.history(), context=context, **kwargs
         )

@@ -271,17 +271,27 @@ class Crew:
     def wants_reply(self, request: str) -> bool:
         """Whether `request` wants a reply from the conversation rather than a tool (agents/replies.py); False
         in manager mode (the manager answers everything itself) and when the router's embeddings are missing."""
+        detector = self._reply_detector()
+        return detector is not None and detector(request)
+
+    def recall(self, message: str, said: list[str], k: int = 2) -> list[str]:
+        """The `k` things the user `said` earlier that bear most on `message`, by meaning ([] as for
+        `wants_reply`)."""
+        detector = self._reply_detector()
+        return detector.nearest(message, said, k) if detector is not None else []
+
+    def _reply_detector(self) -> ReplyDetector | None:
         if self.settings.routing.mode == "manager":
-            return False
+            return None
         if self._replies is None:
             from smolcrew.agents.replies import ReplyDetector
 
             try:
                 router = self.router
             except ModelUnavailableError:
-                return False
+                return None
             self._replies = ReplyDetector(router.embed, router)
-        return self._replies(request)
+        return self._replies
 
     def run(
         self,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from smolcrew.answering import RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import EARLIER_REQUEST, EARLIER_RESULT, conversation_context, resolve_references
 from smolcrew.crew import Crew
 from smolcrew.memory.records import StepRecord
@@ -52,7 +53,7 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     )
     assert resolve_references("read it aloud", turns).endswith('"The meeting moved to Monday. Bring the budget."')
     assert resolve_references("no sorry, I meant the second file", turns) == (
-        f"no sorry, I meant the second file{EARLIER_REQUEST} transcribe call.wav"
+        f'no sorry, I meant the second file{EARLIER_REQUEST} "transcribe call.wav"'
     )
     assert resolve_references("translate that: 'hola'", []) == "translate that: 'hola'"  # nothing earlier
     assert resolve_references("now caption photo.jpg", turns) == "now caption photo.jpg"  # its own file
@@ -77,6 +78,9 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
         ("now translate that into French", False),
         ("What is 17*23+5?", False),
         ('read this aloud: "the train leaves at eight"', False),
+        ("now double it", False),
+        ("no, the other file", False),
+        ("what was the total again?", True),
     ],
 )
 def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, reply: bool) -> None:
@@ -90,12 +94,14 @@ def test_facts_are_answered_from_the_conversation_without_a_specialist_also_afte
     scripted_crew: Callable[..., Crew],
 ) -> None:
     def responder(messages: list[dict]) -> str:
-        prompt = " ".join(str(part.get("text", "")) for m in messages for part in m["content"] or [])
-        if "The user's message: What is my name" in prompt:
-            return "You are Ada, from Lisbon." if "My name is Ada and I live in Lisbon." in prompt else "I don't know."
-        if "The user's message:" in prompt:
-            return "Nice to meet you, Ada!"
-        return code("final_answer(396)")
+        system, *_, user = (" ".join(str(part.get("text", "")) for part in m["content"] or []) for m in messages)
+        if REPLY_SYSTEM not in system:
+            return code("final_answer(396)")  # the language specialist
+        if user.endswith(("What is my name, and where do I live?", "What is my name?")):
+            fact = "- My name is Ada and I live in Lisbon."
+            # The stated facts are in the conversation; the one that bears on the question sits next to it.
+            return "You are Ada, from Lisbon." if fact in system and f"{RELEVANT}\n{fact}" in user else "I don't know."
+        return "Nice to meet you, Ada!"
 
     crew = scripted_crew(responder, memory={"sinks": []})
     chat = crew.chat()
