@@ -116,7 +116,10 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     if not turns or files_named(message) or '"' in message:
         return message
     if corrects(message, turns):
-        return f'{message}{EARLIER_REQUEST} "{_said(turns[-1][0])}"'
+        previous = turns[-1][0]  # itself a correction ("shorter", then "even shorter"): the same request again
+        fix, _, request = previous.partition(EARLIER_REQUEST)
+        corrected = f"{request.strip()[1:-1]}; then: {_said(fix)}" if request else _said(previous)
+        return f'{message}{EARLIER_REQUEST} "{corrected}"'
     if _REFERS.search(message):
         earlier = next((r for _, r in reversed(turns) if r.state == "success" and r.answer), None)
         if earlier is not None:

@@ -55,6 +55,10 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     assert resolve_references("no sorry, I meant the second file", turns) == (
         f'no sorry, I meant the second file{EARLIER_REQUEST} "transcribe call.wav"'
     )
+    shorter = resolve_references("shorter pls", [_turn("summarize notes.txt", "A long summary.")])
+    assert shorter == f'shorter pls{EARLIER_REQUEST} "summarize notes.txt"'
+    again = resolve_references("even shorter", [_turn(shorter, "A summary.")])  # a correction of a correction
+    assert again == f'even shorter{EARLIER_REQUEST} "summarize notes.txt; then: shorter pls"'
     assert resolve_references("translate that: 'hola'", []) == "translate that: 'hola'"  # nothing earlier
     assert resolve_references("now caption photo.jpg", turns) == "now caption photo.jpg"  # its own file
     assert resolve_references("what is 2+2?", turns) == "what is 2+2?"  # refers to nothing
