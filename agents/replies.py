@@ -60,8 +60,8 @@ class ReplyDetector:
         self.replies, self.follow_ups = examples if examples is not None else load_reply_examples()
         self.margin = margin
         self.top_k = top_k
-        self._replies = embed(self.replies)
-        self._follow_ups = embed(self.follow_ups)
+        self._replies = router.vectors(self.replies)  # cached with the router's own example bank
+        self._follow_ups = router.vectors(self.follow_ups)
 
     def __repr__(self) -> str:
         return f"ReplyDetector({len(self.replies)} replies, {len(self.follow_ups)} follow-ups, margin={self.margin})"

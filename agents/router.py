@@ -217,8 +217,9 @@ class Router:
         self.top_k = top_k
         self.planner = planner
         self.embed = embed
+        self.cache_dir, self.embedder_id = cache_dir, embedder_id
         self._labels = np.array([self.names.index(name) for name, _ in examples])
-        self._examples = self._example_vectors([text for _, text in examples], cache_dir, embedder_id)
+        self._examples = self.vectors([text for _, text in examples])
 
     @classmethod
     def for_specialists(cls, embed: Embedder, specialists: dict[str, Any] | None = None, **options: Any) -> Router:
@@ -240,11 +241,12 @@ class Router:
         planner, llm = "learned" if self.planner else "none", self.choose is not None
         return f"Router({len(self.names)} specialists, {len(self._labels)} examples, llm={llm}, planner={planner})"
 
-    def _example_vectors(self, texts: list[str], cache_dir: Path | None, embedder_id: str) -> np.ndarray:
-        if cache_dir is None:
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """`texts` embedded, cached under `cache_dir` when given (an example bank is embedded once per machine)."""
+        if self.cache_dir is None:
             return self.embed(texts)
-        digest = hashlib.sha256(json.dumps([embedder_id, texts]).encode()).hexdigest()[:16]
-        path = cache_dir / f"router-examples-{digest}.npy"
+        digest = hashlib.sha256(json.dumps([self.embedder_id, texts]).encode()).hexdigest()[:16]
+        path = self.cache_dir / f"router-examples-{digest}.npy"
         if path.is_file():
             return np.load(path)
         vectors = self.embed(texts)
