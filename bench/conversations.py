@@ -93,6 +93,8 @@ def run_conversation(
             continue
         seconds = time.perf_counter() - started
         passed, lines = run_checks(turn["check"], outcome_of(result, folder))
+        if result.state != "success":  # a rejected or failed turn gave the user nothing, whatever its checks say
+            passed, lines = False, [*lines, f"state: FAIL ({result.state})"]
         records.append(
             {
                 "turn": number,
