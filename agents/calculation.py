@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from smolcrew.agents.dispatch import quoted_passage, split_previous
+from smolcrew.agents.dispatch import EARLIER_RESULT, NOW, quoted_passage, split_previous
 
 __all__ = [
     "CALCULATION_GRAMMAR",
@@ -85,9 +85,14 @@ def asks_calculation(task: str, *, after_output: bool = False) -> bool:
 
 
 def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, Any]]:
-    """The short prompt a model writes the expression from: the step's request and what is known so far."""
+    """The short prompt a model writes the expression from: the step's request and what is known so far (what
+    the user stated earlier in the conversation, the earlier result the request points at, `facts`, what the
+    previous step found)."""
     own, previous = split_previous(task)
-    known = "\n".join(part for part in (facts, previous) if part)
+    question, _, referenced = own.partition(EARLIER_RESULT)  # "what's 15% of it?" + the result it points at
+    said = [line[2:] for line in task.rpartition(NOW)[0].splitlines() if line.startswith("- ")]  # newest first below
+    known = "\n".join(part.strip().strip('"') for part in (referenced, *said[::-1], facts, previous) if part)
+    own = question
 
     def turn(role: str, text: str) -> dict[str, Any]:
         return {"role": role, "content": [{"type": "text", "text": text}]}

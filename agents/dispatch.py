@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from smolcrew.tools.text import TEXT_FILE
+
 __all__ = [
+    "EARLIER_REQUEST",
+    "EARLIER_RESULT",
+    "NOW",
     "PREVIOUS_RESULT",
     "DirectCall",
     "Embedder",
@@ -36,6 +41,7 @@ __all__ = [
     "split_previous",
     "step_files",
     "tool_examples",
+    "with_context",
 ]
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -73,6 +79,7 @@ _WHAT_IT_SAYS = re.compile(
     r"(?:say|says|said|read|reads)\s*[?.!]*\s*$",
     re.I,
 )
+_POLITE = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?(?=\w)", re.I)
 _QUESTION = re.compile(
     r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me|answer (?:it|that|this|them))\b", re.I
 )
@@ -123,6 +130,13 @@ class DirectCall:
         return f"Thought: I call {self.tool} on the file the task names.\n<code>\n{self.code()}\n</code>"
 
 
+EARLIER_RESULT = "\n\nThe earlier result this refers to:"
+"""What a conversation appends to a message before the result it points at ("now translate that": the
+transcript; see smolcrew.conversation): the message says what to do, the result is what to do it on."""
+EARLIER_REQUEST = "\n\nThis corrects the earlier request:"
+"""What a conversation appends to a correction ("in French instead") before the request it corrects."""
+NOW = "\n\nNow: "
+"""Between the conversation so far and the request it leads to (`with_context`)."""
 PREVIOUS_RESULT = "Result of the previous step"
 """How a plan's step is told what the step before it found (see smolcrew.run)."""
 _PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
@@ -132,21 +146,59 @@ _SCALE = re.compile(
 )
 _ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)
 """A step asked to answer what the previous step found ("listen to q.wav and answer it using t.csv")."""
+_NUMBER_WORDS = {"a": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_SENTENCES = re.compile(r"\b(\d|a|one|single|two|three|four|five)[ -](?:sentences?|lines?)\b", re.I)
+_OPTIONAL_FILLS = ("scale", "max_sentences")
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
+_ORDINAL = re.compile(r"\bthe (first|second|third|fourth|last)\b(?! (?:time|step|sentence|line|page)s?\b)", re.I)
 _SCALE_WORDS = {"twice": 2, "double": 2, "triple": 3, "three times": 3, "four times": 4, "quadruple": 4}
 
 
+def with_context(context: str | None, task: str) -> str:
+    """`task` after the conversation it continues, as a run's prompt and each step's task carry it."""
+    return task if context is None else f"{context}{NOW}{task}"
+
+
 def split_previous(task: str) -> tuple[str, str | None]:
-    """(the step's own request, what the previous step of the plan found, or None)."""
-    parts = _PREVIOUS.split(task, maxsplit=1)
-    return (parts[0], parts[1].strip()) if len(parts) == 2 else (task, None)
+    """(the step's own request, what the previous step of the plan found, or None). The conversation before
+    the request (`with_context`) is not the request: its files and quotes are not this step's."""
+    parts = _PREVIOUS.split(task.rsplit(NOW, 1)[-1], maxsplit=1)
+    return (_unwrapped(parts[0]), parts[1].strip()) if len(parts) == 2 else (_unwrapped(parts[0]), None)
+
+
+def _unwrapped(own: str) -> str:
+    """A correction with the request it corrects out of its quotes, so that the quotes and files in that request
+    are read as the request's ("in French instead" + "Translate 'see you' into Spanish": the text is 'see you')."""
+    head, marker, corrected = own.partition(EARLIER_REQUEST)
+    corrected = corrected.strip()
+    if marker and len(corrected) > 1 and corrected[0] == corrected[-1] == '"':
+        return f"{head}{marker} {corrected[1:-1]}"
+    return own
+
+
+def _ordinal_file(own: str, paths: list[str]) -> str | None:
+    """The one of several files the request picks by its place ("transcribe the first one", "no, the second
+    file"), the correction's words before the corrected request's; None when it picks none."""
+    for text in own.partition(EARLIER_REQUEST)[::2]:
+        found = _ORDINAL.search(text)
+        if found is not None:
+            place = _ORDINALS[found.group(1).lower()]
+            return paths[place] if place < len(paths) else None
+    return None
 
 
 def passage(task: str) -> str | None:
-    """The text a step works on: a passage its own request quotes (or gives after a colon, "which language is
-    this: Ich habe..."), else what the previous step found."""
+    """The text a step works on: a text file its own request names, a passage it quotes, or a passage after a
+    colon ("which language is this: Ich habe..."), else what the previous step found."""
     own, previous = split_previous(task)
     after_colon = _AFTER_COLON.search(own) if not _FILE.search(own) else None
-    return quoted_passage(own) or (after_colon.group(1).strip() if after_colon else None) or previous
+    text_file = TEXT_FILE.search(own)  # "summarize notes.txt": the text tools read the file (tools.text)
+    return (
+        (text_file.group(1) if text_file else None)
+        or quoted_passage(own)
+        or (after_colon.group(1).strip() if after_colon else None)
+        or previous
+    )
 
 
 def _scale(task: str) -> int | None:
@@ -154,6 +206,16 @@ def _scale(task: str) -> int | None:
     if found is None:
         return None
     return int(found.group("n")) if found.group("n") else _SCALE_WORDS[found.group("word").lower()]
+
+
+def _sentences(request: str) -> int | None:
+    """How many sentences a summary may have: "in two sentences", "one line", "shorter" (2), "even shorter" (1)."""
+    found = _SENTENCES.search(request)
+    if found is not None:
+        count = found.group(1).lower()
+        return int(count) if count.isdigit() else _NUMBER_WORDS[count]
+    shorter = len(re.findall(r"\bshorter\b", request, re.I))
+    return max(1, 3 - shorter - bool(re.search(r"\b(?:even|much) shorter\b", request, re.I))) if shorter else None
 
 
 def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
@@ -165,6 +227,8 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
         return passage(task)
     if name == "scale" and "integer" in str(spec.get("type")):
         return _scale(task)
+    if name == "max_sentences":
+        return _sentences(split_previous(task)[0])
     if name == "target_language":
         target = _TARGET.search(task)
         return target.group(1).capitalize() if target else None
@@ -197,7 +261,7 @@ def _fitting_calls(
                 arguments[key] = value
         else:
             for key, spec in tool.inputs.items():
-                if key == "scale" and spec.get("nullable") and (value := _fill(task, key, spec)) is not None:
+                if key in _OPTIONAL_FILLS and spec.get("nullable") and (value := _fill(task, key, spec)) is not None:
                     arguments[key] = value
             summary = tool.description.strip().split("\n", 1)[0]
             candidates.append((f"{tool.name.replace('_', ' ')}: {summary}", DirectCall(tool.name, arguments), tool))
@@ -213,10 +277,14 @@ def plan_direct_call(
     `text` input), or else the previous step's answer (`text` again, when a tool is near enough what this step
     asks for: `min_score`)."""
     files = step_files(task)
-    if len({path for path, _ in files}) > 1:
-        return None  # several files: which goes where is the model's call
-    path, kind = files[0] if files else (None, None)
     own = split_previous(task)[0]
+    paths = list(dict.fromkeys(path for path, _ in files))
+    if len(paths) > 1:
+        picked = _ordinal_file(own, paths)
+        if picked is None:
+            return None  # several files: which goes where is the model's call
+        files = [(path, kind) for path, kind in files if path == picked][:1]
+    path, kind = files[0] if files else (None, None)
     candidates = _fitting_calls(task, tools, path, kind) if path else []
     if not candidates and path is not None and path not in own:
         path, kind = None, None  # the previous step's file fits no tool here: work on its answer instead
@@ -237,7 +305,10 @@ def plan_direct_call(
     if path:  # the file's own name says what it is: "the image (boarding pass)"
         stem = re.sub(r"[\W_]+", " ", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
         noun += f" ({stem})" if stem else ""
-    subject = (own.replace(path, noun) if path in own else f"{own} ({noun})") if path else own
+    if path:
+        subject = own.replace(path, noun) if path in own else f"{own} ({noun})"
+    else:  # what is asked, not the text it is asked of: "translate that into French", not the transcript
+        subject = own.split(EARLIER_RESULT, 1)[0]
     scores = _scores(subject, [(text, tool) for text, _, tool in candidates], embed)
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:
@@ -286,15 +357,27 @@ def _scores(subject: str, candidates: Sequence[tuple[str, Any]], embed: Embedder
     return scores
 
 
+def _as_request(task: str) -> str:
+    """A polite request without its question form ("can you transcribe x.wav?" asks for the transcript, not
+    whether it can be done); any other task as it is."""
+    polite = _POLITE.match(task)
+    if polite is None:
+        return task
+    rest = task[polite.end() :].strip().rstrip("?").strip()
+    return task if _QUESTION.search(rest) else rest
+
+
 def asks_question(task: str) -> bool:
-    """Whether the task asks something (a question mark, a question word, "tell me")."""
-    return bool(_QUESTION.search(task))
+    """Whether the task asks something (a question mark, a question word, "tell me"); a polite request ("could
+    you transcribe it?") asks nothing."""
+    return bool(_QUESTION.search(_as_request(task)))
 
 
 def asks_for_output(task: str) -> bool:
     """Whether the task asks for a tool's output itself (a transcript, a translation, a file, what a sign says)
     rather than an answer to a question about it."""
-    request = _FILE.sub("", task).strip()
-    return (bool(_OUTPUT_ITSELF.match(request)) and not _QUESTION.search(request)) or bool(
+    request = _as_request(_FILE.sub("", task).strip())
+    clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
+    return (any(_OUTPUT_ITSELF.match(clause) for clause in clauses) and not _QUESTION.search(request)) or bool(
         _WHAT_IT_SAYS.search(request)
     )

@@ -13,19 +13,35 @@ a tool. The run then answers from the conversation in one model call
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smolcrew.agents.calculation import asks_calculation
 from smolcrew.agents.dispatch import files_named
 
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
 
-__all__ = ["ReplyDetector", "load_reply_examples"]
+__all__ = ["ReplyDetector", "acknowledgement", "load_reply_examples"]
 
 _QUOTED = ('"', "“", "«")
+_ABOUT_THE_USER = re.compile(
+    r"^(?!.*\b(?:it|that|this|them|those|these)\b).*(?:\b(?:did|do|have|had|was|were|am)\s+(?:i|we)\b|\b(?:my|our)\b)"
+    r".*\?\s*$|^\W*remind me\b",
+    re.IGNORECASE,
+)
+"""A question about what the user said ("where did I park?", "what's my name?"), with nothing of an earlier
+result in it ("what's 15% of it?" wants the calculator)."""
+_CAPABILITY = re.compile(
+    r"^\W*(?:\w+[.!,]\s*)?(?:(?:can|could) you|are you able to|do you)\s+(?:also\s+|even\s+|still\s+)?\w+\s+"
+    r"(?:(?:any|other|more)\s+)?(?:pdfs|images|photos|pictures|audio|recordings|videos|spreadsheets|tables|"
+    r"documents|files|languages|french|german|spanish|italian|english)\b(?:\s+(?:too|as well|also))?\W*$",
+    re.IGNORECASE,
+)
+"""A question about what the assistant can do, with no file or text to do it on ("can you also read PDFs?")."""
 
 
 def load_reply_examples() -> tuple[list[str], list[str]]:
@@ -87,5 +103,79 @@ class ReplyDetector:
     def __call__(self, message: str) -> bool:
         if files_named(message) or any(mark in message for mark in _QUOTED):
             return False
+        if acknowledgement(message) is not None or _CAPABILITY.match(message):
+            return True
+        if asks_calculation(message):
+            return False  # the calculator works it out, from the facts of the conversation too
+        if _ABOUT_THE_USER.search(message):
+            return True
         reply, task = self.score(message)
         return reply > task + self.margin
+
+
+_OPENER = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?:\s+there)?|ok(?:ay)?|so|well|oh|also|btw|"
+    r"actually|and|oh and|update|by the way|fyi|just so you know|for the record)\b[\s,.!:;-]*",
+    re.IGNORECASE,
+)
+_REMEMBER = re.compile(
+    r"^(?:please\s+)?(?:remember|note|keep in mind|don'?t forget|make a note)(?:\s+(?:that|this))?\b[\s:,-]*",
+    re.IGNORECASE,
+)
+_ASKS = re.compile(
+    r"\?|\b(?:you|your|yours)\b|^\s*(?:what|which|who|whose|when|where|why|how|can|could|would|will|do|does|did|"
+    r"is|are|should|tell|give|show|find|write|make|translate|transcribe|read|summari[sz]e|calculate)\b",
+    re.IGNORECASE,
+)
+_SPEAKER = re.compile(r"(?:i|i'm|i've|i'd|i'll|my|we|we're|we've|we'll|we'd|our)\b", re.IGNORECASE)
+_THING = re.compile(r"(?:the|this|that|it|it's|there|these|those)\b", re.IGNORECASE)
+_SWAPS = {
+    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
+    "i'll": "you'll", "i'd": "you'd", "we": "you", "us": "you", "our": "your", "ours": "yours",
+    "ourselves": "yourselves", "we're": "you're", "we've": "you've", "we'll": "you'll", "we'd": "you'd", "am": "are",
+}  # fmt: skip
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_LOWERED_FIRST = frozenset({*_SWAPS.values(), "the", "a", "an", "this", "that", "it", "there", "were"})
+_ASIDE = re.compile(
+    r"[\s,]*\b(?:(?:(?:please\s+)?(?:remember|note|keep) (?:it|that|this)(?: in mind)?)?(?:\s*for (?:me|us))?"
+    r"(?:\s*please)?|thanks|thank you)\W*$",
+    re.IGNORECASE,
+)
+
+
+def acknowledgement(message: str) -> str | None:
+    """The reply to a message that only tells something about the user ("my name is Ada and I live in Lisbon",
+    "our budget is 12,500, remember that"): the facts said back in the second person, written here. A small
+    model asked to acknowledge them embellishes ("Lisbon, in the heart of Portugal") or plays the user ("I'm
+    Tomasz, a baker"). None when the message asks anything or has a sentence that states no fact (neither about
+    the speaker nor with a figure or a name in it): the model replies to that."""
+    text = _OPENER.sub("", message.replace("\u2019", "'").strip(), count=1)
+    facts = []
+    for sentence in re.split(r"(?<=[.!;])\s+|\n+", text):
+        if _ASKS.search(sentence):
+            return None
+        sentence = sentence.strip().rstrip(".!; ")
+        fact = _ASIDE.sub("", _REMEMBER.sub("", sentence, count=1)).strip(" ,:-")
+        if not fact and sentence:
+            continue  # "remember that for me": the request to remember, not a fact
+        specific = re.search(r"\d|\s[A-Z]", fact) or len(fact.split()) >= 4  # "I love it" notes nothing
+        if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and re.search(r"\d|\s[A-Z]", fact)))):
+            return None  # a sentence that says nothing of the user, or an order ("remind me of it")
+        facts.append(_second_person(fact))
+    return f"Got it: {'; '.join(facts)}." if facts else None
+
+
+def _second_person(sentence: str) -> str:
+    """`sentence` with the speaker's pronouns turned to the listener's ("I was" becomes "you were"), in lower
+    case, its first word too unless that is a name."""
+    words: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        swapped = "were" if word.lower() == "was" and words[-1:] == ["i"] else _SWAPS.get(word.lower())
+        words.append(word.lower())
+        return word if swapped is None else swapped
+
+    said = _WORD.sub(swap, sentence)
+    first = said.split(maxsplit=1)[0]
+    return said[0].lower() + said[1:] if first.lower() in _LOWERED_FIRST else said

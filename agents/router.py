@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from smolcrew.agents.dispatch import file_kinds, files_named
+from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named
 
 if TYPE_CHECKING:
     from smolcrew.agents.planner import ToolPlanner
@@ -295,11 +295,20 @@ class Router:
         """Plan which specialists handle `request`, in order. Runs no tool."""
         if not request.strip():
             raise ValueError("cannot route an empty request")
-        named = {match.group(1).lower() for match in _DIRECTIVE.finditer(request)} & set(self.names)
-        stripped = _DIRECTIVE.sub("", request).strip() or request.strip()
+        # "read it aloud" + the earlier result it points at: the words say who acts, the result is the material
+        message, marker, referenced = request.partition(EARLIER_RESULT)
+        named = {match.group(1).lower() for match in _DIRECTIVE.finditer(message)} & set(self.names)
+        stripped = _DIRECTIVE.sub("", message).strip() or message.strip()
         planned = self._planned(self.planner, request, stripped) if self.planner and not named else None
-        if planned is not None:
+        if planned is None:
+            planned = self._routed(request, stripped, named)
+        if not marker:
             return planned
+        first = dataclasses.replace(planned.steps[0], task=f"{planned.steps[0].task}{marker}{referenced}")
+        return dataclasses.replace(planned, steps=(first, *planned.steps[1:]))
+
+    def _routed(self, request: str, stripped: str, named: set[str]) -> RoutePlan:
+        """The embedding router's plan: segments scored, grouped by specialist, chained in order."""
         bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
         segments = _segments(stripped)
         rows = self.scores([_text(stripped, s.start, s.end) for s in segments]) + bonus
@@ -369,30 +378,3 @@ class Router:
             if choice in candidates:
                 name, decided_by = choice, "llm"
         return RouteStep(name, task, ranked, decided_by, confident)  # type: ignore[arg-type]
-
-
-def llm_chooser(model: Any, descriptions: dict[str, str]) -> Chooser:
-    """A tie-breaker that asks a smolagents Model, its output constrained to the candidates' names."""
-    from smolagents.models import ChatMessage, MessageRole
-
-    def choose(request: str, candidates: Sequence[str]) -> str:
-        listing = "\n".join(f"- {name}: {descriptions[name]}" for name in candidates)
-        prompt = (
-            f"Which assistant should handle this request?\n{listing}\n\nRequest: {request}\n"
-            'Answer as JSON: {"specialist": "<name>"}'
-        )
-        schema = {
-            "type": "object",
-            "properties": {"specialist": {"type": "string", "enum": list(candidates)}},
-            "required": ["specialist"],
-        }
-        message = model.generate(
-            [ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": prompt}])],
-            response_format={"type": "json_schema", "json_schema": {"name": "route", "schema": schema}},
-        )
-        try:
-            return str(json.loads(message.content or "{}").get("specialist", ""))
-        except (ValueError, AttributeError):
-            return ""
-
-    return choose

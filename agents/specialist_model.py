@@ -194,8 +194,9 @@ class SpecialistModel(Model):
         """A file, or a quoted passage that one of the tools takes as `text`: the first step must call a tool."""
         if not self.tools:
             return False
+        own = split_previous(task)[0]
         takes_text = any("text" in tool.inputs for tool in self.tools)
-        return bool(FILE_NAME.search(task)) or (takes_text and quoted_passage(task) is not None)
+        return bool(FILE_NAME.search(own)) or (takes_text and quoted_passage(own) is not None)
 
     def _finish(self, task: str, messages: list[ChatMessage | dict[str, Any]]) -> ChatMessage:
         """The answer after a call that worked (see agents.finish)."""

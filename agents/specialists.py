@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smolagents import Tool
 
@@ -69,27 +69,29 @@ class Specialist:
         *,
         usable_only: bool = True,
         roots: tuple[Path, ...] | None = None,
+        chat_model: Any = None,
     ) -> list[Tool]:
         """One instance of each tool, bound to the run's pool, workspace, memory and the folders it may read files
-        from (`roots`; None: any): every call of the tool runs in that context (see tools.context), whichever
-        thread smolagents runs the agent's code in. Only the tools whose model can load here (`usable_tools`),
-        unless `usable_only` is False."""
-        context = ToolContext(pool=pool, workspace=workspace, memory=memory, roots=roots)
-        tools = [factory() for factory in (self.usable_tools(pool) if usable_only else self.tool_factories)]
+        from (`roots`; None: any) and the crew's `chat_model` (for `CheckedTool.chat_fallback`): every call of the
+        tool runs in that context (see tools.context), whichever thread smolagents runs the agent's code in. Only
+        the tools whose model can load here (`usable_tools`), unless `usable_only` is False."""
+        context = ToolContext(pool=pool, workspace=workspace, memory=memory, roots=roots, chat_model=chat_model)
+        usable = self.usable_tools(pool, chat_model=chat_model) if usable_only else self.tool_factories
+        tools = [factory() for factory in usable]
         for tool in tools:
             if isinstance(tool, CheckedTool):
                 tool.context = context
         return tools
 
-    def usable_tools(self, pool: PipelinePool) -> list[type[Tool]]:
+    def usable_tools(self, pool: PipelinePool, *, chat_model: Any = None) -> list[type[Tool]]:
         """The tools whose model can load here (see `PipelinePool.can_load`): a small model offered a tool that
         can only fail calls it again and again, so tools without their model are not offered at all. A tool with
-        `optional_roles` needs one of them (transcribe_speech: the multilingual or the English-only Whisper)."""
+        `optional_roles` needs one of them (transcribe_speech: the multilingual or the English-only Whisper); a
+        tool with `chat_fallback` is offered whenever there is a `chat_model`."""
         return [
             factory
             for factory in self.tool_factories
-            if all(pool.can_load(role) for role in tool_roles(factory))
-            and (not (either := getattr(factory, "optional_roles", ())) or any(pool.can_load(role) for role in either))
+            if (chat_model is not None and getattr(factory, "chat_fallback", False)) or _models_here(factory, pool)
         ]
 
     def tool_names(self) -> list[str]:
@@ -178,6 +180,13 @@ SPECIALISTS: dict[str, Specialist] = {
         ),
     )
 }
+
+
+def _models_here(factory: type[Tool], pool: PipelinePool) -> bool:
+    either = getattr(factory, "optional_roles", ())
+    return all(pool.can_load(role) for role in tool_roles(factory)) and (
+        not either or any(pool.can_load(role) for role in either)
+    )
 
 
 def tool_roles(tool: type[Tool] | Tool) -> list[str]:

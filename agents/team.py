@@ -144,7 +144,7 @@ def _specialist(
     roots: tuple[Path, ...] | None = None,
     executor: ExecutorFactory | None = None,
 ) -> SpecialistAgent:
-    tools = spec.build_tools(pool, workspace, memory, roots=roots)
+    tools = spec.build_tools(pool, workspace, memory, roots=roots, chat_model=model)
     for tool in tools:
         if isinstance(tool, CheckedTool):
             tool.around_call = slot.around_tool_call  # every call recorded (audit, replay)

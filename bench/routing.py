@@ -167,7 +167,8 @@ def main() -> None:
     args = parser.parse_args()
     models = [] if args.quick or args.model == "none" else list(MODELS) if args.model == "all" else [args.model]
 
-    from smolcrew.agents.router import Router, llm_chooser
+    from smolcrew.agents.chooser import llm_chooser
+    from smolcrew.agents.router import Router
     from smolcrew.agents.specialists import SPECIALISTS, load_examples
     from smolcrew.pool import PipelinePool
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from smolcrew.agents.dispatch import PREVIOUS_RESULT
+from smolcrew.agents.dispatch import PREVIOUS_RESULT, with_context
+from smolcrew.agents.replies import acknowledgement
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ RELEVANT = "What the user said earlier that bears on this message:"
 REPLY_MAX_TOKENS = 160
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
-    "When they tell you something about themselves, acknowledge it briefly. When they ask about something said "
-    "earlier, answer from the conversation below and never guess: if it is not there, say you don't know. "
+    "When they ask about something said earlier, answer from the conversation below with the user's own words "
+    "(their names, numbers, places, job), speaking to them as 'you', and never guess: if it is not there, say "
+    "you don't know. "
     "Besides talking, you can transcribe audio, translate text, read text aloud, describe images and read the "
     "text in them, generate images, read PDFs and tables, and calculate; when asked what you can do, say so."
 )
@@ -62,6 +64,13 @@ def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
     return answers
 
 
+def _unrepeated(text: str, lines: int = 3) -> str:
+    """A reply without the loop a small model falls into ("The budget is 4,000.\nThe budget is 5,000.\n..."):
+    each line once, at most `lines` of them."""
+    kept = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    return "\n".join(kept[:lines])
+
+
 def reply(team: Team, message: str, conversation: str | None, recorder: RunRecorder) -> tuple[Any, RunState]:
     """Answer `message` in one call of the manager's model, from `conversation` (what earlier turns said)."""
     from smolagents.models import ChatMessage, MessageRole
@@ -76,9 +85,13 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": f"{REPLY_SYSTEM}\n\n{before}"}]),
             ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}]),
         ]
-        output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
-        answer = (output.content if isinstance(output.content, str) else str(output.content or "")).strip()
-        usage = output.token_usage
+        known = acknowledgement(message)
+        if known is not None:
+            answer, usage = known, None
+        else:
+            output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
+            answer = _unrepeated(output.content if isinstance(output.content, str) else str(output.content or ""))
+            usage = output.token_usage
         recorder.step(
             "action",  # the audit trail shows the recall, as it shows every tool call
             {
@@ -109,7 +122,7 @@ def dispatch(
                 answers.append(done[number])
                 continue
             agent = team.specialists[step.specialist]
-            task = step.task if context is None else f"{context}\n\nNow: {step.task}"
+            task = with_context(context, step.task)
             for source in step.depends_on:  # results travel along the plan's edges
                 task += f"\n\n{PREVIOUS_RESULT} ({plan.steps[source].specialist}): {answers[source]}"
             with recorder.delegation(step.specialist, task):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EARLIER_REQUEST", "EARLIER_RESULT", "ChatSession", "conversation_context", "corrects", "resolve_references"]
 
-EARLIER_RESULT = "\n\nThe earlier result this refers to:"
-"""What `resolve_references` appends before the referenced result (and strips again when it shows the turn)."""
-EARLIER_REQUEST = "\n\nThis corrects the earlier request:"
 ANSWER_CHARS = 400
 TOOL_CHARS = 600
 FACTS_KEPT = 30

@@ -241,8 +241,9 @@ class Crew:
         if self._router is None:
             if self._router_error is not None:
                 raise self._router_error
+            from smolcrew.agents.chooser import llm_chooser
             from smolcrew.agents.planner_train import load_planner
-            from smolcrew.agents.router import Router, llm_chooser
+            from smolcrew.agents.router import Router
             from smolcrew.agents.specialists import SPECIALISTS
 
             try:

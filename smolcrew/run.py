@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from smolcrew.agents.dispatch import with_context
 from smolcrew.answering import REPLY_AGENT, dispatch, manage, reply
 from smolcrew.errors import ModelUnavailableError, RunNotFoundError
 from smolcrew.failures import failure_cause, symptoms
@@ -255,7 +256,7 @@ def _run(
     if history and (direct or talk) and context is None:
         context = transcript(history)
     memory = agent_steps([*history, *resumed]) if (history or resumed) and mode == "manager" else None
-    prompt = task if context is None or memory is not None else f"{context}\n\nNow: {task}"
+    prompt = task if memory is not None else with_context(context, task)
     if plan is not None and not direct:
         prompt += "\n\n" + plan.hint()
     cascade = cascade or crew.cascade

@@ -35,6 +35,19 @@ def test_json_schema_constrains_the_reply(model: LlamaCppModel) -> None:
     assert reply.content is not None and any(colour in reply.content for colour in ("red", "blue"))
 
 
+def test_without_a_translation_model_translate_text_asks_the_chat_model(
+    model: LlamaCppModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smolcrew.pool import PipelinePool
+    from smolcrew.tools.context import use_tools
+    from smolcrew.tools.language import TranslateText
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with use_tools(pool=PipelinePool(device="cpu"), chat_model=model):
+        result = TranslateText()(text="good night", target_language="Spanish")
+    assert "noches" in result["translation"].lower() and result["model"].endswith("(chat model)")
+
+
 @pytest.mark.usefixtures("minilm_available")
 def test_crew_answers_the_arithmetic_request_offline(embedded_gguf: Path) -> None:
     with Crew.from_config(

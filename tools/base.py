@@ -148,6 +148,9 @@ class CheckedTool(Tool):
     """The run's context, entered on every call (set by `Specialist.build_tools`); None: the caller's."""
     makes_file: bool = False
     """The tool's job is a new file (speech, an upscaled image): its output answers no question about its input."""
+    chat_fallback: ClassVar[bool] = False
+    """Without its own model here, the tool does its work with the crew's chat model (`current_chat_model`), so
+    it is offered when a crew has one (see `Specialist.usable_tools`)."""
 
     def __init__(self) -> None:
         super().__init__()

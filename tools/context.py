@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ToolContext",
     "current_blackboard",
+    "current_chat_model",
     "current_memory",
     "current_pool",
     "current_roots",
@@ -56,6 +57,9 @@ class ToolContext:
     folder, which is always readable. None: no restriction, for a tool used on its own outside a crew (backward
     compatible); a crew sets them for each run (the current directory at crew start, `files.roots` and
     `<home>/runs`; for the HTTP API the conversation's uploads and outputs). An empty tuple: the workspace only."""
+    chat_model: Any = None
+    """The crew's chat model (a smolagents `Model`), for a tool whose own model is missing here and whose work an
+    instruction model can do instead (`CheckedTool.chat_fallback`: translate_text). None: no fallback."""
 
 
 _CURRENT: ContextVar[ToolContext | None] = ContextVar("smolcrew_tool_context", default=None)
@@ -116,3 +120,8 @@ def current_roots() -> tuple[Path, ...] | None:
 def current_blackboard() -> Any:
     """The run's shared notes (a `tools.blackboard.Blackboard`), or None when the run has no blackboard."""
     return _current().blackboard
+
+
+def current_chat_model() -> Any:
+    """The crew's chat model for tools that fall back on it (a smolagents `Model`), or None."""
+    return _current().chat_model

@@ -136,6 +136,14 @@ class OpusPairs:
             return Path(self.name(source, target)).is_dir()
         return (source, target) in OPUS_PAIRS or is_available_offline(self.name(source, target))
 
+    def usable(self, source: str, target: str) -> bool:
+        """Whether the pair's model is here, or can be downloaded now."""
+        if self._local or is_available_offline(self.name(source, target)):
+            return self.has(source, target)
+        from smolcrew.gguf import hub_reachable
+
+        return (source, target) in OPUS_PAIRS and hub_reachable()
+
     def get(self, source: str, target: str) -> Bundle:
         from transformers import MarianMTModel
 
@@ -241,11 +249,21 @@ def m2m100_codes() -> list[str]:
 
 
 def language_code(value: Any, name: str) -> str:
-    """An ISO 639-1 code from 'de', 'DE', 'de-AT' or 'de_AT'; ToolInputError for anything else."""
-    code = str(value or "").strip().lower().replace("_", "-").split("-")[0]
-    if not LANGUAGE_CODE.match(code):
+    """An ISO 639-1 code from 'de', 'DE', 'de-AT', 'de_AT' or a language's English name ('German': small models
+    often write the name); ToolInputError for anything else."""
+    written = str(value or "").strip()
+    code = written.lower().replace("_", "-").split("-")[0]
+    if LANGUAGE_CODE.match(code):
+        return code
+    import pycountry
+
+    try:
+        found = pycountry.languages.lookup(written)
+    except LookupError:
+        found = None
+    if found is None or not getattr(found, "alpha_2", None):
         raise ToolInputError(f"`{name}` must be an ISO 639-1 language code such as 'en' or 'de', got {value!r}")
-    return code
+    return str(found.alpha_2)
 
 
 def strip_language_tokens(text: str) -> str:

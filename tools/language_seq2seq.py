@@ -16,7 +16,15 @@ from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
 from smolcrew.tools.language_engines import bounded, generate, load_opus_pairs, load_seq2seq
 
-__all__ = ["SEQ2SEQ_ROLES", "GenerateText", "ReplyInConversation", "SummarizeText", "TranslateText", "summarize"]
+__all__ = [
+    "SEQ2SEQ_ROLES",
+    "GenerateText",
+    "ReplyInConversation",
+    "SummarizeText",
+    "TranslateText",
+    "chat_translation",
+    "summarize",
+]
 
 SEQ2SEQ_ROLES = (
     ModelRole(
@@ -97,7 +105,7 @@ class SummarizeText(CheckedTool):
         },
     }
     output_type = "object"
-    role = "summarizer"
+    role = "embeddings"  # the default, extractive mode; abstractive loads the "summarizer" role when asked
 
     def forward(
         self,
@@ -118,8 +126,8 @@ class TranslateText(CheckedTool):
     task = "translation"
     description = (
         "Translates text between languages given as ISO 639-1 codes ('en', 'de', 'fr', 'zh', ...; about 100 "
-        "languages). The source language is detected when not given. Returns a dict {'translation': str, "
-        "'source_language': str, 'target_language': str, 'detected': bool, 'model': str}."
+        "languages) or English names ('French'). The source language is detected when not given. Returns a dict "
+        "{'translation': str, 'source_language': str, 'target_language': str, 'detected': bool, 'model': str}."
     )
     inputs = {
         "text": {"type": "string", "description": "The text to translate."},
@@ -137,13 +145,14 @@ class TranslateText(CheckedTool):
     }
     output_type = "object"
     role = "translator"
+    chat_fallback = True
 
     def forward(
         self, text: str, target_language: str, source_language: str | None = None, max_new_tokens: int | None = None
     ) -> dict[str, Any]:
         from smolcrew.errors import ToolInputError
         from smolcrew.tools import language_engines as engines
-        from smolcrew.tools.context import current_pool
+        from smolcrew.tools.context import current_chat_model, current_pool
         from smolcrew.tools.text import require_text
 
         text = require_text(text, "text")
@@ -159,9 +168,13 @@ class TranslateText(CheckedTool):
             return {"translation": text, **result, "model": "none (same language)"}
         pool = current_pool()
         pairs = pool.get("translator_opus")
-        if pairs.has(source, target):
+        if pairs.usable(source, target):
             translation = engines.generate(pairs.get(source, target), text, max_new_tokens=longest)
             return {"translation": translation, **result, "model": pairs.name(source, target)}
+        chat_model = current_chat_model()
+        if chat_model is not None and not pool.can_load(self.role):
+            translation = chat_translation(chat_model, text, None if detected else source, target, longest)
+            return {"translation": translation, **result, "model": f"{chat_model.model_id} (chat model)"}
         known = engines.m2m100_codes()
         for code, name in ((source, "source_language"), (target, "target_language")):
             if code not in known:
@@ -177,6 +190,38 @@ class TranslateText(CheckedTool):
             translation = engines.generate(bundle, text, max_new_tokens=longest, forced_bos_token_id=forced)
         translation = engines.strip_language_tokens(translation)
         return {"translation": translation, **result, "model": pool.model_for(self.role)}
+
+
+def chat_translation(model: Any, text: str, source: str | None, target: str, max_new_tokens: int) -> str:
+    """`text` translated by an instruction model (a smolagents `Model`): what translate_text does when no
+    translation model is here. One call, temperature 0; a text without line breaks gets a one-line reply.
+    `source` None: the model reads the language itself (langdetect is unreliable on a few words)."""
+    from smolagents.models import ChatMessage, MessageRole
+
+    from smolcrew.errors import ModelUnavailableError
+    from smolcrew.tools import language_engines as engines
+
+    given = f"{engines.language_name(source)} " if source else ""
+    # Measured on the 0.5B: one user message beats a system prompt (which it often answers with the text itself).
+    asked = f"Translate this {given}text into {engines.language_name(target)}:\n{text}"
+    messages = [ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}])]
+    options: dict[str, Any] = {"max_tokens": max_new_tokens}
+    if getattr(model, "supports_grammar", False):  # llama.cpp: no line of notes after it, no "¡¡¡¡" loops
+        options["repeat_penalty"] = 1.15
+        if "\n" not in text:
+            options["grammar"] = "root ::= [^\\n]+"
+    reply = model.generate(messages, **options).content
+    translation = (reply if isinstance(reply, str) else str(reply or "")).strip()
+    quotes = {'"': '"', "'": "'", "\u201c": "\u201d", "\u00ab": "\u00bb"}
+    if len(translation) > 1 and quotes.get(translation[0]) == translation[-1] and text[:1] not in quotes:
+        translation = translation[1:-1].strip()
+    if not translation:
+        raise ModelUnavailableError(
+            f"the chat model wrote no {engines.language_name(target)} translation",
+            backend="translator",
+            fix="install a translation model (`models.translator`) or use a larger chat model",
+        )
+    return translation
 
 
 class GenerateText(CheckedTool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from smolcrew.errors import ToolInputError
@@ -35,15 +36,33 @@ ROLES = (
 )
 
 MAX_TEXT_CHARS = 20_000
+TEXT_FILE = re.compile(r"(?<![\w/.~-])([\w./~-]+\.(?:txt|md|markdown|text))\b", re.IGNORECASE)
+"""A plain-text file named in a request ("summarize notes.txt"): the text tools read it where text is wanted."""
 
 
 def require_text(value: Any, name: str) -> str:
-    """Return `value` stripped, or raise ToolInputError telling the agent what to pass instead."""
+    """Return `value` stripped, or raise ToolInputError telling the agent what to pass instead. A value that is
+    only the path of a text file (.txt, .md) stands for the file's text ("summarize notes.txt"); it is read
+    like any file a tool takes, within the run's folders."""
     if not isinstance(value, str) or not value.strip():
         raise ToolInputError(f"`{name}` must be a non-empty string; pass the text itself, not a variable name")
+    if TEXT_FILE.fullmatch(value.strip()):
+        value = _file_text(value.strip(), name)
     if len(value) > MAX_TEXT_CHARS:
         raise ToolInputError(f"`{name}` has {len(value):,} characters; split it into parts under {MAX_TEXT_CHARS:,}")
     return value.strip()
+
+
+def _file_text(path: str, name: str) -> str:
+    from smolcrew.tools.files import require_file
+
+    found = require_file(path, name)
+    with found.open("rb") as handle:
+        data = handle.read(4 * MAX_TEXT_CHARS + 1)
+    text = data.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise ToolInputError(f"`{name}`: {found.name} is empty; pass a file with text in it, or the text itself")
+    return text
 
 
 class CompareSentences(CheckedTool):

@@ -88,7 +88,9 @@ _STARTERS = _words(
     "no according after before during when while as by for from with in on at to of both each some most "
     "all one however also so then thus still yet but and or if because although though since until unlike "
     "like based answer summary sure unfortunately overall note please sorry certainly indeed sources "
-    "source total altogether approximately about around nearly roughly only just"
+    "source total altogether approximately about around nearly roughly only just "
+    "you're you've you'll you'd we're we've we'll they're they've i'm i've i'll i'd he's she's let's "
+    "hello hi hey dear welcome thanks thank glad oh ah well got noted"
 )
 _ALIASES = {
     "france": "french", "netherlands": "dutch", "holland": "dutch", "britain": "british", "england": "english",

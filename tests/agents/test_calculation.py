@@ -9,7 +9,7 @@ import pytest
 from smolagents import CodeAgent
 
 from smolcrew.agents.calculation import CALCULATION_GRAMMAR, asks_calculation, calculation_messages
-from smolcrew.agents.dispatch import PREVIOUS_RESULT, tool_examples
+from smolcrew.agents.dispatch import EARLIER_RESULT, NOW, PREVIOUS_RESULT, tool_examples
 from smolcrew.agents.specialist_model import SpecialistModel, specialist_model
 from smolcrew.agents.specialists import SPECIALISTS
 from smolcrew.tools.arithmetic import Calculate
@@ -53,6 +53,14 @@ def test_the_prompt_shows_the_request_and_the_facts_last() -> None:
     assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
     last = messages[-1]["content"][0]["text"]
     assert last.startswith("Question: take 10% off") and "Total 32.11" in last and "The total is 32.11." in last
+
+
+def test_in_a_conversation_the_facts_are_the_stated_ones_newest_first_and_the_result_pointed_at() -> None:
+    context = "What the user told you in this conversation:\n- the budget is 4,000\n- the budget went up to 5,000"
+    task = f'{context}\nThe last turns:\nUser: hi{NOW}what\'s 15% of it?{EARLIER_RESULT} "Got it: 5,000."'
+    last = calculation_messages(task)[-1]["content"][0]["text"]
+    facts = "Got it: 5,000.\nthe budget went up to 5,000\nthe budget is 4,000"
+    assert last == f"Question: what's 15% of it?\nFacts: {facts}"
 
 
 def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:

@@ -60,6 +60,14 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "translate_text",
             {"text": "good morning, everyone", "target_language": "French"},
         ),
+        ("language", "summarize notes/article.txt", "summarize_text", {"text": "notes/article.txt"}),  # read there
+        # A file of an earlier turn is not this request's: the conversation before "Now:" names no input.
+        (
+            "audio",
+            "User: transcribe call.wav\nAssistant: Hi Marco\n\nNow: read aloud 'good morning'",
+            "synthesize_speech",
+            {"text": "good morning"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
@@ -76,7 +84,7 @@ def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
     [
         ("audio", "Say hello to everyone"),  # no file
         ("audio", "Compare a.wav with b.wav"),  # two files: which goes where is the model's call
-        ("language", "What language is notes.txt in?"),  # no language tool takes a file
+        ("audio", "User: transcribe call.wav\nAssistant: Hi Marco\n\nNow: say hello to everyone"),  # no file now
     ],
 )
 def test_no_dispatch_when_the_task_does_not_make_the_call_certain(
@@ -100,6 +108,37 @@ PREVIOUS = "\n\nResult of the previous step (vision): The total is 12.70."
 )
 def test_the_scale_and_the_previous_steps_answer_fill_a_call(
     plan: Callable[[str, str], DirectCall | None], specialist: str, task: str, expected: DirectCall | None
+) -> None:
+    assert plan(specialist, task) == expected
+
+
+CORRECTS = "\n\nThis corrects the earlier request: "
+TWO_FILES = "here are two recordings, a/order.wav and a/dinner.wav. transcribe the first one please"
+
+
+@pytest.mark.parametrize(
+    ("specialist", "task", "expected"),
+    [
+        ("audio", TWO_FILES, DirectCall("transcribe_speech", {"audio": "a/order.wav"})),
+        (
+            "audio",
+            f'no sorry, I meant the second file{CORRECTS}"{TWO_FILES}"',  # the correction's place wins
+            DirectCall("transcribe_speech", {"audio": "a/dinner.wav"}),
+        ),
+        (
+            "language",
+            f"actually, in French instead{CORRECTS}\"Translate 'See you on Friday' into Spanish.\"",
+            DirectCall("translate_text", {"text": "See you on Friday", "target_language": "French"}),
+        ),
+        (
+            "language",
+            f'shorter pls{CORRECTS}"summarize a/notes.txt"',
+            DirectCall("summarize_text", {"text": "a/notes.txt", "max_sentences": 2}),
+        ),
+    ],
+)
+def test_a_correction_is_read_with_the_request_it_corrects(
+    plan: Callable[[str, str], DirectCall | None], specialist: str, task: str, expected: DirectCall
 ) -> None:
     assert plan(specialist, task) == expected
 
@@ -129,6 +168,9 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
         ("What day is the review, according to meeting.wav?", False),
         ("Read the receipt and tell me the total", False),
         ("Which city sold most?", False),
+        ("can you transcribe call.wav?", True),  # a polite request, not a question whether it can be done
+        ("could you please read it aloud?", True),
+        ("can you tell me what the total is?", False),
     ],
 )
 def test_asks_for_output(task: str, wanted: bool) -> None:

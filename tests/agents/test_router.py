@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smolcrew.agents.dispatch import EARLIER_RESULT
 from smolcrew.agents.router import Router, split_steps
 from smolcrew.agents.specialists import SPECIALISTS, load_examples
 
@@ -59,6 +60,13 @@ def test_directive_is_honoured_and_removed_from_the_task(router: Router) -> None
     assert plan.steps[0].task == "What is 17*23+5?"
     assert plan.tools == {"language": SPECIALISTS["language"].tool_names()}
     assert "language(task='What is 17*23+5?')" in plan.hint()
+
+
+def test_a_follow_up_is_routed_by_its_words_and_carries_the_result_it_points_at(router: Router) -> None:
+    pointed_at = f'{EARLIER_RESULT} "Le train part demain à huit heures."'
+    plan = router.route(f"great, read it aloud{pointed_at}")  # the French text alone would go to language
+    assert plan.specialists == ["audio"]
+    assert plan.steps[0].task == f"great, read it aloud{pointed_at}"
 
 
 def test_unsure_steps_go_to_the_tie_breaker_with_close_candidates_only(embed) -> None:  # type: ignore[no-untyped-def]

@@ -35,3 +35,13 @@ def test_a_model_set_to_a_local_folder_brings_its_tool_back(tmp_path: Path) -> N
     folder.mkdir()
     pool = PipelinePool(device="cpu", overrides={"image_text_matcher": str(folder)})
     assert "classify_image_zero_shot" in [tool.name for tool in SPECIALISTS["vision"].usable_tools(pool)]
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_tool_that_can_use_the_chat_model_is_offered_with_one() -> None:
+    from smolcrew.backends import ScriptedModel
+
+    pool = PipelinePool(device="cpu")
+    assert "translate_text" not in [tool.name for tool in SPECIALISTS["language"].usable_tools(pool)]
+    offered = SPECIALISTS["language"].usable_tools(pool, chat_model=ScriptedModel([]))
+    assert "translate_text" in [tool.name for tool in offered]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from smolcrew.agents.replies import acknowledgement
 from smolcrew.answering import RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import EARLIER_REQUEST, EARLIER_RESULT, conversation_context, resolve_references
 from smolcrew.crew import Crew
@@ -85,10 +86,39 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
         ("now double it", False),
         ("no, the other file", False),
         ("what was the total again?", True),
+        ("I parked on level 4, spot 27. remember that for me", True),  # a statement: acknowledged
+        ("where did I leave the car?", True),  # about what the user said
+        ("do you also handle spreadsheets?", True),  # about what the assistant can do
+        ("can you draw a cat?", False),  # a task, asked politely
+        ("what's 15% of my budget?", False),  # the calculator's, with the facts in the context
     ],
 )
 def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, reply: bool) -> None:
     assert scripted_crew([]).wants_reply(message) is reply
+
+
+@pytest.mark.parametrize(
+    ("message", "said_back"),
+    [
+        ("My name is Ada and I live in Lisbon.", "Got it: your name is Ada and you live in Lisbon."),
+        ("Hi, I'm Grace and I'm a nurse in Dublin.", "Got it: you're Grace and you're a nurse in Dublin."),
+        ("I parked on level 4, spot 27. remember that for me", "Got it: you parked on level 4, spot 27."),
+        ("Please remember: our budget is 12,500", "Got it: your budget is 12,500."),
+        (
+            "I was born in 1990. My flight is on March 3rd!",
+            "Got it: you were born in 1990; your flight is on March 3rd.",
+        ),
+        ("actually the budget went up to 5,000", "Got it: the budget went up to 5,000."),
+        ("what is my name?", None),  # a question
+        ("remind me what the budget was", None),  # an order
+        ("thanks, that's all for now", None),  # states nothing
+        ("I love it!", None),  # notes nothing
+        ("I want you to translate this", None),  # a request
+        ("if we spend 1,200, how much of our budget is left?", None),
+    ],
+)
+def test_a_statement_is_said_back_not_embellished(message: str, said_back: str | None) -> None:
+    assert acknowledgement(message) == said_back
 
 
 # -- a conversation, end to end with the scripted model ----------------------------------------------------------
@@ -105,12 +135,12 @@ def test_facts_are_answered_from_the_conversation_without_a_specialist_also_afte
             fact = "- My name is Ada and I live in Lisbon."
             # The stated facts are in the conversation; the one that bears on the question sits next to it.
             return "You are Ada, from Lisbon." if fact in system and f"{RELEVANT}\n{fact}" in user else "I don't know."
-        return "Nice to meet you, Ada!"
+        raise AssertionError("a statement is acknowledged without the model")
 
     crew = scripted_crew(responder, memory={"sinks": []})
     chat = crew.chat()
     first = chat.send("My name is Ada and I live in Lisbon.")
-    assert first.ok and first.mode == "reply" and first.answer == "Nice to meet you, Ada!"
+    assert first.ok and first.mode == "reply" and first.answer == "Got it: your name is Ada and you live in Lisbon."
     assert first.agents == () and first.tools == ("recall_conversation",)  # no specialist spun up
     assert chat.send("What is 17*23+5?").answer == 396  # a task still goes to its specialist
     second = chat.send("What is my name, and where do I live?")
@@ -121,3 +151,9 @@ def test_facts_are_answered_from_the_conversation_without_a_specialist_also_afte
     assert [result.mode for _, result in again.turns] == ["reply", "router", "reply"]
     assert again.send("What is my name?").answer == "You are Ada, from Lisbon."
     assert Path(crew.settings.home, "journal").is_dir()
+
+
+def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew(["Hello!\nHow can I help?\n" * 6 + "How can"], memory={"sinks": []})
+    result = crew.chat().send("hello!")
+    assert result.mode == "reply" and result.answer == "Hello!\nHow can I help?\nHow can"

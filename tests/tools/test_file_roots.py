@@ -68,6 +68,18 @@ def test_a_path_inside_a_root_is_read(folders: dict[str, Path], monkeypatch: pyt
 
 
 @pytest.mark.usefixtures("run_context")
+def test_a_text_tool_reads_a_text_file_it_is_given_only_inside_the_roots(folders: dict[str, Path]) -> None:
+    from smolcrew.tools.arithmetic import CountWords
+
+    (folders["inside"] / "notes.txt").write_text("one two three four\n")
+    (folders["outside"] / "secret.md").write_text("root hunter2\n")
+    assert CountWords()(text=str(folders["inside"] / "notes.txt"))["words"] == 4  # "summarize notes.txt"
+    assert CountWords()(text="notes.txt is a file name")["words"] == 6  # text that names a file stays text
+    with pytest.raises(ToolInputError, match=OUTSIDE):
+        CountWords()(text=str(folders["outside"] / "secret.md"))
+
+
+@pytest.mark.usefixtures("run_context")
 def test_dot_dot_traversal_is_refused(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     message = refused(folders["inside"] / ".." / "outside" / "secret.csv")
     assert str(folders["inside"].resolve()) in message  # the message names the folders it may read

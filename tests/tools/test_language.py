@@ -218,7 +218,31 @@ def test_translate_text_opus_pair_then_m2m100_for_others(pool: PipelinePool, fol
     with pytest.raises(ToolInputError, match="unknown language code 'xx'"):
         tool(text="the cat", source_language="en", target_language="xx")
     with pytest.raises(ToolInputError, match="ISO 639-1"):
-        tool(text="the cat", target_language="English")
+        tool(text="the cat", target_language="Elvish")
+    english = tool(text="Le chat dort sur la voiture rouge dans la rue.", target_language="English", max_new_tokens=5)
+    assert english["target_language"] == "en"  # a small model writes the language's name
+
+
+def test_translate_text_falls_back_on_the_crews_chat_model_when_no_translation_model_is_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smolcrew.backends import ScriptedModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no opus-mt, no M2M100: neither ships offline
+    asked: list[str] = []
+
+    def translator(messages: list[dict]) -> str:
+        asked.append(" ".join(part["text"] for m in messages for part in m["content"]))
+        return '"Buenas noches."'
+
+    offline = PipelinePool(device="cpu")
+    with use_tools(pool=offline, chat_model=ScriptedModel(translator, model_id="qwen")):
+        result = TranslateText()(text="good night", target_language="Spanish")
+    assert result["translation"] == "Buenas noches."  # the quotes the model added are gone
+    assert result["model"] == "qwen (chat model)" and result["target_language"] == "es"
+    assert "into Spanish" in asked[0] and "good night" in asked[0]
+    with use_tools(pool=offline), pytest.raises(ModelUnavailableError):
+        TranslateText()(text="good night", target_language="es")  # no chat model either: the model is missing
 
 
 def test_a_missing_model_raises_model_unavailable(folders: dict[str, str]) -> None:
