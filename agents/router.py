@@ -295,7 +295,8 @@ class Router:
         """Plan which specialists handle `request`, in order. Runs no tool."""
         if not request.strip():
             raise ValueError("cannot route an empty request")
-        # "read it aloud" + the earlier result it points at: the words say who acts, the result is the material
+        # "read it aloud" + the earlier result it points at: the words say who acts (when they say it with
+        # confidence), the result is the material
         message, marker, referenced = request.partition(EARLIER_RESULT)
         named = {match.group(1).lower() for match in _DIRECTIVE.finditer(message)} & set(self.names)
         stripped = _DIRECTIVE.sub("", message).strip() or message.strip()
@@ -304,6 +305,8 @@ class Router:
             planned = self._routed(request, stripped, named)
         if not marker:
             return planned
+        if not planned.confident:  # "now double it": the words alone say little, the result (a sum) says more
+            return self._routed(request, _DIRECTIVE.sub("", request).strip(), named)
         first = dataclasses.replace(planned.steps[0], task=f"{planned.steps[0].task}{marker}{referenced}")
         return dataclasses.replace(planned, steps=(first, *planned.steps[1:]))
 

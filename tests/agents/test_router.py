@@ -67,6 +67,8 @@ def test_a_follow_up_is_routed_by_its_words_and_carries_the_result_it_points_at(
     plan = router.route(f"great, read it aloud{pointed_at}")  # the French text alone would go to language
     assert plan.specialists == ["audio"]
     assert plan.steps[0].task == f"great, read it aloud{pointed_at}"
+    unsure = router.route(f'now double it{EARLIER_RESULT} "245 * 12 = 2940"')  # the words alone: not sure
+    assert unsure.specialists == ["language"]  # so the result it points at counts too
 
 
 def test_unsure_steps_go_to_the_tie_breaker_with_close_candidates_only(embed) -> None:  # type: ignore[no-untyped-def]
