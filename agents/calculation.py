@@ -35,7 +35,8 @@ _OPERATION = re.compile(r"\d\s*[-+*/×÷^]\s*\d")
 _ON_ITS_OWN = re.compile(
     r"\b(?:plus|minus|times|multipl\w*|divid\w*|split\w*|shar(?:e|es|ed|ing)|each|per|average|mean|sum|add up|"
     r"total up|percent|tip|discount|tax|vat|interest|convert\w*|celsius|fahrenheit|how much|how many|half|double|"
-    r"twice|triple|difference|more than|less than|left over|remain\w*|square root|squared|cubed)\b|%",
+    r"twice|triple|difference|more than|less than|left over|remain\w*|square root|squared|cubed|subtract\w*|"
+    r"deduct\w*|take away|add\s+[$€£]?\d[\d,.]*|increase\w*|decrease\w*|reduce\w*)\b|%",
     re.I,
 )
 """Cues that a request with numbers asks for a calculation, when no tool gave anything yet."""
@@ -76,10 +77,12 @@ def asks_calculation(task: str, *, after_output: bool = False) -> bool:
     answer) holds a number and the request says what to do with it. `after_output`: a tool has answered, and
     only an explicit operation (split, a percentage, a conversion, ...) still needs a calculation."""
     own, previous = split_previous(task)
+    own, _, referenced = own.partition(EARLIER_RESULT)  # "now double it" + the result it points at
     request = _request(own)
     if not after_output and quoted_passage(own) is not None:
         return False  # a passage to work on: a text tool's job, whatever numbers it holds
-    has_numbers = after_output or bool(_DIGIT.search(request) or (previous and _DIGIT.search(previous)))
+    earlier = f"{previous or ''} {referenced}"
+    has_numbers = after_output or bool(_DIGIT.search(request) or _DIGIT.search(earlier))
     cues = _ON_AN_OUTPUT if after_output else _ON_ITS_OWN
     return has_numbers and bool(_OPERATION.search(request) or cues.search(request))
 

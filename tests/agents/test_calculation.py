@@ -35,6 +35,10 @@ def _previous(own: str, found: str) -> str:
         ("what's the total on the receipt?", True, False),  # read off the output, not calculated
         ("what day is the budget review?", True, False),
         ("how much tax did I pay at the store?", True, False),  # the receipt says it
+        # A follow-up in a conversation: the numbers are in the earlier result it points at, quoted.
+        (f'now double it{EARLIER_RESULT} "245 * 12 = 2940"', False, True),
+        (f'and subtract 80 from that{EARLIER_RESULT} "5880"', False, True),
+        (f'add a title to it{EARLIER_RESULT} "In 2020 sales rose 5%"', False, False),
     ],
 )
 def test_a_calculation_needs_numbers_and_an_operation(task: str, after_output: bool, expected: bool) -> None:
