@@ -1,7 +1,7 @@
 """Conversations as a user has them: multi-turn chats through `crew.chat()` with the embedded model, every turn
 checked on its own.
 
-    python bench/conversations.py [--split dev|blind|all] [--category C] [--ids a,b] [--limit N]
+    python bench/conversations.py [--split dev|blind|all] [--subset ci] [--category C] [--ids a,b] [--limit N]
                                   [--model 0.5b|1.5b] [--growth] [--keep]
 
 Conversations: bench/data/conversations.jsonl, one per line: `id`, `split` (dev, or blind: written from the
@@ -44,6 +44,18 @@ from bench.tasks import RESULTS, build_crew, model_missing, model_name, warm_up 
 
 CONVERSATIONS = ROOT / "bench" / "data" / "conversations.jsonl"
 CATEGORIES = ("facts", "references", "corrections", "chitchat", "restart", "long")
+CI_EXTRA = ("references", "corrections")
+"""The CI subset (`ci_subset`): the first dev conversation of each category, and the second of these."""
+
+
+def ci_subset(conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fixed conversations CI runs with the embedded model (tests/bench/test_conversation_suite.py): by their
+    place in the file, never by how they fare."""
+    chosen = []
+    for category in CATEGORIES:
+        dev = [c for c in conversations if c["split"] == "dev" and c["category"] == category]
+        chosen += dev[: 2 if category in CI_EXTRA else 1]
+    return chosen
 
 
 def load_conversations(path: Path = CONVERSATIONS) -> list[dict[str, Any]]:
@@ -155,6 +167,7 @@ def report(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--split", default="all", choices=["dev", "blind", "all"])
+    parser.add_argument("--subset", default=None, choices=["ci"], help="the conversations CI runs")
     parser.add_argument("--category", default=None, choices=CATEGORIES)
     parser.add_argument("--ids", default="", help="comma-separated conversation ids")
     parser.add_argument("--limit", type=int, default=None)
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [
         c
-        for c in load_conversations()
+        for c in (ci_subset(load_conversations()) if args.subset else load_conversations())
         if (args.split == "all" or c["split"] == args.split)
         and (args.category is None or c["category"] == args.category)
         and (not args.ids or c["id"] in args.ids.split(","))
