@@ -124,9 +124,13 @@ _REMEMBER = re.compile(
 )
 _ASKS = re.compile(
     r"\?|\b(?:you|your|yours)\b|^\s*(?:what|which|who|whose|when|where|why|how|can|could|would|will|do|does|did|"
-    r"is|are|should|tell|give|show|find|write|make|translate|transcribe|read|summari[sz]e|calculate)\b",
+    r"is|are|should|tell|give|show|find|write|make|translate|transcribe|read|summari[sz]e|calculate)\b|"
+    r"\b(?:i|we)(?:'d| would)? (?:need|want|like|wish|require)\b|\b(?:i'm|we're) (?:looking for|after)\b|"
+    r"\b(?:help|let) (?:me|us)\b|\b(?:i|we) (?:have|got) to\b",
     re.IGNORECASE,
 )
+"""A sentence that asks something: a question, a word to the assistant, an order, or a need ("I need a
+voice-over that says: ...")."""
 _SPEAKER = re.compile(r"(?:i|i'm|i've|i'd|i'll|my|we|we're|we've|we'll|we'd|our)\b", re.IGNORECASE)
 _THING = re.compile(r"(?:the|this|that|it|it's|there|these|those)\b", re.IGNORECASE)
 _SWAPS = {

@@ -142,9 +142,9 @@ SPECIALISTS: dict[str, Specialist] = {
             "writing (emails, poems, slogans), paraphrase, text similarity, arithmetic and math, conversation, "
             "explaining concepts.",
             (
+                DetectLanguage,  # first: the prompt's example call uses the first tool, and the 0.5B copies it
                 SummarizeText,
                 TranslateText,
-                DetectLanguage,
                 AnswerFromText,
                 ClassifySentiment,
                 CheckGrammar,

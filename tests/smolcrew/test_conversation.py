@@ -114,6 +114,8 @@ def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, re
         ("thanks, that's all for now", None),  # states nothing
         ("I love it!", None),  # notes nothing
         ("I want you to translate this", None),  # a request
+        ("I need a short voice-over that says: doors open at seven", None),  # a need is a request
+        ("we'd like a poster for the school fair", None),
         ("if we spend 1,200, how much of our budget is left?", None),
     ],
 )
