@@ -153,6 +153,7 @@ class TranslateText(CheckedTool):
         from smolcrew.errors import ToolInputError
         from smolcrew.tools import language_engines as engines
         from smolcrew.tools.context import current_chat_model, current_pool
+        from smolcrew.tools.language_seq2seq import chat_translation
         from smolcrew.tools.text import require_text
 
         text = require_text(text, "text")
