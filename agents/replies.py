@@ -162,8 +162,9 @@ def acknowledgement(message: str) -> str | None:
         fact = _ASIDE.sub("", _REMEMBER.sub("", sentence, count=1)).strip(" ,:-")
         if not fact and sentence:
             continue  # "remember that for me": the request to remember, not a fact
-        specific = re.search(r"\d|\s[A-Z]", fact) or len(fact.split()) >= 4  # "I love it" notes nothing
-        if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and re.search(r"\d|\s[A-Z]", fact)))):
+        figure_or_name = re.search(r"\d|\s[A-Z]", fact) is not None
+        specific = figure_or_name or len(fact.split()) >= 4  # "I love it" notes nothing
+        if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and figure_or_name))):
             return None  # a sentence that says nothing of the user, or an order ("remind me of it")
         facts.append(_second_person(fact))
     return f"Got it: {'; '.join(facts)}." if facts else None
