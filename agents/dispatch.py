@@ -79,7 +79,7 @@ _WHAT_IT_SAYS = re.compile(
     r"(?:say|says|said|read|reads)\s*[?.!]*\s*$",
     re.I,
 )
-_POLITE = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?(?=\w)", re.I)
+_POLITE = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+)?(?=\w)", re.I)
 _QUESTION = re.compile(
     r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me|answer (?:it|that|this|them))\b", re.I
 )
@@ -151,6 +151,7 @@ _SENTENCES = re.compile(r"\b(\d|a|one|single|two|three|four|five)[ -](?:sentence
 _OPTIONAL_FILLS = ("scale", "max_sentences")
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
 _ORDINAL = re.compile(r"\bthe (first|second|third|fourth|last)\b(?! (?:time|step|sentence|line|page)s?\b)", re.I)
+_OTHER = re.compile(r"\b(?:the )?other (?:one|file|image|picture|photo|recording|audio|document)\b", re.I)
 _SCALE_WORDS = {"twice": 2, "double": 2, "triple": 3, "three times": 3, "four times": 4, "quadruple": 4}
 
 
@@ -179,7 +180,11 @@ def _unwrapped(own: str) -> str:
 def _ordinal_file(own: str, paths: list[str]) -> str | None:
     """The one of several files the request picks by its place ("transcribe the first one", "no, the second
     file"), the correction's words before the corrected request's; None when it picks none."""
-    for text in own.partition(EARLIER_REQUEST)[::2]:
+    fix, _, corrected = own.partition(EARLIER_REQUEST)
+    if corrected and len(paths) == 2 and _OTHER.search(fix):  # "no, the other image": not the one picked before
+        before = _ordinal_file(corrected, paths)
+        return None if before is None else paths[1 - paths.index(before)]
+    for text in (fix, corrected):
         found = _ORDINAL.search(text)
         if found is not None:
             place = _ORDINALS[found.group(1).lower()]

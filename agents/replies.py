@@ -147,6 +147,10 @@ _ASIDE = re.compile(
 )
 
 
+ACKNOWLEDGED = "Got it: "
+"""How an acknowledgement starts (a conversation's context leaves these answers out: a small model copies them)."""
+
+
 def acknowledgement(message: str) -> str | None:
     """The reply to a message that only tells something about the user ("my name is Ada and I live in Lisbon",
     "our budget is 12,500, remember that"): the facts said back in the second person, written here. A small
@@ -167,7 +171,7 @@ def acknowledgement(message: str) -> str | None:
         if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and figure_or_name))):
             return None  # a sentence that says nothing of the user, or an order ("remind me of it")
         facts.append(_second_person(fact))
-    return f"Got it: {'; '.join(facts)}." if facts else None
+    return f"{ACKNOWLEDGED}{'; '.join(facts)}." if facts else None
 
 
 def _second_person(sentence: str) -> str:

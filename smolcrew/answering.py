@@ -27,20 +27,23 @@ if TYPE_CHECKING:
     from smolcrew.memory.recorder import RunRecorder
     from smolcrew.memory.records import StepRecord
 
-__all__ = ["RELEVANT", "REPLY_AGENT", "REPLY_SYSTEM", "dispatch", "manage", "reply"]
+__all__ = ["CAPABILITIES", "RELEVANT", "REPLY_AGENT", "REPLY_SYSTEM", "dispatch", "manage", "reply"]
 
 REPLY_AGENT = "assistant"
 """The agent name a direct reply's records carry."""
-RELEVANT = "What the user said earlier that bears on this message:"
+RELEVANT = "What the user said earlier that bears on this message (oldest first; a later one replaces an earlier):"
 """Closes a reply's conversation (smolcrew/conversation.py): those lines go next to the message."""
 REPLY_MAX_TOKENS = 160
+CAPABILITIES = (
+    "Besides talking, you can transcribe audio, translate text, read text aloud, describe images and read the "
+    "text in them, generate images, read PDFs and tables, summarize texts, and calculate."
+)
+"""Also part of a reply's evidence: a reply that lists what the assistant can do rests on it."""
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
     "When they ask about something said earlier, answer from the conversation below with the user's own words "
     "(their names, numbers, places, job), speaking to them as 'you', and never guess: if it is not there, say "
-    "you don't know. "
-    "Besides talking, you can transcribe audio, translate text, read text aloud, describe images and read the "
-    "text in them, generate images, read PDFs and tables, and calculate; when asked what you can do, say so."
+    f"you don't know. {CAPABILITIES} When asked what you can do, say so."
 )
 
 
@@ -77,7 +80,9 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
 
     with recorder.agent(REPLY_AGENT):
         earlier = conversation or "(no earlier turns)"
-        recalled = recorder.call_tool(_Recall(), {}, lambda: f"{earlier}\n\nThe user's message: {message}")
+        recalled = recorder.call_tool(
+            _Recall(), {}, lambda: f"{earlier}\n\nThe user's message: {message}\n\n{CAPABILITIES}"
+        )
         before, _, relevant = earlier.partition(f"\n\n{RELEVANT}\n")
         # The message goes as the user's (answered, not echoed), with what bears on it right before it.
         asked = f"{RELEVANT}\n{relevant}\n\n{message}" if relevant else message

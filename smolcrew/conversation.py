@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT
+from smolcrew.agents.replies import ACKNOWLEDGED
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
     lines.append("The last turns:")
     for message, result in turns[-keep:]:
         answer = result.answer if result.state == "success" else f"(no answer: {result.state})"
+        if str(answer).startswith(ACKNOWLEDGED):
+            answer = "(noted)"  # the user's words are above; a small model asked the next question copies these
         lines += [f"User: {_cut(_said(message), ANSWER_CHARS)}", f"Assistant: {_cut(answer, ANSWER_CHARS)}"]
         for output in _tool_outputs(result)[-2:]:
             lines.append(f"  (a tool returned: {_cut(output, TOOL_CHARS)})")
@@ -99,6 +102,14 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
 def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
     """What the user told the assistant: the turns answered from the conversation that ask nothing."""
     return [_said(message) for message, result in turns if result.mode == "reply" and not _said(message).endswith("?")]
+
+
+def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> list[str]:
+    """The stated facts to put next to `message`: those closest in meaning, and the `latest` ones, which often
+    only make sense after an earlier one ("also the room is B12", "scratch that, it went up to 6,500"); in the
+    order they were said, so the newer one of two comes last."""
+    chosen = set(crew.recall(message, facts))
+    return [fact for number, fact in enumerate(facts) if fact in chosen or number >= len(facts) - latest]
 
 
 def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
@@ -117,7 +128,8 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         previous = turns[-1][0]  # itself a correction ("shorter", then "even shorter"): the same request again
         fix, _, request = previous.partition(EARLIER_REQUEST)
         corrected = f"{request.strip()[1:-1]}; then: {_said(fix)}" if request else _said(previous)
-        return f'{message}{EARLIER_REQUEST} "{corrected}"'
+        rewritten = substituted(message, corrected)
+        return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
     if _REFERS.search(message):
         earlier = next((r for _, r in reversed(turns) if r.state == "success" and r.answer), None)
         if earlier is not None:
@@ -125,6 +137,43 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
                     r"recording|file)\b", message, re.IGNORECASE) else earlier.answer  # fmt: skip
             return f'{message}{EARLIER_RESULT} "{_cut(shown, 2000)}"'
     return message
+
+
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather than)\s+({_NUMBER})(?![\w.])", re.I)
+_NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|it should be|should be)\s+({_NUMBER})(?![\w.])", re.I)
+_NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
+
+
+def _language(word: str) -> str | None:
+    import pycountry
+
+    try:
+        found = pycountry.languages.lookup(word)
+    except LookupError:
+        return None
+    return str(found.name) if found.name.lower() == word.lower() else None
+
+
+def substituted(message: str, request: str) -> str | None:
+    """`request` with the value `message` swaps in ("make it 3 instead of 5", "sorry, I meant 50", "in French
+    instead"), or None when the correction swaps no value the request holds once."""
+    swap = _SWAP_NUMBER.search(message)
+    if swap is not None:
+        new, old = swap.groups()
+    else:
+        numbers = re.findall(rf"(?<![\w.]){_NUMBER}(?![\w.])", request)
+        found = _NEW_NUMBER.search(message)
+        new, old = (found.group(1), numbers[0]) if found and len(numbers) == 1 else (None, None)
+    if new is not None and old is not None:
+        places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
+        return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
+    wanted = next((_language(w) for m in _NEW_LANGUAGE.finditer(message) for w in m.groups() if w), None)
+    named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and _language(m.group(1))]
+    if wanted is None or len(named) != 1:
+        return None
+    where = named[0].span(1)
+    return f"{request[: where[0]]}{wanted}{request[where[1] :]}"
 
 
 @dataclass
@@ -148,7 +197,7 @@ class ChatSession:
         context = conversation_context(self.turns, self.keep)
         if not corrects(message, self.turns) and self.crew.wants_reply(message):
             task = message  # answered from the conversation: nothing to resolve
-            relevant = self.crew.recall(message, stated(self.turns))
+            relevant = bearing(message, stated(self.turns), self.crew)
             if context is not None and relevant:  # next to the question, where a small model looks
                 context += f"\n\n{RELEVANT}\n" + "\n".join(f"- {fact}" for fact in relevant)
         else:

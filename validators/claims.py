@@ -115,7 +115,7 @@ _CALENDAR = {
     )
 } | {"tuesday": "tues", "thursday": "thurs", "september": "sept"}
 """Day and month names, and the abbreviations schedules and invoices use for them."""
-_SUFFIXES = ("ians", "ian", "ese", "ish", "ans", "an", "en", "ia", "i", "a", "'s", "’s", "s", "e")
+_SUFFIXES = ("ing", "ians", "ian", "ese", "ish", "ans", "an", "en", "ia", "i", "a", "'s", "’s", "s", "e")
 
 
 def _fold(text: str) -> str:
@@ -210,17 +210,31 @@ def _common_words() -> frozenset[str]:
     return frozenset(word for word in words if word.isalpha() and word.islower())
 
 
+def _is_common(word: str) -> bool:
+    """A common word, or its -ing form ("Transcribing", "Reading"; "Beijing" stays a name)."""
+    common = _common_words()
+    if word in common:
+        return True
+    base = word[:-3] if word.endswith("ing") else ""
+    return len(base) >= 2 and (base in common or f"{base}e" in common or (base[-1] == base[-2:-1] and base[:-1] in common))
+
+
+_LIST_ITEM = re.compile(r"\s*(?:\d{1,2}[.)]|[-*•])\s+")
+"""A numbered or bulleted list item's mark: the word after it starts a sentence ("1. Reading text aloud")."""
+
+
 def _names(claim: str) -> list[str]:
     found = []
     for match in _NAME.finditer(claim):
         words = match.group(0).rstrip(".'’-").split()
-        at_start = match.start() == 0 or claim[: match.start()].rstrip().endswith((":", '"', "(", "-", "—"))
+        before = claim[: match.start()]
+        at_start = not before or before.rstrip().endswith((":", '"', "(", "-", "—")) or _LIST_ITEM.fullmatch(before)
         while words and (words[0].lower() in _STARTERS and (at_start or words[0].lower() in _CONNECTORS)):
             words = words[1:]
             at_start = False
         if len(words) == 1 and (words[0].lower() in _STARTERS or len(words[0]) < 2 or words[0].startswith("I'")):
             continue
-        if len(words) == 1 and at_start and words[0].lower() in _common_words():
+        if len(words) == 1 and at_start and _is_common(words[0].lower()):
             continue
         if words:
             found.append(" ".join(words))

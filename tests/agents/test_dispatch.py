@@ -131,6 +131,11 @@ TWO_FILES = "here are two recordings, a/order.wav and a/dinner.wav. transcribe t
             DirectCall("translate_text", {"text": "See you on Friday", "target_language": "French"}),
         ),
         (
+            "audio",
+            f'actually i meant the other one{CORRECTS}"{TWO_FILES}"',  # not the one the request picked
+            DirectCall("transcribe_speech", {"audio": "a/dinner.wav"}),
+        ),
+        (
             "language",
             f'shorter pls{CORRECTS}"summarize a/notes.txt"',
             DirectCall("summarize_text", {"text": "a/notes.txt", "max_sentences": 2}),
@@ -171,6 +176,7 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
         ("can you transcribe call.wav?", True),  # a polite request, not a question whether it can be done
         ("could you please read it aloud?", True),
         ("can you tell me what the total is?", False),
+        ("can u read a.png and b.png for me", True),
     ],
 )
 def test_asks_for_output(task: str, wanted: bool) -> None:

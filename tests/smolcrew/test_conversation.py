@@ -10,7 +10,14 @@ import pytest
 
 from smolcrew.agents.replies import acknowledgement
 from smolcrew.answering import RELEVANT, REPLY_SYSTEM
-from smolcrew.conversation import EARLIER_REQUEST, EARLIER_RESULT, conversation_context, resolve_references
+from smolcrew.conversation import (
+    EARLIER_REQUEST,
+    EARLIER_RESULT,
+    bearing,
+    conversation_context,
+    resolve_references,
+    substituted,
+)
 from smolcrew.crew import Crew
 from smolcrew.memory.records import StepRecord
 from smolcrew.result import RunResult
@@ -66,6 +73,42 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     # The context shows a turn as the user wrote it, not with what was appended.
     context = conversation_context([_turn(resolved, "Réunion lundi.")])
     assert context is not None and "User: now translate that into French\n" in context
+
+
+@pytest.mark.parametrize(
+    ("correction", "corrected", "rewritten"),
+    [
+        ("make it 3 instead of 5", "split 240 between 5 people", "split 240 between 3 people"),
+        ("sorry, i meant 50", "convert 30 miles to km", "convert 50 miles to km"),
+        ("oh wait, in french instead", "How do I say 'where is the station' in Spanish?",
+         "How do I say 'where is the station' in French?"),
+        ("actually I meant German", "translate that into Dutch", "translate that into German"),
+        ("sorry, i meant 50", "add 30 and 40", None),  # which of the two? the agent reads the correction
+        ("make it 3 instead of 5", "split 240 between 4 people", None),  # 5 is not in the request
+        ("in French instead", "translate it", None),  # no language to swap
+        ("no, the second file", "transcribe a.wav and b.wav", None),
+    ],
+)  # fmt: skip
+def test_a_correction_that_swaps_a_value_rewrites_the_request(
+    correction: str, corrected: str, rewritten: str | None
+) -> None:
+    assert substituted(correction, corrected) == rewritten
+    if rewritten is not None:  # and a turn that corrects the previous one runs the rewritten request
+        assert resolve_references(correction, [_turn(corrected, "an answer")]) == rewritten
+
+
+def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_next_to_the_question() -> None:
+    turns = [_turn("the budget is 4,000", "Got it: the budget is 4,000.", mode="reply")]
+    context = conversation_context(turns)
+    assert context is not None and "Got it" not in context and "the budget is 4,000" in context
+
+    class Nearest:  # what Crew.recall answers: the facts nearest in meaning
+        def recall(self, message: str, said: list[str], k: int = 2) -> list[str]:
+            return [said[0]]
+
+    facts = ["the budget is 4,000", "my name is Ada", "it's in room B4", "scratch that, it went up to 6,500"]
+    chosen = bearing("what's the budget now?", facts, Nearest())  # type: ignore[arg-type]
+    assert chosen == ["the budget is 4,000", "it's in room B4", "scratch that, it went up to 6,500"]  # said order
 
 
 # -- which messages get a reply, with the real router embeddings ------------------------------------------------

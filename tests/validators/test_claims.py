@@ -70,6 +70,8 @@ def test_an_answer_splits_into_claims_without_citations_or_markup() -> None:
         "She was born on 7 Nov 1867.",  # an abbreviated month
         "Her second prize came 8 years after the first.",  # computed, and the claim says so ("after")
         "It's Curie who won the 1911 prize.",  # a contraction that starts a sentence is no name
+        "1. Reading her notes took years.",  # a list item's first word starts a sentence
+        "- Winning twice was rare.",
     ],
 )
 def test_terms_the_evidence_holds_in_another_form(claim: str) -> None:
@@ -85,6 +87,7 @@ def test_terms_the_evidence_holds_in_another_form(claim: str) -> None:
         ("She was born on a Tuesday in October.", ["Tuesday", "October"]),
         ("Her second prize came 8 years later than she hoped, with 3 others.", ["3"]),
         ("She had 8 students.", ["8"]),  # 1911 - 1903, but nothing says it was worked out
+        ("1. Okonkwo honoured her.", ["Okonkwo"]),  # a name stays a name after a list mark
     ],
 )
 def test_terms_the_evidence_does_not_hold_are_named(claim: str, missing: list[str]) -> None:
