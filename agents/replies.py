@@ -115,7 +115,7 @@ class ReplyDetector:
 
 _OPENER = re.compile(
     r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?:\s+there)?|ok(?:ay)?|so|well|oh|also|btw|"
-    r"actually|and|oh and|update|by the way|fyi|just so you know|for the record)\b[\s,.!:;-]*",
+    r"actually|and|oh and|update|by the way|fyi|just so you know|for the record|scratch that|correction)\b[\s,.!:;-]*",
     re.IGNORECASE,
 )
 _REMEMBER = re.compile(
@@ -147,6 +147,15 @@ _ASIDE = re.compile(
 )
 
 
+_NUMBER_WORDS = (
+    "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|"
+    "thousand|million|billion|dozen"
+)
+_NOTICE = re.compile(
+    r"(?:ok(?:ay)?[, ]+)?(?:just so you know|fyi|for the record|for later|for future reference|heads up)"
+    r"(?:,?\s*for (?:later|the future|future reference))?",
+    re.IGNORECASE,
+)
 ACKNOWLEDGED = "Got it: "
 """How an acknowledgement starts (a conversation's context leaves these answers out: a small model copies them)."""
 
@@ -160,13 +169,15 @@ def acknowledgement(message: str) -> str | None:
     text = _OPENER.sub("", message.replace("\u2019", "'").strip(), count=1)
     facts = []
     for sentence in re.split(r"(?<=[.!;])\s+|\n+", text):
+        if _NOTICE.fullmatch(sentence.strip().rstrip(".!; ")):
+            continue  # "just so you know for later": says why, states nothing
         if _ASKS.search(sentence):
             return None
         sentence = sentence.strip().rstrip(".!; ")
         fact = _ASIDE.sub("", _REMEMBER.sub("", sentence, count=1)).strip(" ,:-")
         if not fact and sentence:
             continue  # "remember that for me": the request to remember, not a fact
-        figure_or_name = re.search(r"\d|\s[A-Z]", fact) is not None
+        figure_or_name = re.search(rf"\d|\s[A-Z]|\b(?:{_NUMBER_WORDS})\b", fact) is not None
         specific = figure_or_name or len(fact.split()) >= 4  # "I love it" notes nothing
         if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and figure_or_name))):
             return None  # a sentence that says nothing of the user, or an order ("remind me of it")

@@ -31,7 +31,7 @@ __all__ = ["CAPABILITIES", "RELEVANT", "REPLY_AGENT", "REPLY_SYSTEM", "dispatch"
 
 REPLY_AGENT = "assistant"
 """The agent name a direct reply's records carry."""
-RELEVANT = "What the user said earlier that bears on this message (oldest first; a later one replaces an earlier):"
+RELEVANT = "What the user said earlier that bears on this message:"
 """Closes a reply's conversation (smolcrew/conversation.py): those lines go next to the message."""
 REPLY_MAX_TOKENS = 160
 CAPABILITIES = (

@@ -141,7 +141,7 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
 _SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather than)\s+({_NUMBER})(?![\w.])", re.I)
-_NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|it should be|should be)\s+({_NUMBER})(?![\w.])", re.I)
+_NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
 
 

@@ -216,7 +216,8 @@ def _is_common(word: str) -> bool:
     if word in common:
         return True
     base = word[:-3] if word.endswith("ing") else ""
-    return len(base) >= 2 and (base in common or f"{base}e" in common or (base[-1] == base[-2:-1] and base[:-1] in common))
+    doubled = base[-1:] == base[-2:-1] and base[:-1] in common  # "running"
+    return len(base) >= 2 and (base in common or f"{base}e" in common or doubled)
 
 
 _LIST_ITEM = re.compile(r"\s*(?:\d{1,2}[.)]|[-*•])\s+")

@@ -152,6 +152,8 @@ def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, re
             "Got it: you were born in 1990; your flight is on March 3rd.",
         ),
         ("actually the budget went up to 5,000", "Got it: the budget went up to 5,000."),
+        ("hi, i'm Priya, i live in Leeds. just so you know for later", "Got it: you're Priya, you live in Leeds."),
+        ("scratch that, it went up to six thousand", "Got it: it went up to six thousand."),
         ("what is my name?", None),  # a question
         ("remind me what the budget was", None),  # an order
         ("thanks, that's all for now", None),  # states nothing
