@@ -70,8 +70,10 @@ _LANGUAGES = (
 )
 _TARGET = re.compile(r"\b(?:to|into|in)\s+(" + _LANGUAGES + r")\b", re.I)
 _OUTPUT_ITSELF = re.compile(
-    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:transcribe|listen to|write down|read (?:out|aloud)|read\b(?!.*\?)|"
-    r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|generate|draw|make|create)",
+    r"^\s*(?:(?:now|ok(?:ay)?|great|cool|thanks|then|and|so|alright|please|pls)[\s,!.]+)*"
+    r"(?:can you\s+|could you\s+)?(?:transcribe|listen to|write down|read (?:out|aloud)|read\b(?!.*\?)|"
+    r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|put|generate|draw|make|"
+    r"create)",
     re.I,
 )
 _WHAT_IT_SAYS = re.compile(
@@ -215,6 +217,7 @@ def _scale(task: str) -> int | None:
 
 def _sentences(request: str) -> int | None:
     """How many sentences a summary may have: "in two sentences", "one line", "shorter" (2), "even shorter" (1)."""
+    request = re.sub(r"\S*[/\\]\S*|\S+\.\w{2,4}\b", " ", request)  # a path's words are no request ("x-shorter/a.txt")
     found = _SENTENCES.search(request)
     if found is not None:
         count = found.group(1).lower()
@@ -307,13 +310,12 @@ def plan_direct_call(
     if not candidates:
         return None
     noun = _NOUNS.get(kind or "", "the file")
-    if path:  # the file's own name says what it is: "the image (boarding pass)"
-        stem = re.sub(r"[\W_]+", " ", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
-        noun += f" ({stem})" if stem else ""
+    if path:  # the file's own name says what it is: "the image (boarding pass)"; its folders say nothing
+        noun += f" ({_stem(path)})" if _stem(path) else ""
     if path:
         subject = own.replace(path, noun) if path in own else f"{own} ({noun})"
     else:  # what is asked, not the text it is asked of: "translate that into French", not the transcript
-        subject = own.split(EARLIER_RESULT, 1)[0]
+        subject = TEXT_FILE.sub(lambda m: f"the text ({_stem(m.group(1))})", own.split(EARLIER_RESULT, 1)[0])
     scores = _scores(subject, [(text, tool) for text, _, tool in candidates], embed)
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:
@@ -321,6 +323,10 @@ def plan_direct_call(
     if len(candidates) == 1 or scores[order[0]] - scores[order[1]] >= margin:
         return candidates[order[0]][1]
     return None
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"[\W_]+", " ", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip()
 
 
 def nearest_tools(task: str, tools: Sequence[Any], embed: Embedder, k: int = 3) -> list[Any]:
@@ -381,7 +387,12 @@ def asks_question(task: str) -> bool:
 def asks_for_output(task: str) -> bool:
     """Whether the task asks for a tool's output itself (a transcript, a translation, a file, what a sign says)
     rather than an answer to a question about it."""
-    request = _as_request(_FILE.sub("", task).strip())
+    fix, _, corrected = task.split(EARLIER_RESULT, 1)[0].partition(EARLIER_REQUEST)  # a result asks nothing
+    return any(_wants_output(part.strip().strip('"')) for part in (fix, corrected) if part.strip())
+
+
+def _wants_output(said: str) -> bool:
+    request = _as_request(_FILE.sub("", said).strip())
     clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
     return (any(_OUTPUT_ITSELF.match(clause) for clause in clauses) and not _QUESTION.search(request)) or bool(
         _WHAT_IT_SAYS.search(request)

@@ -90,9 +90,9 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
     lines.append("The last turns:")
     for message, result in turns[-keep:]:
         answer = result.answer if result.state == "success" else f"(no answer: {result.state})"
-        if str(answer).startswith(ACKNOWLEDGED):
-            answer = "(noted)"  # the user's words are above; a small model asked the next question copies these
-        lines += [f"User: {_cut(_said(message), ANSWER_CHARS)}", f"Assistant: {_cut(answer, ANSWER_CHARS)}"]
+        lines.append(f"User: {_cut(_said(message), ANSWER_CHARS)}")
+        if not str(answer).startswith(ACKNOWLEDGED):  # the user's words said back: a small model copies them
+            lines.append(f"Assistant: {_cut(answer, ANSWER_CHARS)}")
         for output in _tool_outputs(result)[-2:]:
             lines.append(f"  (a tool returned: {_cut(output, TOOL_CHARS)})")
         lines += [f"  (file written: {path})" for path in result.artifacts]
@@ -114,7 +114,9 @@ def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> li
 
 def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
     """Whether `message` corrects the last turn's request ("no, the second file", "in French instead")."""
-    return bool(turns) and turns[-1][1].mode != "reply" and bool(_CORRECTS.search(message))
+    if not turns or not _CORRECTS.search(message):
+        return False  # a reply's request is corrected only by a swapped value: "no, I'm Bob" is a new fact
+    return turns[-1][1].mode != "reply" or substituted(message, _said(turns[-1][0])) is not None
 
 
 def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:

@@ -148,6 +148,11 @@ def test_a_correction_is_read_with_the_request_it_corrects(
     assert plan(specialist, task) == expected
 
 
+def test_a_text_files_folders_say_nothing_about_the_request(plan: Callable[[str, str], DirectCall | None]) -> None:
+    path = "/tmp/chats/n-corr-summary-shorter/ghent_bikes.txt"  # "summary shorter" is a folder, not the request
+    assert plan("language", f"summarise {path}") == DirectCall("summarize_text", {"text": path})
+
+
 def test_a_close_call_between_tools_is_left_to_the_model(embed: Embedder) -> None:
     tools = [tool for tool in SPECIALISTS["audio"].tool_factories if tool.name in ("enhance_speech", "classify_audio")]
     assert plan_direct_call("Do something with memo.wav", tools, embed, margin=1.0) is None
@@ -177,6 +182,8 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
         ("could you please read it aloud?", True),
         ("can you tell me what the total is?", False),
         ("can u read a.png and b.png for me", True),
+        ('now put that into german pls\n\nThe earlier result this refers to: "What time is it?"', True),
+        ("great, now translate it", True),
     ],
 )
 def test_asks_for_output(task: str, wanted: bool) -> None:

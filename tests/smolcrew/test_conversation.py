@@ -95,6 +95,7 @@ def test_a_correction_that_swaps_a_value_rewrites_the_request(
     assert substituted(correction, corrected) == rewritten
     if rewritten is not None:  # and a turn that corrects the previous one runs the rewritten request
         assert resolve_references(correction, [_turn(corrected, "an answer")]) == rewritten
+        assert resolve_references(correction, [_turn(corrected, "an answer", mode="reply")]) == rewritten
 
 
 def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_next_to_the_question() -> None:
