@@ -244,9 +244,14 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
 
 
 def quoted_passage(task: str) -> str | None:
-    """The first quoted passage of the task (the text to work on), if any."""
-    quoted = _QUOTED.search(task)
-    return next(group for group in quoted.groups() if group) if quoted else None
+    """The first quoted passage of the task (the text to work on), if any; else the earlier result it points at,
+    whole (its own quotes are part of it: 'The sign says "PROHIBIDO FUMAR"')."""
+    request, pointed, earlier = task.partition(EARLIER_RESULT)
+    quoted = _QUOTED.search(request)
+    if quoted is not None:
+        return next(group for group in quoted.groups() if group)
+    earlier = earlier.strip()
+    return (earlier[1:-1] if earlier[:1] == earlier[-1:] == '"' else earlier) or None if pointed else None
 
 
 def _fitting_calls(
@@ -297,7 +302,7 @@ def plan_direct_call(
     if not candidates and path is not None and path not in own:
         path, kind = None, None  # the previous step's file fits no tool here: work on its answer instead
     if path is None:
-        if passage(task) is None or len(_QUOTED.findall(own)) > 1:
+        if passage(task) is None or len(_QUOTED.findall(own.split(EARLIER_RESULT, 1)[0])) > 1:
             return None  # nothing to work on, or several passages: which goes where is the model's call
         candidates = _fitting_calls(task, tools, None, None)
     if asks_question(own) and not asks_for_output(own):

@@ -46,6 +46,7 @@ _EXTENSIONS: dict[str, dict[str, float]] = {
     r"pdf|docx?|pptx?|csv|xlsx?|tsv|parquet|md|html?|txt|json": {"research": 0.06},
 }
 _FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
+_FOLDERS = re.compile(r"(?<![\w./~-])[~.]?/?(?:[\w.-]+/)+(?=[\w-]+\.\w{2,5}\b)")
 _QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
 _SEQUENCE_WORDS = (
     r"and then|then|after that|afterwards|after this|once (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|"
@@ -256,7 +257,8 @@ class Router:
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Score matrix (texts x specialists)."""
-        similarity = self.embed(texts) @ self._examples.T
+        # a path's folders are no part of the request ("/tmp/chats/day-summary/update.txt" -> "update.txt")
+        similarity = self.embed([_FOLDERS.sub("", text) for text in texts]) @ self._examples.T
         out = np.zeros((len(texts), len(self.names)))
         for column in range(len(self.names)):
             mine = np.sort(similarity[:, self._labels == column], axis=1)[:, ::-1][:, : self.top_k]

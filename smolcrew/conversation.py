@@ -106,10 +106,12 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
 
 def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> list[str]:
     """The stated facts to put next to `message`: those closest in meaning, and the `latest` ones, which often
-    only make sense after an earlier one ("also the room is B12", "scratch that, it went up to 6,500"); in the
-    order they were said, so the newer one of two comes last."""
+    only make sense after an earlier one ("also the room is B12", "scratch that, it went up to 6,500"); newest
+    first, where a small model looks first (an update beats what it replaced)."""
     chosen = set(crew.recall(message, facts))
-    return [fact for number, fact in enumerate(facts) if fact in chosen or number >= len(facts) - latest]
+    return [
+        fact for number, fact in reversed(list(enumerate(facts))) if fact in chosen or number >= len(facts) - latest
+    ]
 
 
 def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
@@ -122,10 +124,10 @@ def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
 def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     """`message` with what it refers to appended: the request it corrects, or the earlier result it points at.
     A message that names its own file or quotes its own text is left as it is."""
-    from smolcrew.agents.dispatch import files_named
+    from smolcrew.agents.dispatch import files_named, quoted_passage
 
-    if not turns or files_named(message) or '"' in message:
-        return message
+    if not turns or files_named(message) or '"' in message or quoted_passage(message) is not None:
+        return message  # "what language is this: 'Het regent...'": "this" is its own quote
     if corrects(message, turns):
         previous = turns[-1][0]  # itself a correction ("shorter", then "even shorter"): the same request again
         fix, _, request = previous.partition(EARLIER_REQUEST)

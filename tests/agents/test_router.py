@@ -54,6 +54,12 @@ def test_routes_clear_requests(router: Router, request_text: str, expected: list
         assert set(step.scores) == set(DESCRIPTIONS)
 
 
+def test_a_paths_folders_do_not_sway_the_route(router: Router) -> None:
+    plain = router.scores(["can you summarise team_update.txt for me"])
+    nested = router.scores(["can you summarise /tmp/chats/read-aloud-speech/team_update.txt for me"])
+    assert np.allclose(plain, nested)  # "read aloud speech" was a folder's name, not the request
+
+
 def test_directive_is_honoured_and_removed_from_the_task(router: Router) -> None:
     plan = router.route("What is 17*23+5? Use the language specialist if needed.")
     assert plan.specialists == ["language"]

@@ -69,6 +69,7 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     assert again == f'even shorter{EARLIER_REQUEST} "summarize notes.txt; then: shorter pls"'
     assert resolve_references("translate that: 'hola'", []) == "translate that: 'hola'"  # nothing earlier
     assert resolve_references("now caption photo.jpg", turns) == "now caption photo.jpg"  # its own file
+    assert resolve_references("what language is this: 'Het regent'", turns) == "what language is this: 'Het regent'"
     assert resolve_references("what is 2+2?", turns) == "what is 2+2?"  # refers to nothing
     # The context shows a turn as the user wrote it, not with what was appended.
     context = conversation_context([_turn(resolved, "Réunion lundi.")])
@@ -109,7 +110,7 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
 
     facts = ["the budget is 4,000", "my name is Ada", "it's in room B4", "scratch that, it went up to 6,500"]
     chosen = bearing("what's the budget now?", facts, Nearest())  # type: ignore[arg-type]
-    assert chosen == ["the budget is 4,000", "it's in room B4", "scratch that, it went up to 6,500"]  # said order
+    assert chosen == ["scratch that, it went up to 6,500", "it's in room B4", "the budget is 4,000"]  # newest first
 
 
 # -- which messages get a reply, with the real router embeddings ------------------------------------------------
