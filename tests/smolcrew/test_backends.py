@@ -36,6 +36,26 @@ def test_scripted_model_with_a_function_sees_the_messages() -> None:
     assert model.generate([_user("a"), _user("b")]).content == "echo 2"
 
 
+def test_a_responder_sees_each_message_as_chat_message_dict_gives_it() -> None:
+    from smolagents.models import ChatMessageToolCall, ChatMessageToolCallFunction
+    from smolagents.monitoring import TokenUsage
+
+    call = ChatMessageToolCall(ChatMessageToolCallFunction("calculate", {"expression": "2+2"}), "c1", "function")
+    messages = [
+        ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": "be brief"}]),
+        ChatMessage(role=MessageRole.ASSISTANT, content="ok", tool_calls=[call], token_usage=TokenUsage(3, 1)),
+        {"role": "user", "content": "hi"},
+    ]
+    seen: list[list[dict[str, object]]] = []
+
+    def respond(given: list[dict[str, object]]) -> str:
+        seen.append(given)
+        return "done"
+
+    ScriptedModel(respond).generate(messages)
+    assert seen == [[messages[0].dict(), messages[1].dict(), {"role": "user", "content": "hi"}]]
+
+
 def test_scripted_backend_needs_a_script() -> None:
     with pytest.raises(ConfigError, match=r"llm\.script is empty") as caught:
         build_model(load_settings(llm={"backend": "scripted"}))
