@@ -229,7 +229,8 @@ def _names(claim: str) -> list[str]:
     for match in _NAME.finditer(claim):
         words = match.group(0).rstrip(".'’-").split()
         before = claim[: match.start()]
-        at_start = not before or before.rstrip().endswith((":", '"', "(", "-", "—")) or _LIST_ITEM.fullmatch(before)
+        opens = before.rstrip().endswith((":", '"', "(", "-", "—")) or _LIST_ITEM.fullmatch(before) is not None
+        at_start = not before or opens
         while words and (words[0].lower() in _STARTERS and (at_start or words[0].lower() in _CONNECTORS)):
             words = words[1:]
             at_start = False
