@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,8 +71,12 @@ def _finished_delegations(records: Sequence[StepRecord]) -> list[Any]:
 def _unrepeated(text: str, lines: int = 3) -> str:
     """A reply without the loop a small model falls into ("The budget is 4,000.\nThe budget is 5,000.\n..."):
     each line once, at most `lines` of them."""
-    kept = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    kept = list(dict.fromkeys(_LOOP.sub(r"\1", line).strip() for line in text.splitlines() if line.strip()))
     return "\n".join(kept[:lines])
+
+
+_LOOP = re.compile(r"\b(\w.{0,40}?)(?:[\s,;.!]+\1\b){2,}", re.IGNORECASE)
+"""A phrase said three times or more in a row, within a line ("You, you, you, ..."): said once."""
 
 
 def reply(team: Team, message: str, conversation: str | None, recorder: RunRecorder) -> tuple[Any, RunState]:

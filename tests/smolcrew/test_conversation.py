@@ -206,3 +206,5 @@ def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable
     crew = scripted_crew(["Hello!\nHow can I help?\n" * 6 + "How can"], memory={"sinks": []})
     result = crew.chat().send("hello!")
     assert result.mode == "reply" and result.answer == "Hello!\nHow can I help?\nHow can"
+    looped = scripted_crew(["Sure thing. " + "You, you, " * 40 + "you,"], memory={"sinks": []})
+    assert looped.chat().send("hi there").answer == "Sure thing. You,"
