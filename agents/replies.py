@@ -21,6 +21,7 @@ import numpy as np
 
 from smolcrew.agents.calculation import asks_calculation
 from smolcrew.agents.dispatch import files_named
+from smolcrew.tools.text import TEXT_FILE
 
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
@@ -101,7 +102,7 @@ class ReplyDetector:
         return [texts[i] for i in chosen]
 
     def __call__(self, message: str) -> bool:
-        if files_named(message) or any(mark in message for mark in _QUOTED):
+        if files_named(message) or TEXT_FILE.search(message) or any(mark in message for mark in _QUOTED):
             return False
         if acknowledgement(message) is not None or _CAPABILITY.match(message):
             return True

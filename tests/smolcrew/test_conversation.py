@@ -121,6 +121,7 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
     [
         ("My name is Ada and I live in Lisbon.", True),
         ("What is my name, and where do I live?", True),
+        ("can you summarise team_update.txt for me", False),  # a text file is a file
         ("thanks, that's all for now", True),
         ("hello!", True),
         ("transcribe call.wav", False),
