@@ -156,7 +156,8 @@ def _language(word: str) -> str | None:
         found = pycountry.languages.lookup(word)
     except LookupError:
         return None
-    return str(found.name) if found.name.lower() == word.lower() else None
+    major = getattr(found, "alpha_2", None) is not None  # ISO 639-3 also names languages "To", "Are", "Even"
+    return str(found.name) if major and found.name.lower() == word.lower() else None
 
 
 def substituted(message: str, request: str) -> str | None:
@@ -172,7 +173,8 @@ def substituted(message: str, request: str) -> str | None:
     if new is not None and old is not None:
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
-    wanted = next((_language(w) for m in _NEW_LANGUAGE.finditer(message) for w in m.groups() if w), None)
+    languages = (_language(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
+    wanted = next((language for language in languages if language), None)
     named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and _language(m.group(1))]
     if wanted is None or len(named) != 1:
         return None

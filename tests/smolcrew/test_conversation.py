@@ -84,6 +84,7 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
         ("oh wait, in french instead", "How do I say 'where is the station' in Spanish?",
          "How do I say 'where is the station' in French?"),
         ("actually I meant German", "translate that into Dutch", "translate that into German"),
+        ("sorry, I meant to say in German", "translate that into Dutch", "translate that into German"),
         ("sorry, i meant 50", "add 30 and 40", None),  # which of the two? the agent reads the correction
         ("make it 3 instead of 5", "split 240 between 4 people", None),  # 5 is not in the request
         ("in French instead", "translate it", None),  # no language to swap
