@@ -250,8 +250,12 @@ def quoted_passage(task: str) -> str | None:
     quoted = _QUOTED.search(request)
     if quoted is not None:
         return next(group for group in quoted.groups() if group)
+    if not pointed:
+        return None
     earlier = earlier.strip()
-    return (earlier[1:-1] if earlier[:1] == earlier[-1:] == '"' else earlier) or None if pointed else None
+    if earlier[:1] == earlier[-1:] == '"':
+        earlier = earlier[1:-1]
+    return earlier or None
 
 
 def _fitting_calls(
@@ -317,7 +321,6 @@ def plan_direct_call(
     noun = _NOUNS.get(kind or "", "the file")
     if path:  # the file's own name says what it is: "the image (boarding pass)"; its folders say nothing
         noun += f" ({_stem(path)})" if _stem(path) else ""
-    if path:
         subject = own.replace(path, noun) if path in own else f"{own} ({noun})"
     else:  # what is asked, not the text it is asked of: "translate that into French", not the transcript
         subject = TEXT_FILE.sub(lambda m: f"the text ({_stem(m.group(1))})", own.split(EARLIER_RESULT, 1)[0])
