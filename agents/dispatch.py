@@ -244,18 +244,12 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
 
 
 def quoted_passage(task: str) -> str | None:
-    """The first quoted passage of the task (the text to work on), if any; else the earlier result it points at,
-    whole (its own quotes are part of it: 'The sign says "PROHIBIDO FUMAR"')."""
+    """The first quoted passage of the task, else the earlier result it points at, whole ('The sign says "NO"')."""
     request, pointed, earlier = task.partition(EARLIER_RESULT)
-    quoted = _QUOTED.search(request)
-    if quoted is not None:
+    if (quoted := _QUOTED.search(request)) is not None:
         return next(group for group in quoted.groups() if group)
-    if not pointed:
-        return None
     earlier = earlier.strip()
-    if earlier[:1] == earlier[-1:] == '"':
-        earlier = earlier[1:-1]
-    return earlier or None
+    return ((earlier[1:-1] if earlier[:1] == earlier[-1:] == '"' else earlier) or None) if pointed else None
 
 
 def _fitting_calls(
@@ -396,12 +390,11 @@ def asks_for_output(task: str) -> bool:
     """Whether the task asks for a tool's output itself (a transcript, a translation, a file, what a sign says)
     rather than an answer to a question about it."""
     fix, _, corrected = task.split(EARLIER_RESULT, 1)[0].partition(EARLIER_REQUEST)  # a result asks nothing
-    return any(_wants_output(part.strip().strip('"')) for part in (fix, corrected) if part.strip())
-
-
-def _wants_output(said: str) -> bool:
-    request = _as_request(_FILE.sub("", said).strip())
-    clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
-    return (any(_OUTPUT_ITSELF.match(clause) for clause in clauses) and not _QUESTION.search(request)) or bool(
-        _WHAT_IT_SAYS.search(request)
-    )
+    for said in (part.strip().strip('"') for part in (fix, corrected) if part.strip()):
+        request = _as_request(_FILE.sub("", said).strip())
+        clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
+        if any(_OUTPUT_ITSELF.match(c) for c in clauses) and not _QUESTION.search(request):
+            return True
+        if _WHAT_IT_SAYS.search(request):
+            return True
+    return False
