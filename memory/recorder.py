@@ -17,6 +17,7 @@ from typing import Any
 
 from smolagents.memory import MemoryStep
 
+from smolcrew.errors import RunCancelled
 from smolcrew.memory.records import StepRecord, record_from_step
 
 __all__ = ["RecorderSlot", "RunRecorder", "ToolCall"]
@@ -79,6 +80,7 @@ class RunRecorder:
         known: tool and agent names whose calls are picked out of each step's code.
         listeners: called with each record as it is made (live progress, memory sinks); a listener that
             raises is dropped from this run rather than breaking it.
+        cancelled: asked after each step is recorded; True stops the run there (raises RunCancelled).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class RunRecorder:
         on_tool_call: Callable[[ToolCall], object] | None = None,
         tool_results: ToolResults | None = None,
         records: list[StepRecord] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.run_id = run_id
         self.conversation_id = conversation_id
@@ -104,6 +107,7 @@ class RunRecorder:
         self._on_tool_call = on_tool_call
         self._tool_results = tool_results
         self._listeners = list(listeners or [])
+        self._cancelled = cancelled
         self._stack: list[tuple[str, str | None]] = []  # (agent name, delegation id)
         self._lock = threading.Lock()
 
@@ -131,6 +135,8 @@ class RunRecorder:
             except Exception as exc:  # a broken listener must never break the agent loop
                 self._listeners.remove(listener)
                 self.listener_errors.append(f"{getattr(listener, '__name__', listener)}: {exc!r}")
+        if record.kind not in ("run_start", "run_end") and self._cancelled is not None and self._cancelled():
+            raise RunCancelled(f"run {self.run_id} was cancelled at step {record.seq}")  # once recorded: none lost
         return record
 
     def mark(self, kind: str, payload: dict[str, Any]) -> StepRecord:

@@ -308,6 +308,7 @@ class Crew:
         tool_results: ToolResults | None = None,
         run_id: str | None = None,
         file_roots: Sequence[str | Path] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> RunResult:
         """Run one request to its end; its answer passes the validation cascade before it is returned.
 
@@ -327,6 +328,7 @@ class Crew:
             file_roots: the only folders this run's tools may read files from, besides the run's own workspace
                 folder (default: `self.file_roots`, the current directory at crew start plus `files.roots`); the
                 HTTP service passes the conversation's uploads and outputs.
+            cancelled: asked after each step; once it returns True the run stops there and ends `cancelled`.
         """
         if not task or not task.strip():
             raise ValueError("the task is empty: say what the crew should do")
@@ -345,6 +347,7 @@ class Crew:
                 cascade=cascade,
                 tool_results=tool_results,
                 run_id=run_id,
+                cancelled=cancelled,
             )
 
     def resume(
@@ -353,10 +356,11 @@ class Crew:
         *,
         on_step: Callable[[StepRecord], None] | None = None,
         file_roots: Sequence[str | Path] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> RunResult:
         """Finish a run from its journal: settle a pending approval, or continue a run that stopped half-way
         (the manager continues with its recorded memory; in router mode, finished steps are kept). A run that
-        already ended is returned as it was. `file_roots`: as for `run`.
+        already ended is returned as it was. `file_roots`, `cancelled`: as for `run`.
 
         Raises:
             RunNotFoundError: no journal for `run_id`.
@@ -364,7 +368,7 @@ class Crew:
         with self._lock:
             self._check_open()
             self._use_roots(file_roots)
-            return resume_run(self, run_id, on_step=on_step)
+            return resume_run(self, run_id, on_step=on_step, cancelled=cancelled)
 
     def _use_roots(self, file_roots: Sequence[str | Path] | None) -> None:
         """Bind the folders the next run's tools may read (the team's tools keep them until the next run)."""

@@ -24,9 +24,12 @@ SmolcrewError
 └── ServiceError            the chat service (smolcrew/service.py, the HTTP API) refused a request
     ├── ConversationNotFoundError   no conversation has this id (ids live as long as the server process)
     ├── ArtifactNotFoundError       the run wrote no file of that name
+    ├── RunNotCancellable           the run has ended, or waits for a person (decide its approval instead)
     ├── UploadTooLargeError         an uploaded file is over `server.max_upload_mb`
     └── UnsupportedUploadError      an uploaded file's type is not allowed, or its content is not that type
 ```
+
+`RunCancelled` stands apart: a BaseException raised inside a run asked to stop, never seen by callers.
 
 A message says what happened and what to do about it. Context rides along as attributes.
 """
@@ -49,6 +52,8 @@ __all__ = [
     "ModelUnavailableError",
     "RequestError",
     "RoutingError",
+    "RunCancelled",
+    "RunNotCancellable",
     "RunNotFoundError",
     "ServiceError",
     "SinkError",
@@ -187,6 +192,24 @@ class ConversationNotFoundError(ServiceError, LookupError):
     def __init__(self, message: str, *, conversation_id: str) -> None:
         super().__init__(message)
         self.conversation_id = conversation_id
+
+
+class RunNotCancellable(ServiceError):
+    """The run cannot be cancelled: it has ended, or it waits for a person (reject its approval instead).
+    `.run_id` and `.status` say which run and where it stands."""
+
+    def __init__(self, message: str, *, run_id: str, status: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
+class RunCancelled(BaseException):
+    """Raised inside a run that was asked to stop (`Crew.run(cancelled=...)`, `POST /v1/runs/{id}/cancel`) at its
+    next step; the run catches it and ends in state `cancelled`, sealed like any other end.
+
+    A BaseException, like `asyncio.CancelledError`, so that the `except Exception` guards of tools and agent loops
+    let it through instead of reading it as a failed step."""
 
 
 class ArtifactNotFoundError(ServiceError, LookupError):

@@ -84,8 +84,8 @@ def symptoms(steps: Sequence[Any], specialists: Iterable[str]) -> dict[str, int]
 
 def failure_cause(state: str, counted: dict[str, int]) -> str | None:
     """The cause of a run that ended in `state` with these step `symptoms`; None for a success."""
-    if state == "success":
-        return None
+    if state in ("success", "cancelled"):
+        return None  # a cancelled run did not fail: someone stopped it
     if counted.get("tool"):
         return "tool"
     if state in ("rejected", "pending_approval"):

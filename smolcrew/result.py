@@ -13,12 +13,13 @@ if TYPE_CHECKING:
 
 __all__ = ["RunMode", "RunResult", "RunState"]
 
-RunState = Literal["success", "max_steps_error", "error", "rejected", "pending_approval"]
+RunState = Literal["success", "max_steps_error", "error", "rejected", "pending_approval", "cancelled"]
 RunMode = Literal["manager", "router", "reply"]
 """success: the answer passed validation (or a person approved it); max_steps_error: the agents ran out of
 steps (a failed validation, never an answer); error: a model or agent error; rejected: the validation cascade
 or a person rejected the answer; pending_approval: a person must decide (`smolcrew approvals`), then
-`Crew.resume(run_id)` finishes the run."""
+`Crew.resume(run_id)` finishes the run; cancelled: someone asked the run to stop (`POST /v1/runs/{id}/cancel`) and it
+stopped at its next step."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from smolcrew.agents.dispatch import with_context
 from smolcrew.answering import REPLY_AGENT, dispatch, manage, reply
-from smolcrew.errors import ModelUnavailableError, RunNotFoundError
+from smolcrew.errors import ModelUnavailableError, RunCancelled, RunNotFoundError
 from smolcrew.failures import failure_cause, symptoms
 from smolcrew.result import RunMode, RunResult, RunState
 
@@ -100,6 +100,7 @@ def start_run(
     cascade: Cascade | None = None,
     tool_results: ToolResults | None = None,
     run_id: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run `task` (stripped, not empty) to its end; the arguments are `Crew.run`'s.
 
@@ -118,11 +119,18 @@ def start_run(
         conversation_id=conversation_id,
         on_tool_call=lambda call: crew.audit.append(run_id, "tool_call", call.to_dict()),
         tool_results=tool_results,
+        cancelled=cancelled,
     )
     return _run(crew, recorder, task, list(images), max_steps, context, history, cascade)
 
 
-def resume_run(crew: CrewParts, run_id: str, *, on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
+def resume_run(
+    crew: CrewParts,
+    run_id: str,
+    *,
+    on_step: Callable[[StepRecord], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> RunResult:
     """Finish a run from its journal (see `Crew.resume`); a run that already ended is returned as it was.
 
     Raises:
@@ -144,6 +152,7 @@ def resume_run(crew: CrewParts, run_id: str, *, on_step: Callable[[StepRecord], 
         conversation_id=start.payload.get("conversation_id"),
         on_tool_call=lambda call: crew.audit.append(run_id, "tool_call", call.to_dict()),
         records=records,
+        cancelled=cancelled,
     )
     if end is None:
         return _run(crew, recorder, start.payload["task"], [], None, None, (), None, resumed=records)
@@ -280,7 +289,16 @@ def _run(
                 answer, state = manage(team, prompt, recorder, images, max_steps, memory, bool(resumed))
         except (AgentError, ModelUnavailableError) as exc:
             state, error = "error", str(exc)
-    decision = _gate(crew, cascade).judge(recorder.run_id, task, answer, state, recorder.records, recorder.tool_calls)
+        except RunCancelled as exc:
+            state, error = "cancelled", str(exc)
+    if state == "cancelled":
+        from smolcrew.gate import Decision
+
+        decision = Decision("cancelled", None, error)  # nothing to judge: the answer was never finished
+    else:
+        decision = _gate(crew, cascade).judge(
+            recorder.run_id, task, answer, state, recorder.records, recorder.tool_calls
+        )
     if error is not None:
         decision = dataclasses.replace(decision, error=error)
     written = tuple(str(path) for path in crew.workspace.written[written_before:] if path.exists())

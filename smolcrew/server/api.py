@@ -67,6 +67,7 @@ def _run_out(info: RunInfo) -> m.RunOut:
         files=list(info.files),
         artifacts=artifacts,
         result=info.result,
+        cancel_requested=info.cancel_requested,
     )
 
 
@@ -237,6 +238,12 @@ def _add_routes(app: FastAPI, chat: ChatService) -> None:
     @app.get("/v1/runs/{run_id}", response_model=m.RunOut)
     def get_run(run_id: str) -> m.RunOut:
         return _run_out(chat.run_info(run_id))
+
+    @app.post("/v1/runs/{run_id}/cancel", response_model=m.RunOut, status_code=202)
+    def cancel_run(run_id: str) -> m.RunOut:
+        """Ask the run to stop: a queued run ends at once, a running one at its next step (its stream ends with
+        `run_end`, state cancelled). 409 when it has ended or waits for a person."""
+        return _run_out(chat.cancel(run_id))
 
     @app.get(
         "/v1/runs/{run_id}/events",

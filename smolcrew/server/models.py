@@ -84,6 +84,8 @@ class RunOut(BaseModel):
     artifacts: list[str]
     """Names to fetch with GET /v1/runs/{run_id}/artifacts/{name}."""
     result: dict[str, Any] | None
+    cancel_requested: bool = False
+    """Someone asked the run to stop (POST /v1/runs/{run_id}/cancel); it ends `cancelled` at its next step."""
 
 
 class ApprovalOut(BaseModel):

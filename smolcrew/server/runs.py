@@ -44,6 +44,7 @@ class RunInfo:
     journal_run_id: str | None
     result: dict[str, Any] | None
     files: tuple[str, ...]
+    cancel_requested: bool = False
 
 
 class LiveRun:
@@ -54,6 +55,7 @@ class LiveRun:
         self.status: RunStatus = "queued"
         self.journal_run_id: str | None = run_id  # the Crew runs under the service's id (Crew.run(run_id=...))
         self.result: dict[str, Any] | None = None
+        self.cancel_requested = False
         self.events: list[RunEvent] = []
         self.cond = threading.Condition()
         self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -80,7 +82,14 @@ class LiveRun:
     def info(self) -> RunInfo:
         with self.cond:
             return RunInfo(
-                self.run_id, self.conversation_id, self.status, self.text, self.journal_run_id, self.result, self.files
+                self.run_id,
+                self.conversation_id,
+                self.status,
+                self.text,
+                self.journal_run_id,
+                self.result,
+                self.files,
+                self.cancel_requested,
             )
 
     def pending(self, data: dict[str, Any]) -> None:
@@ -96,9 +105,9 @@ class LiveRun:
         self.append("run_end", data)
 
 
-def error_result(run: LiveRun, error: str) -> dict[str, Any]:
-    """The RunResult dict of a run that broke (or never ran): state error, no answer."""
-    return {"run_id": run.journal_run_id, "state": "error", "answer": None, "error": error, "steps": []}
+def error_result(run: LiveRun, error: str, state: str = "error") -> dict[str, Any]:
+    """The RunResult dict of a run that broke, or never ran (state error, or cancelled): no answer, no steps."""
+    return {"run_id": run.journal_run_id, "state": state, "answer": None, "error": error, "steps": []}
 
 
 def _ended(events: Sequence[RunEvent]) -> bool:

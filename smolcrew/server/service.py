@@ -17,6 +17,8 @@ Contract:
   final RunResult dict). Event ids count from 0 per run; `events(run_id, after=n)` gives those after id n, so a
   subscriber that reconnects with its last id loses and repeats nothing. A run that breaks still ends with
   `run_end` (state "error").
+- `cancel` stops a run: a queued one ends at once and never runs, a running one at its next step (`run_end`,
+  state cancelled, sealed in the journal and audit log like any end).
 - Uploads are stored as `<home>/uploads/<conversation_id>/<random>.<ext>`, names chosen here. Images reach the
   run as PIL images (`images=`); other files are named by their stored path at the end of the task text.
 - A run's tools read files only in the conversation's uploads and its runs' outputs (`uploads.run_roots`).
@@ -28,25 +30,28 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smolcrew.conversation import ChatSession
 from smolcrew.crew import Crew
-from smolcrew.errors import ArtifactNotFoundError, AuditError, ConversationNotFoundError, RunNotFoundError, ServiceError
+from smolcrew.errors import (
+    ArtifactNotFoundError,
+    AuditError,
+    ConversationNotFoundError,
+    RunNotCancellable,
+    RunNotFoundError,
+    ServiceError,
+)
 from smolcrew.server.approvals import Approvals
-from smolcrew.server.crews import CrewPool
+from smolcrew.server.crews import Conversation, LocalRunner
 from smolcrew.server.runs import LiveRun, RunEvent, RunInfo, RunLog, error_result
 from smolcrew.server.uploads import Upload, check_upload, run_roots, store_upload, uploads_folder
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
-    from smolcrew.memory.records import StepRecord
-    from smolcrew.result import RunResult
     from smolcrew.validators.human import Approval, ApprovalQueue, ApprovalStatus
 
 __all__ = [
@@ -75,18 +80,6 @@ class Readiness:
     checks: dict[str, tuple[bool, str]]
 
 
-@dataclass
-class Conversation:
-    """A conversation: its chat session (the turns that finished) and the ids of every run sent to it."""
-
-    id: str
-    session: ChatSession | None
-    created: float = field(default_factory=time.time)
-    run_ids: list[str] = field(default_factory=list)
-    waiting: deque[Callable[[], None]] = field(default_factory=deque)
-    busy: bool = False
-
-
 class ChatService:
     """Conversations and runs over a pool of Crews (see the module docstring for the contract).
 
@@ -105,7 +98,7 @@ class ChatService:
         keep_runs: int = 1000,
     ) -> None:
         self.settings = settings
-        self._crews = CrewPool(threads_shared(settings), crew_factory or (lambda s: Crew(s)), settings.server.workers)
+        self._runner = LocalRunner(settings, crew_factory or (lambda s: Crew(s)))
         self._runs = RunLog(keep_runs)
         self._approvals = Approvals(settings)
         self._lock = threading.RLock()
@@ -120,7 +113,7 @@ class ChatService:
 
     def __repr__(self) -> str:
         conversations, runs = len(self._conversations), len(self._runs)
-        return f"ChatService(workers={self._crews.workers}, {conversations} conversations, {runs} runs)"
+        return f"ChatService(workers={self._runner.workers}, {conversations} conversations, {runs} runs)"
 
     # conversations ----------------------------------------------------------------------------------------------
     def create_conversation(self) -> Conversation:
@@ -177,7 +170,7 @@ class ChatService:
         with self._lock:
             self._runs.add(run)
             conversation.run_ids.append(run.run_id)
-        self._enqueue(conversation, lambda: self._turn(conversation, run, task, images))
+        self._runner.turn(conversation, run, task, images, self._roots)
         return RunTicket(run.run_id, conversation.id)
 
     # runs -------------------------------------------------------------------------------------------------------
@@ -188,6 +181,27 @@ class ChatService:
     def result(self, run_id: str) -> dict[str, Any] | None:
         """The run's RunResult dict, None while it runs. Raises RunNotFoundError."""
         return self._runs.get(run_id).info().result
+
+    def cancel(self, run_id: str) -> RunInfo:
+        """Ask the run to stop: a queued run ends at once and never starts; a running one stops at its next step.
+        Either way its stream ends with `run_end`, state cancelled. Cancelling a cancelled run changes nothing.
+
+        Raises:
+            RunNotFoundError: unknown run. RunNotCancellable: it has ended, or waits for a person.
+        """
+        run = self._runs.get(run_id)
+        with run.cond:
+            ended_as = (run.result or {}).get("state") if run.status == "done" else None
+            if run.status == "pending_approval" or (ended_as is not None and ended_as != "cancelled"):
+                fix = "decide its approval instead" if run.status == "pending_approval" else "it has ended"
+                raise RunNotCancellable(
+                    f"run {run_id} is {ended_as or run.status}: {fix}", run_id=run_id, status=run.status
+                )
+            run.cancel_requested = True
+            queued = run.status == "queued"
+        if queued:
+            run.end(error_result(run, f"run {run_id} was cancelled before it started", "cancelled"))
+        return run.info()
 
     def events(self, run_id: str, after: int | None = None, timeout_s: float | None = None) -> Iterator[RunEvent]:
         """The run's events after id `after` (all when None), blocking for new ones; ends after `run_end`, or when
@@ -265,7 +279,8 @@ class ChatService:
         if run is not None:
             with run.cond:
                 run.status = "running"
-        self._crews.submit(self._crews.with_crew, lambda crew: self._resume(crew, approval.run_id, run))
+        conversation = self._conversations.get(run.conversation_id) if run is not None else None
+        self._runner.resume(approval.run_id, run, conversation, self._roots)
         return approval
 
     # health -----------------------------------------------------------------------------------------------------
@@ -286,7 +301,7 @@ class ChatService:
         if self.settings.memory.enabled:
             journal = JournalSink(self.settings.home / "journal").health()
             checks["journal"] = (journal.ok, journal.detail)
-        checks["model"] = self._crews.model_check()
+        checks["model"] = self._runner.model_check()
         return Readiness(all(ok for ok, _ in checks.values()), checks)
 
     def close(self) -> None:
@@ -296,11 +311,11 @@ class ChatService:
             if self._closed:
                 return
             self._closed = True
-        self._crews.shutdown()
+        self._runner.shutdown()
         for run in self._runs.all():
             if not run.ended() and run.status in ("queued", "running"):
                 run.end(error_result(run, "the server shut down before this run finished; send it again"))
-        self._crews.close()
+        self._runner.close()
         self._approvals.close()
 
     # internals --------------------------------------------------------------------------------------------------
@@ -308,92 +323,9 @@ class ChatService:
         if self._closed:
             raise ServiceError("the chat service is closed; start the server again")
 
-    def _enqueue(self, conversation: Conversation, job: Callable[[], None]) -> None:
-        """Run `job` after the conversation's earlier turns (one turn of a conversation at a time)."""
-        with self._lock:
-            conversation.waiting.append(job)
-            if conversation.busy:
-                return
-            conversation.busy = True
-        self._crews.submit(self._drain_one, conversation)
-
-    def _drain_one(self, conversation: Conversation) -> None:
-        with self._lock:
-            job = conversation.waiting.popleft()
-        try:
-            job()
-        finally:
-            with self._lock:
-                more = bool(conversation.waiting) and not self._closed
-                conversation.busy = more
-            if more:
-                self._crews.submit(self._drain_one, conversation)
-
     def _roots(self, conversation_id: str) -> tuple[Path, ...]:
         """The folders a run of the conversation may read: its uploads and its runs' outputs."""
         with self._lock:
             found = self._conversations.get(conversation_id)
             run_ids = list(found.run_ids) if found is not None else []
         return run_roots(self.settings.home, conversation_id, run_ids)
-
-    def _listener(self, run: LiveRun) -> Callable[[StepRecord], None]:
-        def on_step(record: StepRecord) -> None:
-            run.append("step", record.to_dict())
-
-        return on_step
-
-    def _turn(self, conversation: Conversation, run: LiveRun, task: str, images: list[Any]) -> None:
-        def work(crew: Crew) -> None:
-            run.status = "running"
-            session = conversation.session or ChatSession(crew, conversation_id=conversation.id)
-            session.crew = crew
-            conversation.session = session
-            roots = self._roots(conversation.id)
-            result = session.send(task, images=images, on_step=self._listener(run), run_id=run.run_id, file_roots=roots)
-            self._finished(run, result)
-
-        self._guarded(run, lambda: self._crews.with_crew(work))
-
-    def _resume(self, crew: Crew, journal_run_id: str, run: LiveRun | None) -> None:
-        def work() -> None:
-            roots = self._roots(run.conversation_id) if run is not None else ()
-            result = crew.resume(
-                journal_run_id, on_step=self._listener(run) if run is not None else None, file_roots=roots
-            )
-            if run is None:
-                return
-            conversation = self._conversations.get(run.conversation_id)
-            session = conversation.session if conversation is not None else None
-            for index, (text, earlier) in enumerate(session.turns if session is not None else []):
-                if earlier.run_id == journal_run_id and session is not None:
-                    session.turns[index] = (text, result)  # later turns see the settled answer
-            self._finished(run, result)
-
-        if run is None:
-            work()
-        else:
-            self._guarded(run, work)
-
-    def _guarded(self, run: LiveRun, work: Callable[[], None]) -> None:
-        """Run `work`; whatever breaks, the run's stream still ends (with state error)."""
-        try:
-            work()
-        except Exception as exc:  # any failure must end the stream, not hang its subscribers
-            run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
-
-    @staticmethod
-    def _finished(run: LiveRun, result: RunResult) -> None:
-        if result.state == "pending_approval":
-            run.pending(result.to_dict())
-        else:
-            run.end(result.to_dict())
-
-
-def threads_shared(settings: Settings) -> Settings:
-    """`settings` with torch's threads split between the runs that go at once (unless set)."""
-    if settings.pool.threads is not None:
-        return settings
-    from smolcrew.pool import cpu_threads
-
-    pool = settings.pool.model_copy(update={"threads": cpu_threads(settings.server.workers)})
-    return settings.model_copy(update={"pool": pool})

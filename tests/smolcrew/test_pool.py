@@ -139,7 +139,7 @@ def test_the_pool_sizes_torchs_threads_when_a_pipeline_loads() -> None:
 def test_the_server_splits_the_cores_between_its_workers(tmp_path: Path) -> None:
     from smolcrew.config import Settings
     from smolcrew.pool import cpu_threads
-    from smolcrew.server.service import threads_shared
+    from smolcrew.server.crews import threads_shared
 
     settings = Settings(home=tmp_path, server={"workers": 2})
     assert threads_shared(settings).pool.threads == cpu_threads(2) == max(1, cpu_threads(1) // 2)
