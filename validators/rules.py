@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from smolcrew.config import RuleName
 from smolcrew.errors import ConfigError
+from smolcrew.sections import RuleName
 from smolcrew.validators.grounding import (
     INJECTION_CONFIDENCE,
     RuleResult,
