@@ -50,6 +50,7 @@ from smolcrew.memory.arcadedb_host import (
     running_servers,
     temporary,
     terminate,
+    wait_unlocked,
 )
 
 __all__ = ["DATABASE", "USER", "Lease", "ManagedArcadeDB", "ServerState", "stop_all"]
@@ -242,6 +243,7 @@ class ManagedArcadeDB:
         java = package / "jre" / "bin" / "java"
         if not java.exists():
             raise GraphServerError(f"arcadedb-embedded has no bundled Java at {java}: reinstall it; {INSTALL}")
+        wait_unlocked(self.folder / "databases")  # the last server over these data may still be exiting
         previous = self._read()
         password = previous.password if previous else secrets.token_urlsafe(24)
         users = self.folder / "config" / "server-users.jsonl"

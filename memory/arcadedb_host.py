@@ -31,12 +31,14 @@ __all__ = [
     "free_port",
     "http_status",
     "installed",
+    "locked_databases",
     "log_tail",
     "package_dir",
     "running",
     "running_servers",
     "temporary",
     "terminate",
+    "wait_unlocked",
 ]
 
 INSTALL = "pip install 'smolcrew[graph-local]' (arcadedb-embedded and neo4j), or set SMOLCREW_SERVICES__NEO4J_URI"
@@ -45,6 +47,8 @@ MAIN_CLASS = "com.arcadedb.server.ArcadeDBServer"
 ROOT_FLAG = "-Darcadedb.server.rootPath="
 WATCHDOG = "smolcrew.memory.arcadedb_watchdog"
 """The module each server's watchdog runs (`python -m`), with the server's folder as its first argument."""
+LOCK_WAIT_S = 10.0
+"""How long a launch waits for the last server over the same data to let go of them (it may still be exiting)."""
 WATCHDOG_STATUS = "watchdog.json"
 """What the watchdog last saw, in the server's folder: `{"server_pid", "idle_since"}` (epoch seconds or null)."""
 children: dict[int, subprocess.Popen[bytes]] = {}
@@ -109,18 +113,22 @@ def temporary(folder: Path) -> bool:
 
 
 def running(pid: int | None, *markers: str) -> bool:
-    """`pid` runs (not a zombie, not another user's) with each of `markers` among its arguments."""
+    """`pid` runs (has not exited, is not another user's) with each of `markers` among its arguments.
+
+    A process whose main thread has exited shows as a zombie while its other threads still run (a JVM exiting,
+    or one whose parent is another process): it still holds its files and their locks, so it counts as running
+    until its last thread is gone, but no longer matches `markers` (its arguments cannot be read any more)."""
     import psutil
 
     if pid is None:
         return False
     child = children.get(pid)
     if child is not None and child.poll() is not None:
-        return False  # exited: reaped now
+        return False  # exited, every thread of it: reaped now
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
-            return False
+            return not markers and process.num_threads() > 1
         args = process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
@@ -128,7 +136,7 @@ def running(pid: int | None, *markers: str) -> bool:
 
 
 def terminate(pid: int, timeout_s: float = 15.0) -> None:
-    """End `pid`: SIGTERM, then SIGKILL when it still runs after `timeout_s`."""
+    """End `pid`: SIGTERM, then SIGKILL when it still runs after `timeout_s`; waits for its last thread (`running`)."""
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
@@ -138,6 +146,48 @@ def terminate(pid: int, timeout_s: float = 15.0) -> None:
         if not running(pid):
             break
     children.pop(pid, None)
+
+
+def locked_databases(databases: Path) -> list[Path]:
+    """The `database.lck` files under `databases` (one folder per database) that a process holds locked now: an
+    ArcadeDB has that database open, or is still exiting after it had it open."""
+    import fcntl
+
+    held = []
+    for path in sorted(databases.glob("*/database.lck")):
+        try:
+            fd = os.open(path, os.O_RDWR)  # never created: a lock file left on disk tells ArcadeDB to replay the WAL
+        except OSError:
+            continue  # none: the database was closed cleanly
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the POSIX record lock of Java's FileChannel.tryLock
+        except OSError:
+            held.append(path)
+        finally:
+            os.close(fd)  # lets go of the probe's own lock at once
+    return held
+
+
+def wait_unlocked(databases: Path, timeout_s: float | None = None) -> None:
+    """Wait until no process holds a database under `databases`, polling with back-off, before a new server opens
+    them: the one stopped last may still be exiting (a JVM's last threads close its files after its main thread).
+
+    Raises:
+        GraphServerError: still held after `timeout_s` (default `LOCK_WAIT_S`): another ArcadeDB has them open.
+    """
+    from smolcrew.errors import GraphServerError
+
+    timeout_s = LOCK_WAIT_S if timeout_s is None else timeout_s
+    deadline, delay = time.monotonic() + timeout_s, 0.02
+    while held := locked_databases(databases):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise GraphServerError(
+                f"{held[0]} is still locked by another process after {timeout_s:g} s: another ArcadeDB has these "
+                f"data open; `smolcrew memory graph-server stop --all` stops every managed one"
+            )
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.5)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

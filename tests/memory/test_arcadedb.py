@@ -10,10 +10,11 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,16 @@ from smolcrew.cli.app import app
 from smolcrew.config import Settings, load_settings
 from smolcrew.crew import Crew
 from smolcrew.doctor import _check_graph, _check_graph_servers
-from smolcrew.errors import ConfigError
+from smolcrew.errors import ConfigError, GraphServerError
 from smolcrew.memory.arcadedb import ManagedArcadeDB, ServerState
-from smolcrew.memory.arcadedb_host import WATCHDOG, installed, running, running_servers
+from smolcrew.memory.arcadedb_host import (
+    WATCHDOG,
+    installed,
+    locked_databases,
+    running,
+    running_servers,
+    wait_unlocked,
+)
 from smolcrew.memory.sinks.graph import GraphSink
 from smolcrew.memory.sinks.journal import JournalSink
 from smolcrew.memory.stores import open_mirror, open_sinks, wanted_sinks
@@ -65,6 +73,32 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
         time.sleep(0.2)
+
+
+SYS_EXIT = {"x86_64": 60, "aarch64": 93}
+"""exit(2) by machine: ends the calling thread only (exit_group(2) ends them all)."""
+
+
+@contextmanager
+def _locker(lock: Path, *, main_thread_exits: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process holding `lock` (a POSIX lock, as a JVM's) until the block ends, from a thread that runs until
+    its stdin closes; with `main_thread_exits`, its main thread exits first, as a JVM's does while it exits."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()
+    code = (
+        "import ctypes, fcntl, sys, threading\n"
+        f"held = open({str(lock)!r}, 'r+')\nfcntl.lockf(held, fcntl.LOCK_EX)\n"
+        "threading.Thread(target=sys.stdin.read).start()\nprint('locked', flush=True)\n"
+    )
+    if main_thread_exits:
+        code += f"ctypes.CDLL(None).syscall({SYS_EXIT[os.uname().machine]}, 0)\n"
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"locked\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture
@@ -117,6 +151,42 @@ def test_doctor_reports_an_external_uri_and_a_local_server_not_yet_running(tmp_p
         idle = _check_graph(_settings(tmp_path))
         assert idle.status == "ok" and "not running" in idle.detail
         assert not (tmp_path / "graph").exists()  # the doctor starts nothing
+
+
+def test_a_process_whose_main_thread_exited_runs_and_holds_its_locks_until_its_last_thread_ends(
+    tmp_path: Path,
+) -> None:
+    """How a JVM exits: its main thread goes first (a zombie to psutil) while its other threads still hold its files.
+    Counted as gone, a server stopped by its watchdog (not its parent) let the next launch meet its database lock."""
+    psutil = pytest.importorskip("psutil")
+    if sys.platform != "linux" or os.uname().machine not in SYS_EXIT:
+        pytest.skip("ends one thread with the Linux exit(2) system call")
+    databases = tmp_path / "databases"
+    lock = databases / "memory" / "database.lck"
+    with _locker(lock, main_thread_exits=True) as process:
+        _wait_until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, 5.0)
+        assert running(process.pid)  # still exiting: what terminate() waits for
+        assert not running(process.pid, sys.executable)  # but no longer recognisable as what it ran
+        assert locked_databases(databases) == [lock]
+        start = time.monotonic()
+        with pytest.raises(GraphServerError, match=r"still locked by another process after 0\.3 s"):
+            wait_unlocked(databases, timeout_s=0.3)
+        assert 0.3 <= time.monotonic() - start < 2.0
+        assert process.stdin is not None
+        process.stdin.close()  # its last thread ends: the process is gone, its lock with it
+        wait_unlocked(databases, timeout_s=5.0)
+        _wait_until(lambda: not running(process.pid), 5.0)
+    assert locked_databases(databases) == [] and lock.exists()  # probing never removes nor makes a lock file
+
+
+def test_a_launch_waits_for_the_last_server_to_let_go_of_the_database(
+    homes: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = homes[0] / "graph"
+    monkeypatch.setattr("smolcrew.memory.arcadedb_host.LOCK_WAIT_S", 0.5)
+    with _locker(folder / "databases" / "memory" / "database.lck"), pytest.raises(GraphServerError, match="stop --all"):
+        ManagedArcadeDB(folder).acquire()  # still held after the wait: no JVM launched into a LockException
+    assert _java_processes(folder) == [] and ManagedArcadeDB(folder).status() is None
 
 
 # -- a real server ----------------------------------------------------------------------------------------------
