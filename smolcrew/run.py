@@ -217,7 +217,8 @@ def _listeners(crew: CrewParts, on_step: Callable[[StepRecord], None] | None) ->
         if record.kind != "run_end":  # the run_end record carries the audit head: it seals the log
             crew.audit.record(record)
 
-    return [listener for listener in (on_step, crew.mirror, audit) if listener is not None]
+    # the journal first: a step a subscriber sees is durable, so a run resumed elsewhere never shows it twice
+    return [listener for listener in (crew.mirror, audit, on_step) if listener is not None]
 
 
 def _gate(crew: CrewParts, cascade: Cascade | None) -> Gate:

@@ -13,16 +13,13 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.conversation import ChatSession
-from smolcrew.server.runs import LiveRun, error_result
+from smolcrew.server.runs import Conversation, LiveRun, error_result
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
@@ -30,22 +27,10 @@ if TYPE_CHECKING:
     from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunResult
 
-__all__ = ["Conversation", "CrewPool", "LocalRunner", "threads_shared"]
+__all__ = ["CrewPool", "LocalRunner", "Roots", "threads_shared"]
 
 Roots = Callable[[str], tuple[Path, ...]]
 """The folders a run of conversation `id` may read (its uploads and its runs' outputs)."""
-
-
-@dataclass
-class Conversation:
-    """A conversation: its chat session (the turns that finished) and the ids of every run sent to it."""
-
-    id: str
-    session: ChatSession | None
-    created: float = field(default_factory=time.time)
-    run_ids: list[str] = field(default_factory=list)
-    waiting: deque[Callable[[], None]] = field(default_factory=deque)
-    busy: bool = False
 
 
 class CrewPool:
@@ -138,10 +123,8 @@ class LocalRunner:
         """Queue `task` as the conversation's next turn: it runs after the earlier ones, as `run`."""
 
         def work(crew: Crew) -> None:
-            with run.cond:
-                if run.status != "queued":  # cancelled while it waited
-                    return
-                run.status = "running"
+            if not run.start():  # cancelled while it waited
+                return
             session = conversation.session or ChatSession(crew, conversation_id=conversation.id)
             session.crew = crew
             conversation.session = session

@@ -1,4 +1,5 @@
-"""The chat service's log of runs: each run's events and state, kept in memory for the last `keep_runs` runs.
+"""The chat service's log of conversations and runs: each run's events and state, kept in memory for the last
+`keep_runs` runs (server/board.py keeps the same in Redis, for a cluster of API instances).
 
 A run's events are `step` (a `StepRecord` dict, as it happens), `pending_approval` (a RunResult dict: a person
 must decide; the stream stays open) and last `run_end` (the final RunResult dict). Event ids count from 0 per
@@ -11,14 +12,27 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from smolcrew.errors import RunNotFoundError
+from smolcrew.errors import RunNotCancellable, RunNotFoundError
 
-__all__ = ["EventKind", "LiveRun", "RunEvent", "RunInfo", "RunLog", "RunStatus", "error_result"]
+if TYPE_CHECKING:
+    from smolcrew.conversation import ChatSession
+
+__all__ = [
+    "Conversation",
+    "EventKind",
+    "LiveRun",
+    "RunEvent",
+    "RunInfo",
+    "RunLog",
+    "RunStatus",
+    "cancel_refusal",
+    "error_result",
+]
 
 EventKind = Literal["step", "pending_approval", "run_end"]
 RunStatus = Literal["queued", "running", "pending_approval", "done"]
@@ -45,6 +59,30 @@ class RunInfo:
     result: dict[str, Any] | None
     files: tuple[str, ...]
     cancel_requested: bool = False
+
+
+@dataclass
+class Conversation:
+    """A conversation: the ids of every run sent to it; the local runner keeps its chat session (the turns that
+    finished) and its waiting turns here too."""
+
+    id: str
+    session: ChatSession | None = None
+    created: float = field(default_factory=time.time)
+    run_ids: list[str] = field(default_factory=list)
+    waiting: deque[Callable[[], None]] = field(default_factory=deque)
+    busy: bool = False
+
+
+def cancel_refusal(run_id: str, status: str, state: str | None) -> RunNotCancellable | None:
+    """Why a run in `status` (ended in `state`) cannot be cancelled; None when it can (or already was)."""
+    if status == "pending_approval":
+        return RunNotCancellable(
+            f"run {run_id} waits for a person: decide its approval instead", run_id=run_id, status=status
+        )
+    if status == "done" and state != "cancelled":
+        return RunNotCancellable(f"run {run_id} has ended ({state}): nothing to cancel", run_id=run_id, status=status)
+    return None
 
 
 class LiveRun:
@@ -92,6 +130,30 @@ class LiveRun:
                 self.cancel_requested,
             )
 
+    def start(self) -> bool:
+        """queued -> running; False when the run is not queued (cancelled while it waited)."""
+        with self.cond:
+            if self.status != "queued":
+                return False
+            self.status = "running"
+            return True
+
+    def resumed(self) -> None:
+        """A person decided: the run is running again until it ends."""
+        with self.cond:
+            self.status = "running"
+
+    def request_cancel(self) -> None:
+        """Ask the run to stop (see `ChatService.cancel`). Raises RunNotCancellable."""
+        with self.cond:
+            refused = cancel_refusal(self.run_id, self.status, (self.result or {}).get("state"))
+            if refused is not None:
+                raise refused
+            self.cancel_requested = True
+            queued = self.status == "queued"
+        if queued:
+            self.end(error_result(self, f"run {self.run_id} was cancelled before it started", "cancelled"))
+
     def pending(self, data: dict[str, Any]) -> None:
         """The run waits for a person (`data`: its RunResult dict); the stream stays open for the decision."""
         with self.cond:
@@ -105,7 +167,11 @@ class LiveRun:
         self.append("run_end", data)
 
 
-def error_result(run: LiveRun, error: str, state: str = "error") -> dict[str, Any]:
+class _Journaled(Protocol):
+    journal_run_id: str | None
+
+
+def error_result(run: _Journaled, error: str, state: str = "error") -> dict[str, Any]:
     """The RunResult dict of a run that broke, or never ran (state error, or cancelled): no answer, no steps."""
     return {"run_id": run.journal_run_id, "state": state, "answer": None, "error": error, "steps": []}
 
@@ -115,12 +181,28 @@ def _ended(events: Sequence[RunEvent]) -> bool:
 
 
 class RunLog:
-    """The last `keep_runs` runs by id; the oldest finished runs are forgotten first. Thread-safe."""
+    """Conversations, and the last `keep_runs` runs by id (the oldest finished runs are forgotten first), in this
+    process's memory. Thread-safe."""
 
     def __init__(self, keep_runs: int) -> None:
         self.keep_runs = keep_runs
         self._runs: OrderedDict[str, LiveRun] = OrderedDict()
+        self._conversations: dict[str, Conversation] = {}
         self._lock = threading.Lock()
+
+    def new_run(self, run_id: str, conversation_id: str, text: str, files: tuple[str, ...]) -> LiveRun:
+        return LiveRun(run_id, conversation_id, text, files)
+
+    def add_conversation(self, conversation: Conversation) -> None:
+        with self._lock:
+            self._conversations[conversation.id] = conversation
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        with self._lock:
+            return self._conversations.get(conversation_id)
+
+    def close(self) -> None:
+        """Nothing to release: the log lives in this process."""
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -129,9 +211,11 @@ class RunLog:
         return f"RunLog({len(self._runs)} runs, keep_runs={self.keep_runs})"
 
     def add(self, run: LiveRun) -> None:
-        """Log `run`, forgetting the oldest finished runs over `keep_runs`."""
+        """Log `run` as its conversation's latest, forgetting the oldest finished runs over `keep_runs`."""
         with self._lock:
             self._runs[run.run_id] = run
+            if run.conversation_id in self._conversations:
+                self._conversations[run.conversation_id].run_ids.append(run.run_id)
             excess = len(self._runs) - self.keep_runs
             for run_id in [r for r, logged in self._runs.items() if logged.status == "done"][: max(0, excess)]:
                 self._runs.pop(run_id)
@@ -150,7 +234,8 @@ class RunLog:
             )
         return found
 
-    def all(self) -> list[LiveRun]:
+    def held(self) -> list[LiveRun]:
+        """The runs this process holds: they end when it closes."""
         with self._lock:
             return list(self._runs.values())
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +40,18 @@ from smolcrew.errors import (
     ArtifactNotFoundError,
     AuditError,
     ConversationNotFoundError,
-    RunNotCancellable,
     RunNotFoundError,
     ServiceError,
 )
 from smolcrew.server.approvals import Approvals
-from smolcrew.server.crews import Conversation, LocalRunner
-from smolcrew.server.runs import LiveRun, RunEvent, RunInfo, RunLog, error_result
+from smolcrew.server.crews import LocalRunner
+from smolcrew.server.runs import Conversation, RunEvent, RunInfo, RunLog, error_result
 from smolcrew.server.uploads import Upload, check_upload, run_roots, store_upload, uploads_folder
 
 if TYPE_CHECKING:
     from smolcrew.config import Settings
+    from smolcrew.server.board import SharedRunLog
+    from smolcrew.server.cluster import RayRunner
     from smolcrew.validators.human import Approval, ApprovalQueue, ApprovalStatus
 
 __all__ = [
@@ -98,11 +98,17 @@ class ChatService:
         keep_runs: int = 1000,
     ) -> None:
         self.settings = settings
-        self._runner = LocalRunner(settings, crew_factory or (lambda s: Crew(s)))
-        self._runs = RunLog(keep_runs)
+        self._runs: RunLog | SharedRunLog
+        self._runner: LocalRunner | RayRunner
+        if settings.cluster.engine == "ray":
+            from smolcrew.server.board import SharedRunLog
+            from smolcrew.server.cluster import RayRunner
+
+            self._runs, self._runner = SharedRunLog(settings), RayRunner(settings, crew_factory)
+        else:
+            self._runs, self._runner = RunLog(keep_runs), LocalRunner(settings, crew_factory or (lambda s: Crew(s)))
         self._approvals = Approvals(settings)
         self._lock = threading.RLock()
-        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._closed = False
 
     def __enter__(self) -> ChatService:
@@ -112,22 +118,19 @@ class ChatService:
         self.close()
 
     def __repr__(self) -> str:
-        conversations, runs = len(self._conversations), len(self._runs)
-        return f"ChatService(workers={self._runner.workers}, {conversations} conversations, {runs} runs)"
+        return f"ChatService({self._runner!r}, {self._runs!r})"
 
     # conversations ----------------------------------------------------------------------------------------------
     def create_conversation(self) -> Conversation:
         """A new, empty conversation."""
         self._check_open()
-        conversation = Conversation(secrets.token_hex(8), None)
-        with self._lock:
-            self._conversations[conversation.id] = conversation
+        conversation = Conversation(secrets.token_hex(8))
+        self._runs.add_conversation(conversation)
         return conversation
 
     def conversation(self, conversation_id: str) -> Conversation:
         """The conversation `conversation_id`. Raises ConversationNotFoundError."""
-        with self._lock:
-            found = self._conversations.get(conversation_id)
+        found = self._runs.conversation(conversation_id)
         if found is None:
             raise ConversationNotFoundError(
                 f"no conversation {conversation_id!r} on this server (they last as long as the server process); "
@@ -138,10 +141,7 @@ class ChatService:
 
     def turns(self, conversation_id: str) -> list[RunInfo]:
         """Every run sent to the conversation, oldest first (those forgotten under `keep_runs` are left out)."""
-        conversation = self.conversation(conversation_id)
-        with self._lock:
-            run_ids = list(conversation.run_ids)
-        runs = [self._runs.find(run_id) for run_id in run_ids]
+        runs = [self._runs.find(run_id) for run_id in self.conversation(conversation_id).run_ids]
         return [run.info() for run in runs if run is not None]
 
     def send(self, conversation_id: str, text: str, files: Sequence[Upload] = ()) -> RunTicket:
@@ -166,10 +166,9 @@ class ChatService:
         task = text.strip()
         if others:
             task += "\n\nAttached files (read them by path): " + ", ".join(str(path) for path in others)
-        run = LiveRun(secrets.token_hex(8), conversation.id, text.strip(), tuple(str(path) for path, _ in stored))
-        with self._lock:
-            self._runs.add(run)
-            conversation.run_ids.append(run.run_id)
+        files_kept = tuple(str(path) for path, _ in stored)
+        run: Any = self._runs.new_run(secrets.token_hex(8), conversation.id, text.strip(), files_kept)  # its log's kind
+        self._runs.add(run)
         self._runner.turn(conversation, run, task, images, self._roots)
         return RunTicket(run.run_id, conversation.id)
 
@@ -190,17 +189,7 @@ class ChatService:
             RunNotFoundError: unknown run. RunNotCancellable: it has ended, or waits for a person.
         """
         run = self._runs.get(run_id)
-        with run.cond:
-            ended_as = (run.result or {}).get("state") if run.status == "done" else None
-            if run.status == "pending_approval" or (ended_as is not None and ended_as != "cancelled"):
-                fix = "decide its approval instead" if run.status == "pending_approval" else "it has ended"
-                raise RunNotCancellable(
-                    f"run {run_id} is {ended_as or run.status}: {fix}", run_id=run_id, status=run.status
-                )
-            run.cancel_requested = True
-            queued = run.status == "queued"
-        if queued:
-            run.end(error_result(run, f"run {run_id} was cancelled before it started", "cancelled"))
+        run.request_cancel()
         return run.info()
 
     def events(self, run_id: str, after: int | None = None, timeout_s: float | None = None) -> Iterator[RunEvent]:
@@ -275,11 +264,10 @@ class ChatService:
         """Decide once (ApprovalAlreadyDecided otherwise), then resume the run in the background: its stream
         ends with the final `run_end`."""
         approval = self.approvals.decide(approval_id, approve=approve, by=by, note=note)
-        run = self._runs.find(approval.run_id)
+        run: Any = self._runs.find(approval.run_id)  # a LiveRun or a SharedRun, as its runner expects
         if run is not None:
-            with run.cond:
-                run.status = "running"
-        conversation = self._conversations.get(run.conversation_id) if run is not None else None
+            run.resumed()
+        conversation = self._runs.conversation(run.conversation_id) if run is not None else None
         self._runner.resume(approval.run_id, run, conversation, self._roots)
         return approval
 
@@ -312,10 +300,11 @@ class ChatService:
                 return
             self._closed = True
         self._runner.shutdown()
-        for run in self._runs.all():
+        for run in self._runs.held():
             if not run.ended() and run.status in ("queued", "running"):
                 run.end(error_result(run, "the server shut down before this run finished; send it again"))
         self._runner.close()
+        self._runs.close()
         self._approvals.close()
 
     # internals --------------------------------------------------------------------------------------------------
@@ -325,7 +314,6 @@ class ChatService:
 
     def _roots(self, conversation_id: str) -> tuple[Path, ...]:
         """The folders a run of the conversation may read: its uploads and its runs' outputs."""
-        with self._lock:
-            found = self._conversations.get(conversation_id)
-            run_ids = list(found.run_ids) if found is not None else []
+        found = self._runs.conversation(conversation_id)
+        run_ids = list(found.run_ids) if found is not None else []
         return run_roots(self.settings.home, conversation_id, run_ids)

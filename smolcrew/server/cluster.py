@@ -1,0 +1,280 @@
+"""Runs on a Ray cluster (`[cluster] engine = "ray"`): `RayRunner` hands each turn to a run worker, a Ray actor that
+keeps a warm Crew and runs one turn at a time.
+
+Why actors and not tasks: a Crew takes seconds to build (models, router, stores), so each worker builds one and
+keeps it; throughput grows with the number of workers (`cluster.workers`), placed by Ray (`cluster.runs`).
+
+- Workers are named, detached actors (`smolcrew-runs-<settings hash>-<i>` in `cluster.namespace`): every API
+  instance with the same settings finds the same workers, and they stay warm across server restarts.
+- A conversation sticks to one worker (crc32 of its id, modulo `cluster.workers`); a worker runs the turns it gets
+  one after another, so a conversation's turns run in order whichever API instance took them.
+- A worker that dies with its node is restarted by Ray on another node (`max_restarts=-1`) and its unfinished
+  calls are retried there (`max_task_retries=-1`). A retried turn finds its run `running` in the shared run log
+  (server/board.py) and its records in the shared journal, and continues from them (`Crew.resume`): recorded steps
+  are kept, not redone, and every store is idempotent on (run, seq).
+- Run state and events live in Redis; the journal, audit log, uploads and run outputs in the home folder, which
+  every node mounts at the same path (README, Scale out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from smolcrew.errors import ConfigError, ServiceError
+from smolcrew.server.board import SharedRun, SharedRunLog
+from smolcrew.server.runs import error_result
+
+if TYPE_CHECKING:
+    from smolcrew.config import Settings
+    from smolcrew.conversation import ChatSession
+    from smolcrew.crew import Crew
+    from smolcrew.memory.records import StepRecord
+    from smolcrew.result import RunResult
+    from smolcrew.server.crews import Roots
+    from smolcrew.server.runs import Conversation
+
+__all__ = [
+    "RayRunner",
+    "RunWorker",
+    "connect",
+    "local_only_stores",
+    "refuse_local_stores",
+    "stop_workers",
+    "worker_names",
+]
+
+CrewFactory = Callable[["Settings"], "Crew"]
+
+
+def local_only_stores(settings: Settings) -> list[str]:
+    """Why these settings cannot run on a cluster, each with its fix: a store that lives inside one machine's
+    process or disk, where a run that moves to another node would not find its records."""
+    from smolcrew.memory.stores import wanted_sinks
+
+    if not settings.memory.enabled:
+        return ["memory.enabled is off: a run that moves to another node resumes from its journal; turn it on"]
+    problems = []
+    sinks = wanted_sinks(settings)
+    if "chroma" in sinks and not settings.services.chroma_url:
+        problems.append("Chroma is embedded (a folder of one machine): set services.chroma_url to a Chroma server")
+    if "graph" in sinks and not settings.services.neo4j_uri:
+        problems.append(
+            "the graph is the local ArcadeDB this machine starts: set services.neo4j_uri to a Neo4j or ArcadeDB "
+            "server every node reaches (or leave graph out of memory.sinks)"
+        )
+    return problems
+
+
+def refuse_local_stores(settings: Settings) -> None:
+    """Raises ConfigError naming every store cluster mode cannot use, with its fix."""
+    problems = local_only_stores(settings)
+    if problems:
+        raise ConfigError(
+            "cluster.engine = 'ray' needs stores every node shares:\n  " + "\n  ".join(problems),
+            field="cluster.engine",
+        )
+
+
+def connect(settings: Settings) -> None:
+    """Join the Ray cluster at `cluster.address` (once per process). Raises ServiceError with the fix."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    cluster = settings.cluster
+    try:
+        ray.init(address=cluster.address, namespace=cluster.namespace, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ServiceError(
+            f"cannot join the Ray cluster at {cluster.address!r} ({exc}); start one (`ray start --head`) or set "
+            "cluster.address (`smolcrew serve --cluster HOST:PORT`)"
+        ) from exc
+
+
+def worker_names(settings: Settings) -> list[str]:
+    """The run workers' actor names: settings that differ get workers of their own."""
+    digest = hashlib.sha256(settings.model_dump_json(exclude={"server"}).encode()).hexdigest()[:10]
+    return [f"smolcrew-runs-{digest}-{index}" for index in range(settings.cluster.workers)]
+
+
+def stop_workers(settings: Settings) -> int:
+    """Kill the run workers of `settings` (detached, they outlive the servers that made them); returns how many.
+    A run still on a worker never ends: let the runs finish (or cancel them) first."""
+    import ray
+
+    connect(settings)
+    stopped = 0
+    for name in worker_names(settings):
+        try:
+            actor = ray.get_actor(name, namespace=settings.cluster.namespace)
+        except ValueError:  # never started, or stopped already
+            continue
+        ray.kill(actor, no_restart=True)
+        stopped += 1
+    return stopped
+
+
+class RunWorker:
+    """One run worker (a Ray actor): a warm Crew and the conversations' sessions it has served."""
+
+    def __init__(self, settings: Settings, crew_factory: CrewFactory | None = None) -> None:
+        self.settings = settings
+        self._factory = crew_factory
+        self._crew: Crew | None = None
+        self._log = SharedRunLog(settings)
+        self._sessions: dict[str, ChatSession] = {}
+
+    @property
+    def crew(self) -> Crew:
+        if self._crew is None:
+            from smolcrew.crew import Crew
+
+            self._crew = self._factory(self.settings) if self._factory else Crew(self.settings)
+        return self._crew
+
+    def where(self) -> dict[str, Any]:
+        """Which node and process this worker runs in."""
+        import os
+
+        import ray
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def turn(self, run_id: str, task: str, images: Sequence[Any], roots: tuple[Path, ...]) -> None:
+        import ray
+
+        run = self._log.get(run_id)
+        try:
+            run.taken_by(ray.get_runtime_context().get_node_id())
+            if run.start():
+                result = self._session(run.conversation_id).send(task, images=list(images), **self._hooks(run, roots))
+            elif run.status == "running" and not run.ended():  # retried: the first attempt died with its node
+                result = self._continue(run, task, list(images), roots)
+            else:
+                return  # cancelled while it waited
+            _finished(run, result)
+        except Exception as exc:  # any failure must end the stream, not hang its subscribers
+            run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
+
+    def resume(self, run_id: str, roots: tuple[Path, ...]) -> None:
+        """Finish a run after its approval was decided."""
+        run = self._log.get(run_id)
+        try:
+            self._settled(run, self.crew.resume(run_id, **self._hooks(run, roots, run_id=False)))
+        except Exception as exc:  # as in `turn`
+            run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
+
+    def _hooks(self, run: SharedRun, roots: tuple[Path, ...], *, run_id: bool = True) -> dict[str, Any]:
+        def on_step(record: StepRecord) -> None:
+            run.append("step", record.to_dict())
+
+        hooks: dict[str, Any] = {"on_step": on_step, "file_roots": roots, "cancelled": lambda: run.cancel_requested}
+        return {**hooks, "run_id": run.run_id} if run_id else hooks
+
+    def _session(self, conversation_id: str) -> ChatSession:
+        if conversation_id not in self._sessions:  # rebuilt from the shared journal on a worker's first turn
+            self._sessions[conversation_id] = self.crew.chat(conversation_id)
+        session = self._sessions[conversation_id]
+        session.crew = self.crew
+        return session
+
+    def _continue(self, run: SharedRun, task: str, images: list[Any], roots: tuple[Path, ...]) -> RunResult:
+        journal = self.crew.mirror.journal if self.crew.mirror is not None else None
+        started = journal is not None and any(r.kind == "run_start" for r in journal.read(run.run_id))
+        if not started:  # it died before its first record: run it from the start
+            return self._session(run.conversation_id).send(task, images=images, **self._hooks(run, roots))
+        result = self.crew.resume(run.run_id, **self._hooks(run, roots, run_id=False))
+        session = self._session(run.conversation_id)
+        if not any(earlier.run_id == run.run_id for _, earlier in session.turns):
+            session.turns.append((task, result))
+        return self._settle_session(run, result)
+
+    def _settled(self, run: SharedRun, result: RunResult) -> None:
+        self._settle_session(run, result)
+        _finished(run, result)
+
+    def _settle_session(self, run: SharedRun, result: RunResult) -> RunResult:
+        session = self._sessions.get(run.conversation_id)
+        for index, (text, earlier) in enumerate(session.turns if session is not None else []):
+            if earlier.run_id == run.run_id and session is not None:
+                session.turns[index] = (text, result)  # later turns see the settled answer
+        return result
+
+
+def _finished(run: SharedRun, result: RunResult) -> None:
+    if result.state == "pending_approval":
+        run.pending(result.to_dict())
+    else:
+        run.end(result.to_dict())
+
+
+class RayRunner:
+    """Turns and resumptions on the cluster's run workers (see the module docstring).
+
+    Args:
+        settings: `cluster.address`, `namespace`, `workers` and `runs` place the workers; each builds its Crew
+            from these settings.
+        crew_factory: builds each worker's Crew instead (tests: a scripted model); Ray pickles it to the workers.
+    """
+
+    def __init__(self, settings: Settings, crew_factory: CrewFactory | None = None) -> None:
+        import ray
+
+        if settings.cluster.engine != "ray":
+            raise ConfigError("RayRunner needs cluster.engine = 'ray'", field="cluster.engine")
+        refuse_local_stores(settings)
+        connect(settings)
+        self.settings = settings
+        placement = settings.cluster.runs
+        options: dict[str, Any] = {
+            "lifetime": "detached",
+            "namespace": settings.cluster.namespace,  # not the process's: it joined the cluster once, maybe for others
+            "get_if_exists": True,
+            "max_restarts": -1,
+            "max_task_retries": -1,
+            "num_cpus": placement.num_cpus,
+            "num_gpus": placement.num_gpus,
+            "resources": dict(placement.resources) or None,
+            "scheduling_strategy": "SPREAD",
+        }
+        worker = ray.remote(RunWorker)
+        self._actors = [
+            worker.options(name=name, **options).remote(settings, crew_factory) for name in worker_names(settings)
+        ]
+
+    def __repr__(self) -> str:
+        return f"RayRunner({self.settings.cluster.address!r}, workers={len(self._actors)})"
+
+    @property
+    def workers(self) -> int:
+        return len(self._actors)
+
+    def _worker(self, conversation_id: str) -> Any:
+        return self._actors[zlib.crc32(conversation_id.encode()) % len(self._actors)]
+
+    def turn(self, conversation: Conversation, run: Any, task: str, images: list[Any], roots: Roots) -> None:
+        self._worker(conversation.id).turn.remote(run.run_id, task, images, roots(conversation.id))
+
+    def resume(self, run_id: str, run: Any, conversation: Conversation | None, roots: Roots) -> None:
+        conversation_id = conversation.id if conversation is not None else run_id
+        self._worker(conversation_id).resume.remote(run_id, roots(conversation_id) if conversation else ())
+
+    def model_check(self) -> tuple[bool, str]:
+        """Whether the cluster answers, and how many of its nodes are alive."""
+        import ray
+
+        try:
+            alive = [node for node in ray.nodes() if node.get("Alive")]
+        except Exception as exc:  # any failure to reach the cluster means not ready
+            return False, f"Ray cluster unreachable: {exc}"
+        return bool(alive), f"Ray: {len(alive)} nodes alive, {len(self._actors)} run workers"
+
+    def shutdown(self) -> None:
+        """Nothing to stop: the runs carry on on the cluster (any API instance streams and ends them)."""
+
+    def close(self) -> None:
+        """The workers stay warm for the next server; `ray.kill` them (or `ray stop`) to let them go."""
