@@ -139,11 +139,18 @@ class Crew:
         if self._pool is None:
             from smolcrew.pool import PipelinePool
 
+            cluster = self.settings.cluster
+            remote = {}
+            if cluster.engine == "ray" and cluster.deployments:
+                from smolcrew.deployments import remote_pipelines
+
+                remote = remote_pipelines(self.settings)
             self._pool = PipelinePool(
                 device=self.settings.device,
                 overrides=self.settings.models,
                 budget_mb=self.settings.pool.budget_mb,
                 threads=self.settings.pool.threads,
+                remote=remote,
             )
         return self._pool
 

@@ -123,6 +123,8 @@ class PipelinePool:
         budget_mb: keep the loaded pipelines' parameters under this many MiB, dropping the least recently
             used; None keeps everything. The pipeline just loaded is never dropped, even if alone over budget.
         threads: torch's intra-op threads, set when the first pipeline loads; None: `cpu_threads()`.
+        remote: role -> an object that stands in for the role's pipeline, served elsewhere (Ray Serve in cluster
+            mode, smolcrew/deployments.py); `get` returns it and loads nothing.
     """
 
     def __init__(
@@ -132,7 +134,9 @@ class PipelinePool:
         overrides: dict[str, str] | None = None,
         budget_mb: float | None = None,
         threads: int | None = None,
+        remote: dict[str, Any] | None = None,
     ) -> None:
+        self.remote = dict(remote or {})
         self.budget_bytes = None if budget_mb is None else int(budget_mb * 2**20)
         self.threads = threads
         self._device_preference = device
@@ -184,6 +188,8 @@ class PipelinePool:
         Raises:
             ModelUnavailableError: the model cannot be found or loaded; the message says how to get it.
         """
+        if role in self.remote:
+            return self.remote[role]
         model = self.model_for(role)
         task = manifest()[role].task
         device = self.device

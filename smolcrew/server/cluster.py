@@ -228,6 +228,10 @@ class RayRunner:
             raise ConfigError("RayRunner needs cluster.engine = 'ray'", field="cluster.engine")
         refuse_local_stores(settings)
         connect(settings)
+        if settings.cluster.deployments:
+            from smolcrew.deployments import deploy
+
+            deploy(settings)
         self.settings = settings
         placement = settings.cluster.runs
         options: dict[str, Any] = {

@@ -40,10 +40,11 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
         cluster.stop()
 
 
-def cluster_settings(home: Path, cluster: LocalRayCluster, **overrides: Any) -> Settings:
+def cluster_settings(home: Path, ray_cluster: LocalRayCluster, **overrides: Any) -> Settings:
     namespace = "t" + uuid.uuid4().hex[:10]  # workers, run log and stores of this test alone
-    engine = {"engine": "ray", "address": cluster.address, "namespace": namespace, "workers": 2}
+    engine = {"engine": "ray", "address": ray_cluster.address, "namespace": namespace, "workers": 2}
     engine["runs"] = {"num_cpus": 0.5}  # two fit on one node: a dead node's worker restarts on the other
+    engine.update(overrides.pop("cluster", {}))
     return service_settings(
         home,
         cluster=engine,
@@ -125,6 +126,54 @@ def test_a_second_api_instance_streams_and_cancels_a_run_on_the_worker(
         assert time.monotonic() - asked < 2
         assert end["state"] == "cancelled" and first.run_info(ticket.run_id).result == end
         _recorded_once(settings, ticket.run_id)
+
+
+TEXTS = [
+    f"Report {n}. The river rose {n} metres overnight. Ferries stopped at noon. Schools stay open. "
+    f"Volunteers filled {n * 10} sandbags by the bridge."
+    for n in range(1, 9)
+]
+
+
+def _summaries(pool: Any, texts: list[str]) -> list[str]:
+    """What `summarize_text` (extractive: the pool's `embeddings` role) answers for each text, 8 callers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from smolcrew.tools.context import use_tools
+    from smolcrew.tools.language_seq2seq import SummarizeText
+
+    def one(text: str) -> str:
+        with use_tools(pool=pool):  # a thread does not inherit the caller's tool context
+            return str(SummarizeText()(text=text, max_sentences=1)["summary"])
+
+    with ThreadPoolExecutor(len(texts)) as threads:
+        return list(threads.map(one, texts))
+
+
+def test_a_pipeline_role_served_by_ray_serve_batches_the_tools_calls(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    from ray import serve
+
+    from smolcrew.backends import ScriptedModel
+    from smolcrew.crew import Crew
+    from smolcrew.deployments import RemotePipeline, app_name, deploy, undeploy
+    from smolcrew.pool import PipelinePool
+    from smolcrew.server.cluster import connect
+
+    spec = {"replicas": 1, "num_cpus": 0.5, "max_batch_size": 8, "batch_wait_s": 0.2}
+    settings = cluster_settings(tmp_path / "home", ray_cluster, cluster={"deployments": {"embeddings": spec}})
+    connect(settings)
+    assert deploy(settings) == {"embeddings": app_name(settings, "embeddings")}
+    try:
+        with Crew(settings, model=ScriptedModel([])) as crew:
+            assert isinstance(crew.pool.get("embeddings"), RemotePipeline)  # the Crew loads no embedding model
+            served = _summaries(crew.pool, TEXTS)
+        assert served == _summaries(PipelinePool(device="cpu"), TEXTS)  # the same answers as a local pipeline
+        stats = serve.get_app_handle(app_name(settings, "embeddings")).stats.remote().result()
+        assert sum(stats["batch_sizes"]) == len(TEXTS) and max(stats["batch_sizes"]) > 1  # calls were joined
+    finally:
+        undeploy(settings)
 
 
 def test_local_only_stores_are_refused_with_the_fix(tmp_path: Path) -> None:
