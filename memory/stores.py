@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from smolcrew.config import Settings
     from smolcrew.memory.arcadedb import ManagedArcadeDB
 
-__all__ = ["local_graph_server", "local_graph_wanted", "open_mirror", "open_sinks", "wanted_sinks"]
+__all__ = [
+    "local_graph_server",
+    "local_graph_wanted",
+    "local_only_stores",
+    "open_mirror",
+    "open_sinks",
+    "wanted_sinks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,24 @@ def wanted_sinks(settings: Settings) -> list[str]:
     if external or local_graph_wanted(settings):
         chosen.append("graph")
     return chosen
+
+
+def local_only_stores(settings: Settings) -> list[str]:
+    """Why these settings cannot run on a cluster (`[cluster] engine = "ray"`), each with its fix: a store that
+    lives inside one machine's process or disk, where a run that moves to another node would not find its
+    records."""
+    if not settings.memory.enabled:
+        return ["memory.enabled is off: a run that moves to another node resumes from its journal; turn it on"]
+    problems = []
+    sinks = wanted_sinks(settings)
+    if "chroma" in sinks and not settings.services.chroma_url:
+        problems.append("Chroma is embedded (a folder of one machine): set services.chroma_url to a Chroma server")
+    if "graph" in sinks and not settings.services.neo4j_uri:
+        problems.append(
+            "the graph is the local ArcadeDB this machine starts: set services.neo4j_uri to a Neo4j or ArcadeDB "
+            "server every node reaches (or leave graph out of memory.sinks)"
+        )
+    return problems
 
 
 def local_graph_server(settings: Settings) -> ManagedArcadeDB:

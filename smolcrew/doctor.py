@@ -226,6 +226,30 @@ def _check_services(settings: Settings) -> list[Check]:
     return checks
 
 
+def _check_cluster(settings: Settings) -> list[Check]:
+    """In cluster mode: Ray installed, every store shared, the cluster's address answering."""
+    cluster = settings.cluster
+    if cluster.engine != "ray":
+        return []
+    from smolcrew.memory.stores import local_only_stores
+
+    if not _installed("ray"):
+        return [Check("cluster", "fail", "cluster.engine = ray, but Ray is missing: pip install 'smolcrew[cluster]'")]
+    checks = [Check("cluster stores", "fail", problem) for problem in local_only_stores(settings)]
+    if not checks:
+        checks.append(Check("cluster stores", "ok", "every store is a shared service"))
+    if any(host in settings.services.redis_url for host in ("127.0.0.1", "localhost", "unix:")):
+        fix = "nodes on other machines need the shared Redis's address in services.redis_url"
+        checks.append(Check("cluster redis", "warn", f"{settings.services.redis_url} is this machine's own: {fix}"))
+    address = cluster.address.removeprefix("ray://")
+    if address != "auto":
+        default_port = 10001 if cluster.address.startswith("ray://") else 6379
+        up = _reachable(f"tcp://{address}", default_port)
+        detail = f"{cluster.address} {'answers' if up else 'does not answer: start the head (`ray start --head`)'}"
+        checks.append(Check("cluster address", "ok" if up else "fail", detail))
+    return checks
+
+
 def _check_extras() -> list[Check]:
     extras = {
         "llm": ("xllamacpp", "embedded backend"),
@@ -259,7 +283,7 @@ def run_checks(settings: Settings) -> list[Check]:
         )
     ]
     checks += [step(settings) for step in steps]
-    return checks + _check_services(settings) + _check_extras()
+    return checks + _check_services(settings) + _check_cluster(settings) + _check_extras()
 
 
 def _size_mib(model: str) -> float | None:

@@ -54,6 +54,10 @@ def _add_memory_commands() -> None:
 
     app.command()(serve)
 
+    from smolcrew.cli.cluster import cluster_app
+
+    app.add_typer(cluster_app, name="cluster")
+
 
 _add_memory_commands()
 

@@ -43,6 +43,10 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Interface to bind (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: server.port, 8765).")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Mount the web UI when it is installed.")] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Run on the Ray cluster at ADDRESS (HOST:PORT, ray://HOST:10001 or auto)."),
+    ] = None,
     generate_token: Annotated[
         bool,
         typer.Option("--generate-token", help="Print a new random server token (for SMOLCREW_SERVER__TOKEN); exit."),
@@ -58,13 +62,15 @@ def serve(
     from rich.console import Console
 
     from smolcrew.config import load_settings
-    from smolcrew.errors import ConfigError
+    from smolcrew.errors import ConfigError, ServiceError
 
     err = Console(stderr=True)
     overrides: dict[str, object] = {}
     server: dict[str, object] = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     if server:
         overrides["server"] = server
+    if cluster:
+        overrides["cluster"] = {"engine": "ray", "address": cluster}
     try:
         import uvicorn
 
@@ -75,7 +81,7 @@ def serve(
     except ImportError as exc:
         err.print(f"[bold red]error:[/] {exc.name} is missing: pip install fastapi uvicorn python-multipart")
         raise typer.Exit(2) from exc
-    except ConfigError as exc:
+    except (ConfigError, ServiceError) as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     err.print(f"smolcrew API on http://{settings.server.host}:{settings.server.port} (OpenAPI: /openapi.json)")

@@ -7,7 +7,8 @@ Keys, under `<memory.namespace>:service:`:
 
 - `conversation:<id>` (hash: created) and `conversation:<id>:runs` (list of run ids, oldest first);
 - `run:<id>` (hash: conversation_id, text, files, status, state, result, cancel);
-- `run:<id>:events`: a stream whose entry `0-(n+1)` is event n (Redis numbers `0-*` entries itself, in order).
+- `run:<id>:events`: a stream whose entry `0-(n+1)` is event n (Redis numbers `0-*` entries itself, in order);
+- `queued`: the set of runs waiting for a worker (`smolcrew cluster status` shows its size).
 
 A run's keys expire `KEEP_S` after it ends; conversations `KEEP_S` after their last turn.
 """
@@ -34,6 +35,7 @@ _BLOCK_MS = 5_000  # one XREAD wait; the socket timeout is longer
 _START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 # Cancel atomically: a worker's `start` and a cancel cannot both win a queued run.
@@ -41,7 +43,10 @@ _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local state = redis.call('HGET', KEYS[1], 'state')
 if status == 'queued' or status == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1') end
-if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'done', 'state', 'cancelled', 'result', ARGV[1]) end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'state', 'cancelled', 'result', ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+end
 return {status or '', state or ''}
 """
 
@@ -91,7 +96,7 @@ class SharedRun:
 
     def start(self) -> bool:
         """queued -> running; False when the run is not queued (cancelled, or taken by an earlier attempt)."""
-        return bool(self._log.script(_START, [self._key]))
+        return bool(self._log.script(_START, [self._key, self._log.key("queued")], self.run_id))
 
     @property
     def node(self) -> str | None:
@@ -109,7 +114,8 @@ class SharedRun:
         """Ask the run to stop; the worker running it reads the flag at its next step. Raises RunNotCancellable."""
         ended: dict[str, Any] = {"run_id": self.run_id, "state": "cancelled", "answer": None, "steps": []}
         ended["error"] = f"run {self.run_id} was cancelled before it started"
-        status, state = self._log.script(_CANCEL, [self._key], json.dumps(ended))
+        keys = [self._key, self._log.key("queued")]
+        status, state = self._log.script(_CANCEL, keys, json.dumps(ended), self.run_id)
         refused = cancel_refusal(self.run_id, status, state or None)
         if refused is not None:
             raise refused
@@ -202,6 +208,7 @@ class SharedRunLog:
         """Record `run` (queued) as its conversation's latest turn."""
         fields = {"conversation_id": run.conversation_id, "text": run.text, "files": json.dumps(list(run.files))}
         self.call("hset", self.key(f"run:{run.run_id}"), mapping={**fields, "status": "queued", "cancel": "0"})
+        self.call("sadd", self.key("queued"), run.run_id)
         conversation = self.key(f"conversation:{run.conversation_id}")
         self.call("rpush", conversation + ":runs", run.run_id)
         for key in (conversation, conversation + ":runs"):
@@ -222,6 +229,10 @@ class SharedRunLog:
                 "older runs: `smolcrew runs show RUN`"
             )
         return found
+
+    def queued(self) -> int:
+        """How many runs wait for a worker, across every API instance."""
+        return int(self.call("scard", self.key("queued")))
 
     def held(self) -> list[SharedRun]:
         """None: the cluster's runs carry on when this API instance closes."""

@@ -4,8 +4,9 @@ keeps a warm Crew and runs one turn at a time.
 Why actors and not tasks: a Crew takes seconds to build (models, router, stores), so each worker builds one and
 keeps it; throughput grows with the number of workers (`cluster.workers`), placed by Ray (`cluster.runs`).
 
-- Workers are named, detached actors (`smolcrew-runs-<settings hash>-<i>` in `cluster.namespace`): every API
-  instance with the same settings finds the same workers, and they stay warm across server restarts.
+- Workers are named, detached actors (`smolcrew-runs-<i>` in `cluster.namespace`): every API instance of the
+  namespace finds the same workers, and they stay warm across server restarts. The API instances of a namespace
+  share one config: a server whose settings differ from the workers' replaces them.
 - A conversation sticks to one worker (crc32 of its id, modulo `cluster.workers`); a worker runs the turns it gets
   one after another, so a conversation's turns run in order whichever API instance took them.
 - A worker that dies with its node is restarted by Ray on another node (`max_restarts=-1`) and its unfinished
@@ -14,6 +15,8 @@ keeps it; throughput grows with the number of workers (`cluster.workers`), place
   are kept, not redone, and every store is idempotent on (run, seq).
 - Run state and events live in Redis; the journal, audit log, uploads and run outputs in the home folder, which
   every node mounts at the same path (README, Scale out).
+
+This module imports Ray: the service loads it only in cluster mode.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import ray
 
 from smolcrew.errors import ConfigError, ServiceError
 from smolcrew.server.board import SharedRun, SharedRunLog
@@ -40,9 +45,10 @@ if TYPE_CHECKING:
 __all__ = [
     "RayRunner",
     "RunWorker",
+    "cluster_status",
     "connect",
-    "local_only_stores",
     "refuse_local_stores",
+    "settings_digest",
     "stop_workers",
     "worker_names",
 ]
@@ -50,27 +56,10 @@ __all__ = [
 CrewFactory = Callable[["Settings"], "Crew"]
 
 
-def local_only_stores(settings: Settings) -> list[str]:
-    """Why these settings cannot run on a cluster, each with its fix: a store that lives inside one machine's
-    process or disk, where a run that moves to another node would not find its records."""
-    from smolcrew.memory.stores import wanted_sinks
-
-    if not settings.memory.enabled:
-        return ["memory.enabled is off: a run that moves to another node resumes from its journal; turn it on"]
-    problems = []
-    sinks = wanted_sinks(settings)
-    if "chroma" in sinks and not settings.services.chroma_url:
-        problems.append("Chroma is embedded (a folder of one machine): set services.chroma_url to a Chroma server")
-    if "graph" in sinks and not settings.services.neo4j_uri:
-        problems.append(
-            "the graph is the local ArcadeDB this machine starts: set services.neo4j_uri to a Neo4j or ArcadeDB "
-            "server every node reaches (or leave graph out of memory.sinks)"
-        )
-    return problems
-
-
 def refuse_local_stores(settings: Settings) -> None:
     """Raises ConfigError naming every store cluster mode cannot use, with its fix."""
+    from smolcrew.memory.stores import local_only_stores
+
     problems = local_only_stores(settings)
     if problems:
         raise ConfigError(
@@ -81,8 +70,6 @@ def refuse_local_stores(settings: Settings) -> None:
 
 def connect(settings: Settings) -> None:
     """Join the Ray cluster at `cluster.address` (once per process). Raises ServiceError with the fix."""
-    import ray
-
     if ray.is_initialized():
         return
     cluster = settings.cluster
@@ -96,16 +83,18 @@ def connect(settings: Settings) -> None:
 
 
 def worker_names(settings: Settings) -> list[str]:
-    """The run workers' actor names: settings that differ get workers of their own."""
-    digest = hashlib.sha256(settings.model_dump_json(exclude={"server"}).encode()).hexdigest()[:10]
-    return [f"smolcrew-runs-{digest}-{index}" for index in range(settings.cluster.workers)]
+    """The run workers' actor names (in `cluster.namespace`)."""
+    return [f"smolcrew-runs-{index}" for index in range(settings.cluster.workers)]
+
+
+def settings_digest(settings: Settings) -> str:
+    """What a worker's Crew is built from, as a short hash (the API instance's own `server` section aside)."""
+    return hashlib.sha256(settings.model_dump_json(exclude={"server"}).encode()).hexdigest()[:12]
 
 
 def stop_workers(settings: Settings) -> int:
     """Kill the run workers of `settings` (detached, they outlive the servers that made them); returns how many.
     A run still on a worker never ends: let the runs finish (or cancel them) first."""
-    import ray
-
     connect(settings)
     stopped = 0
     for name in worker_names(settings):
@@ -118,11 +107,60 @@ def stop_workers(settings: Settings) -> int:
     return stopped
 
 
+def cluster_status(settings: Settings, timeout_s: float = 5.0) -> dict[str, Any]:
+    """Nodes, run workers, deployments and queue depth of the cluster `settings` point at (joins it)."""
+    connect(settings)
+    nodes = [
+        {
+            "node_id": node["NodeID"],
+            "address": node.get("NodeManagerAddress"),
+            "alive": bool(node.get("Alive")),
+            "resources": {k: v for k, v in node.get("Resources", {}).items() if not k.startswith("node:")},
+        }
+        for node in ray.nodes()
+    ]
+    workers: list[dict[str, Any]] = []
+    for name in worker_names(settings):
+        try:
+            actor = ray.get_actor(name, namespace=settings.cluster.namespace)
+            where: dict[str, Any] = ray.get(actor.where.remote(), timeout=timeout_s)  # type: ignore[assignment]
+            same = where.get("settings") == settings_digest(settings)
+            workers.append({"name": name, "state": "alive" if same else "alive (other settings)", **where})
+        except ValueError:
+            workers.append({"name": name, "state": "not started (the first server in cluster mode starts it)"})
+        except ray.exceptions.GetTimeoutError:
+            workers.append({"name": name, "state": f"no answer in {timeout_s:.0f} s (restarting?)"})
+    deployments: dict[str, str] = {}
+    if settings.cluster.deployments:
+        from ray import serve
+
+        apps = serve.status().applications
+        for role in settings.cluster.deployments:
+            app = apps.get(f"{settings.cluster.namespace}-{role}")
+            deployments[role] = str(app.status) if app is not None else "not deployed"
+    log = SharedRunLog(settings)
+    try:
+        queued = log.queued()
+    finally:
+        log.close()
+    return {
+        "address": settings.cluster.address,
+        "nodes": nodes,
+        "workers": workers,
+        "deployments": deployments,
+        "queued_runs": queued,
+    }
+
+
 class RunWorker:
-    """One run worker (a Ray actor): a warm Crew and the conversations' sessions it has served."""
+    """One run worker (a Ray actor): a warm Crew and the conversations' sessions it has served. `where` answers
+    from a concurrency group of its own, so a busy worker still says where it is and what it runs."""
 
     def __init__(self, settings: Settings, crew_factory: CrewFactory | None = None) -> None:
         self.settings = settings
+        self.current: str | None = None
+        self.served = 0
+        self.digest = settings_digest(settings)
         self._factory = crew_factory
         self._crew: Crew | None = None
         self._log = SharedRunLog(settings)
@@ -136,18 +174,23 @@ class RunWorker:
             self._crew = self._factory(self.settings) if self._factory else Crew(self.settings)
         return self._crew
 
+    @ray.method(concurrency_group="status")
     def where(self) -> dict[str, Any]:
-        """Which node and process this worker runs in."""
+        """Which node and process this worker runs in, the run it is on, how many turns it took."""
         import os
 
-        import ray
-
-        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        node = ray.get_runtime_context().get_node_id()
+        return {
+            "node_id": node,
+            "pid": os.getpid(),
+            "current": self.current,
+            "served": self.served,
+            "settings": self.digest,
+        }
 
     def turn(self, run_id: str, task: str, images: Sequence[Any], roots: tuple[Path, ...]) -> None:
-        import ray
-
         run = self._log.get(run_id)
+        self.current, self.served = run_id, self.served + 1
         try:
             run.taken_by(ray.get_runtime_context().get_node_id())
             if run.start():
@@ -159,6 +202,8 @@ class RunWorker:
             _finished(run, result)
         except Exception as exc:  # any failure must end the stream, not hang its subscribers
             run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
+        finally:
+            self.current = None
 
     def resume(self, run_id: str, roots: tuple[Path, ...]) -> None:
         """Finish a run after its approval was decided."""
@@ -222,8 +267,6 @@ class RayRunner:
     """
 
     def __init__(self, settings: Settings, crew_factory: CrewFactory | None = None) -> None:
-        import ray
-
         if settings.cluster.engine != "ray":
             raise ConfigError("RayRunner needs cluster.engine = 'ray'", field="cluster.engine")
         refuse_local_stores(settings)
@@ -245,10 +288,17 @@ class RayRunner:
             "resources": dict(placement.resources) or None,
             "scheduling_strategy": "SPREAD",
         }
-        worker = ray.remote(RunWorker)
+        worker = ray.remote(concurrency_groups={"status": 1})(RunWorker)  # type: ignore[call-overload]
         self._actors = [
             worker.options(name=name, **options).remote(settings, crew_factory) for name in worker_names(settings)
         ]
+        digest = settings_digest(settings)
+        for index, actor in enumerate(self._actors):  # a worker of other settings gives way: one namespace, one config
+            if ray.get(actor.where.remote(), timeout=120)["settings"] != digest:
+                ray.kill(actor, no_restart=True)
+                self._actors[index] = worker.options(name=worker_names(settings)[index], **options).remote(
+                    settings, crew_factory
+                )
 
     def __repr__(self) -> str:
         return f"RayRunner({self.settings.cluster.address!r}, workers={len(self._actors)})"
@@ -269,8 +319,6 @@ class RayRunner:
 
     def model_check(self) -> tuple[bool, str]:
         """Whether the cluster answers, and how many of its nodes are alive."""
-        import ray
-
         try:
             alive = [node for node in ray.nodes() if node.get("Alive")]
         except Exception as exc:  # any failure to reach the cluster means not ready

@@ -128,6 +128,44 @@ def test_a_second_api_instance_streams_and_cancels_a_run_on_the_worker(
         _recorded_once(settings, ticket.run_id)
 
 
+def test_cluster_status_and_doctor_show_nodes_workers_and_the_queue(
+    ray_cluster: LocalRayCluster, tmp_path: Path, workers_stopped: list[Settings]
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from smolcrew.cli import app
+
+    settings = cluster_settings(tmp_path / "home", ray_cluster)
+    workers_stopped.append(settings)
+    config = tmp_path / "smolcrew.toml"
+    cluster, memory = settings.cluster, settings.memory
+    config.write_text(
+        f'home = "{settings.home}"\n[cluster]\nengine = "ray"\naddress = "{cluster.address}"\n'
+        f'namespace = "{cluster.namespace}"\nworkers = 2\n[cluster.runs]\nnum_cpus = 0.5\n'
+        f'[memory]\nsinks = ["redis"]\nnamespace = "{memory.namespace}"\n[routing]\nmode = "manager"\n'
+        '[validation]\nrules = ["non_empty"]\n[llm]\nbackend = "scripted"\nscript = ["<code>final_answer(1)</code>"]\n',
+        encoding="utf-8",
+    )
+    with ChatService(settings, crew_factory=scripted_crew) as service:
+        assert _end(service, service.send(service.create_conversation().id, QUESTION).run_id)["state"] == "success"
+        shown = CliRunner().invoke(app, ["cluster", "status", "--config", str(config), "--json"])
+        assert shown.exit_code == 0, shown.output
+        status = json.loads(shown.output)
+        assert sum(node["alive"] for node in status["nodes"]) == 2 and status["queued_runs"] == 0
+        # alive, built from the service's settings (the file's differ: the status says so)
+        assert [worker["state"] for worker in status["workers"]] == ["alive (other settings)"] * 2
+        assert sum(worker["served"] for worker in status["workers"]) == 1
+        text = CliRunner().invoke(app, ["cluster", "status", "--config", str(config)])
+        assert "2 of 2 nodes alive" in text.output and "queued runs: 0" in text.output
+
+    doctor = CliRunner().invoke(app, ["doctor", "--config", str(config), "--json"])
+    checks = {check["name"]: check for check in json.loads(doctor.output)}
+    assert checks["cluster stores"]["status"] == "ok" and checks["cluster address"]["status"] == "ok"
+    assert checks["cluster redis"]["status"] == "warn"  # 127.0.0.1: fine here, not across machines
+
+
 TEXTS = [
     f"Report {n}. The river rose {n} metres overnight. Ferries stopped at noon. Schools stay open. "
     f"Volunteers filled {n * 10} sandbags by the bridge."
