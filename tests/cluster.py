@@ -9,6 +9,7 @@ by reference: `scripted_crew` and `slow_scripted_crew` (the model: scripted; the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -58,14 +59,16 @@ class LocalRayCluster:
     def __repr__(self) -> str:
         return f"LocalRayCluster({self.address}, nodes={self.nodes})"
 
-    def start_node(self, name: str, *, cpus: float = 1) -> None:
+    def start_node(self, name: str, *, cpus: float = 1, resources: dict[str, float] | None = None) -> None:
+        """Start node `name` (`head` first) with `cpus` CPUs and, besides `node_<name>`, `resources`."""
         common = ["--temp-dir", str(self.root / name), "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
         common += ["--num-cpus", str(cpus), "--object-store-memory", str(80 * 1024 * 1024)]
         if name == "head":
             args = ["--head", "--port", str(self.port), "--include-dashboard", "false"]
             args += ["--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port())]
         else:
-            args = ["--address", self.address, "--resources", f'{{"node_{name}": 1}}']
+            labels = json.dumps({f"node_{name}": 1, **(resources or {})})
+            args = ["--address", self.address, "--resources", labels]
             args += ["--dashboard-agent-listen-port", str(_free_port())]
         done = subprocess.run([RAY, "start", *args, *common], env=self.env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
@@ -112,6 +115,31 @@ def reply(messages: list[dict[str, Any]], *, pause_s: float = 0.0) -> str:
         time.sleep(pause_s)
         return code(f'counted = count_words(text="{NOTE}")\nfinal_answer(str(counted["words"]) + " words")')
     return code('r = language(task="Count the words of the note.")\nfinal_answer(r)')
+
+
+PASSAGE = " ".join(
+    f"Sentence {n} of the field report notes that the {('north', 'east', 'south', 'west')[n % 4]} gate "
+    f"stayed closed while {n * 3} crates were counted twice."
+    for n in range(30)
+)
+"""What the language specialist summarises in `summarizing_crew`: 400 sentences."""
+
+
+def summarize_reply(messages: list[dict[str, Any]]) -> str:
+    """As `reply`, but the language specialist summarises `PASSAGE` (`summarize_text`, extractive: MiniLM on the
+    CPU), a tool call that keeps one core busy for a while."""
+    if "summarize_text" in str(messages[0]["content"]):
+        return code(f'summary = summarize_text(text="{PASSAGE}", max_sentences=1)\nfinal_answer(summary["summary"])')
+    return code('r = language(task="Summarise the field report.")\nfinal_answer(r)')
+
+
+def summarizing_crew(settings: Settings) -> Crew:
+    return NoRouterCrew(settings, model=ScriptedModel(summarize_reply))
+
+
+def answering_crew(settings: Settings) -> Crew:
+    """The manager answers at once: a run with no tool, to time what the engine itself adds."""
+    return NoRouterCrew(settings, model=ScriptedModel(lambda messages: code('final_answer("ok")')))
 
 
 def scripted_crew(settings: Settings) -> Crew:

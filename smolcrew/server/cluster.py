@@ -157,10 +157,13 @@ class RunWorker:
     from a concurrency group of its own, so a busy worker still says where it is and what it runs."""
 
     def __init__(self, settings: Settings, crew_factory: CrewFactory | None = None) -> None:
+        self.digest = settings_digest(settings)  # of the settings as given: the servers compare theirs with it
+        if settings.pool.threads is None:  # torch computes on the CPUs the worker reserved, not on the whole node's
+            threads = max(1, round(settings.cluster.runs.num_cpus))
+            settings = settings.model_copy(update={"pool": settings.pool.model_copy(update={"threads": threads})})
         self.settings = settings
         self.current: str | None = None
         self.served = 0
-        self.digest = settings_digest(settings)
         self._factory = crew_factory
         self._crew: Crew | None = None
         self._log = SharedRunLog(settings)
