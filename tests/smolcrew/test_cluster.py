@@ -22,7 +22,7 @@ from smolcrew.server.cluster import RayRunner, stop_workers
 from smolcrew.server.service import ChatService
 from tests.cluster import LocalRayCluster, scripted_crew, slow_scripted_crew
 from tests.memory.backends.redis import REDIS_URL
-from tests.smolcrew.test_service import service_settings
+from tests.smolcrew.test_service import APPROVAL_REPLIES, factory, service_settings
 
 pytestmark = pytest.mark.slow
 QUESTION = "How many words are in the note?"
@@ -126,6 +126,28 @@ def test_a_second_api_instance_streams_and_cancels_a_run_on_the_worker(
         assert time.monotonic() - asked < 2
         assert end["state"] == "cancelled" and first.run_info(ticket.run_id).result == end
         _recorded_once(settings, ticket.run_id)
+
+
+def test_an_approval_decided_on_another_api_instance_resumes_the_run_on_its_worker(
+    ray_cluster: LocalRayCluster, tmp_path: Path, workers_stopped: list[Settings]
+) -> None:
+    settings = cluster_settings(tmp_path / "home", ray_cluster, validation={"approval_tools": ["language"]})
+    workers_stopped.append(settings)
+    with (
+        ChatService(settings, crew_factory=factory(APPROVAL_REPLIES)) as first,
+        ChatService(settings, crew_factory=factory(APPROVAL_REPLIES)) as second,
+    ):
+        ticket = first.send(first.create_conversation().id, "Say hi, please.")
+        deadline = time.monotonic() + 60
+        while second.run_info(ticket.run_id).status != "pending_approval" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiting = [a for a in second.list_approvals("pending") if a.run_id == ticket.run_id]
+        assert len(waiting) == 1
+        second.decide(waiting[0].id, approve=True, by="ana")
+        end = _end(first, ticket.run_id)
+        assert end["state"] == "success" and end["answer"] == "hi"
+        kinds = [event.event for event in second.events(ticket.run_id, timeout_s=5)]
+        assert kinds.count("pending_approval") == 1 and kinds[-1] == "run_end"
 
 
 def test_cluster_status_and_doctor_show_nodes_workers_and_the_queue(
