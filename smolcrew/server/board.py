@@ -8,7 +8,9 @@ Keys, under `<memory.namespace>:service:`:
 - `conversation:<id>` (hash: created) and `conversation:<id>:runs` (list of run ids, oldest first);
 - `run:<id>` (hash: conversation_id, text, files, status, state, result, cancel);
 - `run:<id>:events`: a stream whose entry `0-(n+1)` is event n (Redis numbers `0-*` entries itself, in order);
-- `queued`: the set of runs waiting for a worker (`smolcrew cluster status` shows its size).
+- `queued`: the set of runs waiting for a worker (`smolcrew cluster status` shows its size);
+- `worker:<i>:load`: turns handed to run worker i and not yet ended (a conversation's first turn goes to the least
+  loaded worker, recorded as field `worker` of `conversation:<id>`; its later turns follow).
 
 A run's keys expire `KEEP_S` after it ends; conversations `KEEP_S` after their last turn.
 """
@@ -229,6 +231,21 @@ class SharedRunLog:
                 "older runs: `smolcrew runs show RUN`"
             )
         return found
+
+    def worker_for(self, conversation_id: str, workers: int) -> int:
+        """The run worker of the conversation: the one its first turn went to, or now the least loaded one."""
+        key = self.key(f"conversation:{conversation_id}")
+        chosen = self.call("hget", key, "worker")
+        if chosen is None or int(chosen) >= workers:
+            loads = self.call("mget", [self.key(f"worker:{index}:load") for index in range(workers)])
+            least = min(range(workers), key=lambda index: (int(loads[index] or 0), index))
+            self.call("hsetnx", key, "worker", least)  # two API instances at once: the first one wins
+            chosen = self.call("hget", key, "worker")
+        return int(chosen) % workers
+
+    def handed(self, worker: int, change: int) -> None:
+        """Count a turn handed to worker `worker` (+1) or ended there (-1)."""
+        self.call("incrby", self.key(f"worker:{worker}:load"), change)
 
     def queued(self) -> int:
         """How many runs wait for a worker, across every API instance."""

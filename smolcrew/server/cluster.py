@@ -7,8 +7,9 @@ keeps it; throughput grows with the number of workers (`cluster.workers`), place
 - Workers are named, detached actors (`smolcrew-runs-<i>` in `cluster.namespace`): every API instance of the
   namespace finds the same workers, and they stay warm across server restarts. The API instances of a namespace
   share one config: a server whose settings differ from the workers' replaces them.
-- A conversation sticks to one worker (crc32 of its id, modulo `cluster.workers`); a worker runs the turns it gets
-  one after another, so a conversation's turns run in order whichever API instance took them.
+- A conversation sticks to one worker (the least loaded one when its first turn came, recorded in Redis); a worker
+  runs the turns it gets one after another, so a conversation's turns run in order whichever API instance took
+  them.
 - A worker that dies with its node is restarted by Ray on another node (`max_restarts=-1`) and its unfinished
   calls are retried there (`max_task_retries=-1`). A retried turn finds its run `running` in the shared run log
   (server/board.py) and its records in the shared journal, and continues from them (`Crew.resume`): recorded steps
@@ -22,7 +23,6 @@ This module imports Ray: the service loads it only in cluster mode.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,7 +191,7 @@ class RunWorker:
             "settings": self.digest,
         }
 
-    def turn(self, run_id: str, task: str, images: Sequence[Any], roots: tuple[Path, ...]) -> None:
+    def turn(self, run_id: str, task: str, images: Sequence[Any], roots: tuple[Path, ...], slot: int) -> None:
         run = self._log.get(run_id)
         self.current, self.served = run_id, self.served + 1
         try:
@@ -207,6 +207,7 @@ class RunWorker:
             run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
         finally:
             self.current = None
+            self._log.handed(slot, -1)
 
     def resume(self, run_id: str, roots: tuple[Path, ...]) -> None:
         """Finish a run after its approval was decided."""
@@ -292,6 +293,7 @@ class RayRunner:
             "scheduling_strategy": "SPREAD",
         }
         worker = ray.remote(concurrency_groups={"status": 1})(RunWorker)  # type: ignore[call-overload]
+        self._log = SharedRunLog(settings)
         self._actors = [
             worker.options(name=name, **options).remote(settings, crew_factory) for name in worker_names(settings)
         ]
@@ -310,15 +312,17 @@ class RayRunner:
     def workers(self) -> int:
         return len(self._actors)
 
-    def _worker(self, conversation_id: str) -> Any:
-        return self._actors[zlib.crc32(conversation_id.encode()) % len(self._actors)]
-
     def turn(self, conversation: Conversation, run: Any, task: str, images: list[Any], roots: Roots) -> None:
-        self._worker(conversation.id).turn.remote(run.run_id, task, images, roots(conversation.id))
+        slot = self._log.worker_for(conversation.id, len(self._actors))
+        self._log.handed(slot, +1)
+        self._actors[slot].turn.remote(run.run_id, task, images, roots(conversation.id), slot)
 
     def resume(self, run_id: str, run: Any, conversation: Conversation | None, roots: Roots) -> None:
-        conversation_id = conversation.id if conversation is not None else run_id
-        self._worker(conversation_id).resume.remote(run_id, roots(conversation_id) if conversation else ())
+        if conversation is None:  # a run this cluster's log has forgotten: any worker finishes it from the journal
+            self._actors[0].resume.remote(run_id, ())
+            return
+        slot = self._log.worker_for(conversation.id, len(self._actors))
+        self._actors[slot].resume.remote(run_id, roots(conversation.id))
 
     def model_check(self) -> tuple[bool, str]:
         """Whether the cluster answers, and how many of its nodes are alive."""
@@ -332,4 +336,5 @@ class RayRunner:
         """Nothing to stop: the runs carry on on the cluster (any API instance streams and ends them)."""
 
     def close(self) -> None:
-        """The workers stay warm for the next server; `ray.kill` them (or `ray stop`) to let them go."""
+        """The workers stay warm for the next server (`smolcrew cluster stop-workers` lets them go)."""
+        self._log.close()
