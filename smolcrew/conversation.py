@@ -100,8 +100,12 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
 
 
 def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
-    """What the user told the assistant: the turns answered from the conversation that ask nothing."""
-    return [_said(message) for message, result in turns if result.mode == "reply" and not _said(message).endswith("?")]
+    """What the user told the assistant: the turns answered from the conversation that ask nothing, numbers in
+    digits ("six thousand five hundred" -> 6500: a small model copies digits, and miscounts words)."""
+    from smolcrew.validators.numbers import in_digits
+
+    said = [_said(message) for message, result in turns if result.mode == "reply"]
+    return [in_digits(text, threshold=3) for text in said if not text.endswith("?")]
 
 
 def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> list[str]:
@@ -135,7 +139,9 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         rewritten = substituted(message, corrected)
         return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
     if _REFERS.search(message):
-        earlier = next((r for _, r in reversed(turns) if r.state == "success" and r.answer), None)
+        done = [r for _, r in reversed(turns) if r.state == "success" and r.answer]
+        # "that invoice" points at what a tool gave, not at the "you're welcome" after it
+        earlier = next((r for r in done if r.mode != "reply"), done[0] if done else None)
         if earlier is not None:
             shown = earlier.artifacts[-1] if earlier.artifacts and re.search(r"\b(?:audio|image|picture|photo|"
                     r"recording|file)\b", message, re.IGNORECASE) else earlier.answer  # fmt: skip

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from smolcrew.validators.grounding import RuleResult, listed
 from smolcrew.validators.verdict import Evidence
 
-__all__ = ["COMPUTED", "check_numbers", "numbers_in", "supported_number", "values_in", "worked_out"]
+__all__ = ["COMPUTED", "check_numbers", "in_digits", "numbers_in", "supported_number", "values_in", "worked_out"]
 
 _NUMBER = re.compile(
     r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\d)(?!(?:st|nd|rd|th)\b)"
@@ -61,8 +61,18 @@ _ORDINAL = re.compile(r"\b(\d{1,4})(?:st|nd|rd|th)\b")
 
 
 def values_in(text: str) -> list[float]:
-    """The values `text` states: its numbers (every reading) and its ordinals ("the 14th of March")."""
-    return [value for _, read in numbers_in(text) for value, _ in read] + [float(n) for n in _ORDINAL.findall(text)]
+    """The values `text` states: its numbers (every reading), its ordinals ("the 14th of March") and its numbers in
+    words ("a party of seven", "six thousand five hundred": evidence a person wrote)."""
+    values = [value for _, read in numbers_in(text) for value, _ in read] + [float(n) for n in _ORDINAL.findall(text)]
+    return values + [value for _, read in numbers_in(in_digits(text)) for value, _ in read]
+
+
+def in_digits(text: str, threshold: int = 0) -> str:
+    """`text` with English numbers in words written in digits ("six thousand five hundred" -> "6500"); numbers
+    below `threshold` stay words ("one of us")."""
+    from text_to_num import alpha2digit
+
+    return str(alpha2digit(text, "en", threshold=threshold))
 
 
 COMPUTED = re.compile(

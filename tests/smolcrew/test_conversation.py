@@ -16,6 +16,7 @@ from smolcrew.conversation import (
     bearing,
     conversation_context,
     resolve_references,
+    stated,
     substituted,
 )
 from smolcrew.crew import Crew
@@ -210,3 +211,20 @@ def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable
     assert result.mode == "reply" and result.answer == "Hello!\nHow can I help?\nHow can"
     looped = scripted_crew(["Sure thing. " + "You, you, " * 40 + "you,"], memory={"sinks": []})
     assert looped.chat().send("hi there").answer == "Sure thing. You,"
+
+
+def test_stated_numbers_reach_the_context_in_digits_and_that_skips_the_chit_chat_after_a_result() -> None:
+    facts = [
+        _turn("The renovation budget is 4,000 euros.", "Got it.", mode="reply"),
+        _turn("scratch that, the client bumped it up to six thousand five hundred", "Got it.", mode="reply"),
+        _turn("one of us is vegan", "Noted.", mode="reply"),
+    ]
+    assert stated(facts) == [
+        "The renovation budget is 4,000 euros.",
+        "scratch that, the client bumped it up to 6500",
+        "one of us is vegan",  # small numbers stay words
+    ]
+    turns = [_turn("read invoice.png", "Total: 1,020.00 EUR"), _turn("cheers", "You're welcome!", mode="reply")]
+    resolved = resolve_references("what was the total on that invoice again?", turns)
+    assert "Total: 1,020.00 EUR" in resolved and "welcome" not in resolved
+    assert "welcome" in resolve_references("translate that", [_turn("hi", "You're welcome!", mode="reply")])

@@ -168,6 +168,12 @@ def test_numbers_supported_by_tool_output_pass(answer: str, output: str) -> None
     assert only("numbers").check(ev(answer, output)).passed
 
 
+def test_numbers_written_in_words_in_the_evidence_support_digits_in_the_answer() -> None:
+    said = "Conversation: the user said: party of seven, and the budget went up to six thousand five hundred"
+    assert only("numbers").check(ev("You said 7 people; the budget is 6,500.", said + " (4,000 before)")).passed
+    assert not only("numbers").check(ev("The budget is 6,000.", said + " (4,000 before)")).passed
+
+
 def test_numbers_not_in_any_tool_output_fail_and_are_named() -> None:
     why = reasons(only("numbers"), ev("Revenue was 1,300 units, up 14%.", "{'units': 1234, 'growth': 0.125}"))
     assert why.startswith("numbers: the answer states 1,300, 14%, found in no tool output")
