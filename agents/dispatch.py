@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from smolcrew.tools.text import TEXT_FILE
+from smolcrew.validators.verdict import EARLIER_RESULT
 
 __all__ = [
     "EARLIER_REQUEST",
@@ -132,9 +133,6 @@ class DirectCall:
         return f"Thought: I call {self.tool} on the file the task names.\n<code>\n{self.code()}\n</code>"
 
 
-EARLIER_RESULT = "\n\nThe earlier result this refers to:"
-"""What a conversation appends to a message before the result it points at ("now translate that": the
-transcript; see smolcrew.conversation): the message says what to do, the result is what to do it on."""
 EARLIER_REQUEST = "\n\nThis corrects the earlier request:"
 """What a conversation appends to a correction ("in French instead") before the request it corrects."""
 NOW = "\n\nNow: "

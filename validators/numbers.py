@@ -72,7 +72,8 @@ def in_digits(text: str, threshold: int = 0) -> str:
     below `threshold` stay words ("one of us")."""
     from text_to_num import alpha2digit
 
-    return str(alpha2digit(text, "en", threshold=threshold))
+    safe = text.encode("utf-8", "replace").decode("utf-8")  # the parser refuses lone surrogates
+    return str(alpha2digit(safe, "en", threshold=threshold))
 
 
 COMPUTED = re.compile(

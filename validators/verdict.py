@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from smolcrew.memory.recorder import ToolCall
     from smolcrew.memory.records import StepRecord
 
-__all__ = ["RETRIEVAL_TOOLS", "Evidence", "Outcome", "Stage", "Verdict"]
+__all__ = ["EARLIER_RESULT", "RETRIEVAL_TOOLS", "Evidence", "Outcome", "Stage", "Verdict"]
+
+EARLIER_RESULT = "\n\nThe earlier result this refers to:"
+"""What a conversation appends to a message before the result it points at ("now translate that": the
+transcript; see smolcrew.conversation): the message says what to do, the result is what to do it on. That result
+came from a tool in an earlier turn, so an answer may rest on it (`Evidence.from_records`)."""
 
 Outcome = Literal["pass", "fail", "escalate"]
 
@@ -108,6 +113,9 @@ class Evidence:
                 outputs.append(call.output)
             if call.tool not in tools:
                 tools.append(call.tool)
+        earlier = task.partition(EARLIER_RESULT)[2].strip()
+        if earlier:  # "what was the total on that invoice?": the invoice's text, as a tool read it a turn ago
+            outputs.append(earlier)
         return cls(task=task, answer=answer, tool_outputs=tuple(outputs), tools=tuple(tools))
 
 

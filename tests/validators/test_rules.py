@@ -174,6 +174,17 @@ def test_numbers_written_in_words_in_the_evidence_support_digits_in_the_answer()
     assert not only("numbers").check(ev("The budget is 6,000.", said + " (4,000 before)")).passed
 
 
+def test_an_answer_may_rest_on_the_earlier_result_a_follow_up_points_at() -> None:
+    from smolcrew.validators.verdict import EARLIER_RESULT
+
+    task = f'what was the total on that invoice again?{EARLIER_RESULT} "INVOICE 0042 Hosting 120.00 Total 1,020.00"'
+    rules = RuleCheck(["evidence", "numbers"])
+    assert rules.check(Evidence.from_records(task, "The total was 1,020.00.", [])).passed
+    assert not rules.check(Evidence.from_records(task, "The total was 1,200.00.", [])).passed
+    alone = Evidence.from_records("what was the total on the invoice?", "The total was 1,020.00.", [])
+    assert not rules.check(alone).passed  # no earlier result, no tool: nothing to rest on
+
+
 def test_numbers_not_in_any_tool_output_fail_and_are_named() -> None:
     why = reasons(only("numbers"), ev("Revenue was 1,300 units, up 14%.", "{'units': 1234, 'growth': 0.125}"))
     assert why.startswith("numbers: the answer states 1,300, 14%, found in no tool output")
