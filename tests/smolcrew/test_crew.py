@@ -155,11 +155,12 @@ def test_an_empty_final_answer_is_sent_back_to_the_agent(scripted_crew: Callable
 
 
 def test_chat_in_router_mode_gives_the_specialist_a_transcript(scripted_crew: Callable[..., Crew]) -> None:
-    crew = scripted_crew([code('final_answer("Paris")'), code('final_answer("about 2.1 million")')])
+    crew = scripted_crew([code('final_answer("Paris")'), code('final_answer("Paris (German: Paris)")')])
     chat = crew.chat()
     assert chat.send("What is the capital of France?").answer == "Paris"
     second = chat.send("Now translate that into German.")  # a follow-up for a tool: not a reply
-    assert second.answer == "about 2.1 million"
+    # the answer rests on the result it translates (an unsupported "2.1 million" would now be caught)
+    assert second.answer == "Paris (German: Paris)"
     last_prompt = " ".join(str(part.get("text", "")) for m in crew.model.calls[-1] for part in m["content"] or [])
     assert "User: What is the capital of France?" in last_prompt and "Assistant: Paris" in last_prompt
     chat.reset()
