@@ -220,5 +220,15 @@ class ChatSession:
         self.turns.append((task, result))
         return result
 
+    def settle(self, result: RunResult, task: str | None = None) -> None:
+        """The turn of `result`'s run takes its settled result (after an approval, or a resume elsewhere), so
+        later turns see it; a run this session lacks is appended as the turn `task`, when given."""
+        for index, (text, earlier) in enumerate(self.turns):
+            if earlier.run_id == result.run_id:
+                self.turns[index] = (text, result)
+                return
+        if task is not None:
+            self.turns.append((task, result))
+
     def reset(self) -> None:
         self.turns.clear()

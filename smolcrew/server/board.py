@@ -61,6 +61,7 @@ class SharedRun:
         self.journal_run_id: str | None = run_id
         self._log = log
         self._key = log.key(f"run:{run_id}")
+        self.events_key = self._key + ":events"
 
     def __repr__(self) -> str:
         return f"SharedRun({self.run_id!r}, {self.status})"
@@ -86,14 +87,14 @@ class SharedRun:
         return RunInfo(self.run_id, self.conversation_id, status, self.text, self.run_id, result, self.files, cancel)
 
     def append(self, event: EventKind, data: dict[str, Any]) -> None:
-        self._log.call("xadd", self._key + ":events", {"event": event, "data": json.dumps(data, default=str)}, "0-*")
+        self._log.call("xadd", self.events_key, {"event": event, "data": json.dumps(data, default=str)}, "0-*")
 
     def after(self, after: int | None) -> list[RunEvent]:
         start = "-" if after is None or after < 0 else f"(0-{after + 1}"
-        return [_event(entry) for entry in self._log.call("xrange", self._key + ":events", start, "+")]
+        return [_event(entry) for entry in self._log.call("xrange", self.events_key, start, "+")]
 
     def ended(self) -> bool:
-        last = self._log.call("xrevrange", self._key + ":events", "+", "-", 1)
+        last = self._log.call("xrevrange", self.events_key, "+", "-", 1)
         return bool(last) and _event(last[0]).event == "run_end"
 
     def start(self) -> bool:
@@ -139,7 +140,7 @@ class SharedRun:
         self._log.call("hset", self._key, mapping={"status": status, "state": str(data.get("state")), "result": result})
 
     def _expire(self) -> None:
-        for key in (self._key, self._key + ":events"):
+        for key in (self._key, self.events_key):
             self._log.call("expire", key, KEEP_S)
 
 
@@ -262,18 +263,18 @@ class SharedRunLog:
         self._client.close()
 
     def events(self, run_id: str, after: int | None = None, timeout_s: float | None = None) -> Iterator[RunEvent]:
-        """See `ChatService.events`."""
-        run = self.get(run_id)
+        """See `ChatService.events`: each wait is one XREAD, whose entries are the events."""
+        key = self.get(run_id).events_key
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            batch = run.after(after)
+            left_ms = None if deadline is None else int((deadline - time.monotonic()) * 1000)
+            block = _BLOCK_MS if left_ms is None else min(_BLOCK_MS, left_ms) if left_ms > 0 else None  # None: no wait
+            cursor = "0-0" if after is None or after < 0 else f"0-{after + 1}"
+            reply = self.call("xread", {key: cursor}, block=block)
+            batch = [_event(entry) for _, entries in reply or [] for entry in entries]
             if not batch:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return
-                block = _BLOCK_MS if left is None else max(1, min(_BLOCK_MS, int(left * 1000)))
-                cursor = "0-0" if after is None or after < 0 else f"0-{after + 1}"
-                self.call("xread", {run._key + ":events": cursor}, count=1, block=block)
+                if block is None:
+                    return  # `timeout_s` passed with no new event
                 continue
             yield from batch
             if batch[-1].event == "run_end":

@@ -213,7 +213,10 @@ class RunWorker:
         """Finish a run after its approval was decided."""
         run = self._log.get(run_id)
         try:
-            self._settled(run, self.crew.resume(run_id, **self._hooks(run, roots, run_id=False)))
+            result = self.crew.resume(run_id, **self._hooks(run, roots, run_id=False))
+            if run.conversation_id in self._sessions:
+                self._sessions[run.conversation_id].settle(result)  # later turns see the settled answer
+            _finished(run, result)
         except Exception as exc:  # as in `turn`
             run.end(error_result(run, f"{type(exc).__name__}: {exc}"))
 
@@ -237,20 +240,7 @@ class RunWorker:
         if not started:  # it died before its first record: run it from the start
             return self._session(run.conversation_id).send(task, images=images, **self._hooks(run, roots))
         result = self.crew.resume(run.run_id, **self._hooks(run, roots, run_id=False))
-        session = self._session(run.conversation_id)
-        if not any(earlier.run_id == run.run_id for _, earlier in session.turns):
-            session.turns.append((task, result))
-        return self._settle_session(run, result)
-
-    def _settled(self, run: SharedRun, result: RunResult) -> None:
-        self._settle_session(run, result)
-        _finished(run, result)
-
-    def _settle_session(self, run: SharedRun, result: RunResult) -> RunResult:
-        session = self._sessions.get(run.conversation_id)
-        for index, (text, earlier) in enumerate(session.turns if session is not None else []):
-            if earlier.run_id == run.run_id and session is not None:
-                session.turns[index] = (text, result)  # later turns see the settled answer
+        self._session(run.conversation_id).settle(result, task)
         return result
 
 

@@ -156,10 +156,8 @@ class LocalRunner:
                 file_roots=roots(run.conversation_id) if run is not None else (),
                 cancelled=(lambda: run.cancel_requested) if run is not None else None,
             )
-            session = conversation.session if conversation is not None else None
-            for index, (text, earlier) in enumerate(session.turns if session is not None else []):
-                if earlier.run_id == run_id and session is not None:
-                    session.turns[index] = (text, result)  # later turns see the settled answer
+            if conversation is not None and conversation.session is not None:
+                conversation.session.settle(result)
             if run is not None:
                 _finished(run, result)
 

@@ -228,3 +228,19 @@ def test_stated_numbers_reach_the_context_in_digits_and_that_skips_the_chit_chat
     resolved = resolve_references("what was the total on that invoice again?", turns)
     assert "Total: 1,020.00 EUR" in resolved and "welcome" not in resolved
     assert "welcome" in resolve_references("translate that", [_turn("hi", "You're welcome!", mode="reply")])
+
+
+def test_a_settled_result_replaces_its_turn_and_a_missing_one_is_appended(
+    scripted_crew: Callable[..., Crew],
+) -> None:
+    import dataclasses
+
+    session = scripted_crew([code('final_answer("hi")')]).chat()
+    waiting = dataclasses.replace(_turn("Say hi.", "")[1], state="pending_approval", answer=None)
+    session.turns.append(("Say hi.", waiting))
+    session.settle(dataclasses.replace(waiting, state="success", answer="hi"))
+    assert [(text, r.state, r.answer) for text, r in session.turns] == [("Say hi.", "success", "hi")]
+    other = dataclasses.replace(waiting, run_id="r2", state="success", answer="there")
+    session.settle(other)  # not this session's, and no task: left out
+    session.settle(other, "Say there.")
+    assert [text for text, _ in session.turns] == ["Say hi.", "Say there."]
