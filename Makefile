@@ -6,8 +6,11 @@ PIP := $(PY) -m pip
 .PHONY: install system-deps test lint demo bench clean
 
 # Debian packages some tools run: espeak-ng (text to speech), tesseract (OCR), redis-server (shared memory),
-# bubblewrap and libseccomp2 (the agents' code sandbox).
-APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server bubblewrap libseccomp2
+# bubblewrap and libseccomp2 (the agents' code sandbox), FreeDict dictionaries (words for the chat model's
+# translations, tools/glossary.py): English to and from French, Spanish, German, Italian, Portuguese, Dutch, Polish.
+DICTIONARY_LANGUAGES := fra spa deu ita por nld pol
+APT_PACKAGES := espeak-ng tesseract-ocr tesseract-ocr-eng redis-server bubblewrap libseccomp2 \
+	$(foreach l,$(DICTIONARY_LANGUAGES),dict-freedict-eng-$(l) dict-freedict-$(l)-eng)
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

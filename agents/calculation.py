@@ -10,6 +10,7 @@ is a tool output, so the validation gate can check the number the answer states.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from smolcrew.agents.dispatch import EARLIER_RESULT, NOW, quoted_passage, split_previous
@@ -20,6 +21,7 @@ __all__ = [
     "calculation_messages",
     "expression_of",
     "is_calculation",
+    "stated_facts",
 ]
 
 CALCULATION_GRAMMAR = r"""
@@ -48,6 +50,13 @@ _ON_AN_OUTPUT = re.compile(
 )
 """Stricter cues once a tool found the numbers: "what is the total?", "how much tax did I pay?" are read off the
 output, not calculated."""
+_ON_STATED = re.compile(
+    r"\b(?:shar(?:e|es|ed|ing)|split\w*|each of|per (?:person|head)|between|among|average|how (?:much|many) "
+    r"(?:more|less|fewer)|left over|remain\w*|difference|half|double|twice|triple|percent|work out|calculate)\b|%",
+    re.I,
+)
+"""Cues that a question works on numbers the user stated earlier ("how much is my share of the rent?"), not
+one that asks for them back ("how many people did I say?")."""
 _FILE_OR_QUOTE = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,3}\b|\"[^\"]*\"|“[^”]*”|'[^']{4,}'")
 
 _INSTRUCTION = (
@@ -72,10 +81,17 @@ def _request(own: str) -> str:
     return _FILE_OR_QUOTE.sub(" ", own)
 
 
-def asks_calculation(task: str, *, after_output: bool = False) -> bool:
+def stated_facts(task: str) -> list[str]:
+    """What the user stated earlier in the conversation, as a task's context lists it (newest last)."""
+    return [line[2:] for line in task.rpartition(NOW)[0].splitlines() if line.startswith("- ")]
+
+
+def asks_calculation(task: str, *, after_output: bool = False, stated: Sequence[str] = ()) -> bool:
     """Whether the step's request asks to work something out from numbers: the request (or the previous step's
-    answer) holds a number and the request says what to do with it. `after_output`: a tool has answered, and
-    only an explicit operation (split, a percentage, a conversion, ...) still needs a calculation."""
+    answer) holds a number and the request says what to do with it, or the user stated the numbers earlier in
+    the conversation (`stated`, and the facts in the task's context) and the request works on them ("what's my
+    share of the rent?"). `after_output`: a tool has answered, and only an explicit operation (split, a
+    percentage, a conversion, ...) still needs a calculation."""
     own, previous = split_previous(task)
     own, _, referenced = own.partition(EARLIER_RESULT)  # "now double it" + the result it points at
     request = _request(own)
@@ -84,6 +100,8 @@ def asks_calculation(task: str, *, after_output: bool = False) -> bool:
     earlier = f"{previous or ''} {referenced}"
     has_numbers = after_output or bool(_DIGIT.search(request) or _DIGIT.search(earlier))
     cues = _ON_AN_OUTPUT if after_output else _ON_ITS_OWN
+    if not has_numbers and _DIGIT.search(" ".join([*stated, *stated_facts(task)])):
+        return _ON_STATED.search(request) is not None
     return has_numbers and bool(_OPERATION.search(request) or cues.search(request))
 
 
@@ -93,7 +111,7 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     previous step found)."""
     own, previous = split_previous(task)
     question, _, referenced = own.partition(EARLIER_RESULT)  # "what's 15% of it?" + the result it points at
-    said = [line[2:] for line in task.rpartition(NOW)[0].splitlines() if line.startswith("- ")]  # newest first below
+    said = stated_facts(task)  # newest first below
     known = "\n".join(part.strip().strip('"') for part in (referenced, *said[::-1], facts, previous) if part)
     own = question
 

@@ -306,17 +306,18 @@ def plan_direct_call(
         readers = [c for c in candidates if "question" in c[2].inputs]
         candidates = readers or candidates  # a tool that reads the question answers it better than a summary
     inherited = path is None and quoted_passage(own) is None
-    if not inherited and len(candidates) < 2:
+    if not candidates or (not inherited and len(candidates) < 2):
         return candidates[0][1] if candidates else None
-    if not candidates:
-        return None
     noun = _NOUNS.get(kind or "", "the file")
     if path:  # the file's own name says what it is: "the image (boarding pass)"; its folders say nothing
         noun += f" ({_stem(path)})" if _stem(path) else ""
         subject = own.replace(path, noun) if path in own else f"{own} ({noun})"
     else:  # what is asked, not the text it is asked of: "translate that into French", not the transcript
         subject = TEXT_FILE.sub(lambda m: f"the text ({_stem(m.group(1))})", own.split(EARLIER_RESULT, 1)[0])
-    scores = _scores(subject, [(text, tool) for text, _, tool in candidates], embed)
+    # the request without its file too: "what does this say flyer.png" is a request to read, not "the image"
+    bare = " ".join(own.replace(path, " ").split()) if path and path in own else ""
+    subjects = [subject, bare] if len(bare.split()) >= 3 else [subject]
+    scores = np.max([_scores(s, [(text, tool) for text, _, tool in candidates], embed) for s in subjects], axis=0)
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:
         return None  # working on the previous step's answer, but no tool is what this step asks for

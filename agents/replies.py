@@ -157,6 +157,8 @@ _NOTICE = re.compile(
     r"(?:,?\s*for (?:later|the future|future reference))?",
     re.IGNORECASE,
 )
+_TYPED_IM = re.compile(r"\b([Ii])m\b")
+"""'im Ravi': "I'm" as people type it in a chat."""
 ACKNOWLEDGED = "Got it: "
 """How an acknowledgement starts (a conversation's context leaves these answers out: a small model copies them)."""
 
@@ -167,7 +169,7 @@ def acknowledgement(message: str) -> str | None:
     model asked to acknowledge them embellishes ("Lisbon, in the heart of Portugal") or plays the user ("I'm
     Tomasz, a baker"). None when the message asks anything or has a sentence that states no fact (neither about
     the speaker nor with a figure or a name in it): the model replies to that."""
-    text = _OPENER.sub("", message.replace("\u2019", "'").strip(), count=1)
+    text = _OPENER.sub("", _TYPED_IM.sub(r"\1'm", message.replace("\u2019", "'").strip()), count=1)
     facts = []
     for sentence in re.split(r"(?<=[.!;])\s+|\n+", text):
         if _NOTICE.fullmatch(sentence.strip().rstrip(".!; ")):

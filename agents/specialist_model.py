@@ -58,6 +58,7 @@ from smolcrew.agents.finish import (
 )
 from smolcrew.agents.grammar import FILE_NAME, Step, tool_call_grammar
 from smolcrew.errors import ModelUnavailableError
+from smolcrew.tools.arithmetic import conversion_in
 from smolcrew.tools.base import input_types
 
 __all__ = ["SpecialistModel", "specialist_model"]
@@ -153,7 +154,15 @@ class SpecialistModel(Model):
 
         task, step = self.plan_step(messages)
         first = not any(_role(m) == "assistant" for m in messages)
-        if first and self._can_calculate() and not files_named(split_previous(task)[0]) and asks_calculation(task):
+        if first and self._has("convert_units") and (conversion := conversion_in(split_previous(task)[0])):
+            value, source, target = conversion  # "convert 30 miles to km": pint knows the factor, the model not
+            call = f"result = convert_units(value={value!r}, from_unit={source!r}, to_unit={target!r})"
+            return ChatMessage(
+                role=MessageRole.ASSISTANT,
+                content=f"Thought: I convert the units.\n{_CODE}\n{call}\nresult\n</code>",
+                token_usage=TokenUsage(input_tokens=0, output_tokens=0),
+            )
+        if first and self._has("calculate") and not files_named(split_previous(task)[0]) and asks_calculation(task):
             calculation = self._calculate(task)
             if calculation is not None:
                 return calculation
@@ -210,7 +219,7 @@ class SpecialistModel(Model):
         elif is_calculation(output):
             code = "final_answer(result['text'])"
         elif (
-            self._can_calculate()
+            self._has("calculate")
             and asks_calculation(own, after_output=True)
             and (calculation := self._calculate(task, output_text(output)))
         ):
@@ -235,8 +244,8 @@ class SpecialistModel(Model):
             token_usage=usage,
         )
 
-    def _can_calculate(self) -> bool:
-        return any(tool.name == "calculate" for tool in self.tools)
+    def _has(self, tool_name: str) -> bool:
+        return any(tool.name == tool_name for tool in self.tools)
 
     def _calculate(self, task: str, facts: str | None = None) -> ChatMessage | None:
         """The step that works out the arithmetic the task asks for (see agents.calculation), or None when the

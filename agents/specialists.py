@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from smolagents import Tool
 
 from smolcrew.pool import PipelinePool
-from smolcrew.tools.arithmetic import Calculate, CountWords
+from smolcrew.tools.arithmetic import Calculate, ConvertUnits, CountWords
 from smolcrew.tools.audio import ClassifyAudio, EnhanceSpeech, SeparateSources, SynthesizeSpeech, TranscribeSpeech
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import ToolContext
@@ -139,8 +139,8 @@ SPECIALISTS: dict[str, Specialist] = {
             "language",
             "Works on text given in the request: sentiment, grammar, entailment, topic classification, "
             "summaries, translation and language detection, answers from a given passage, named entities, "
-            "writing (emails, poems, slogans), paraphrase, text similarity, arithmetic and math, conversation, "
-            "explaining concepts.",
+            "writing (emails, poems, slogans), paraphrase, text similarity, arithmetic, math and unit conversions, "
+            "conversation, explaining concepts.",
             (
                 DetectLanguage,  # first: the prompt's example call uses the first tool, and the 0.5B copies it
                 SummarizeText,
@@ -156,6 +156,7 @@ SPECIALISTS: dict[str, Specialist] = {
                 GenerateText,
                 ReplyInConversation,
                 Calculate,
+                ConvertUnits,
                 CountWords,
             ),
         ),

@@ -206,10 +206,17 @@ class ChatSession:
 
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
+        from smolcrew.agents.calculation import asks_calculation
+
         context = conversation_context(self.turns, self.keep)
-        if not corrects(message, self.turns) and self.crew.wants_reply(message):
+        facts = stated(self.turns)  # "how much is my share of the rent?" works on the figures said earlier
+        if (
+            not corrects(message, self.turns)
+            and not asks_calculation(message, stated=facts)
+            and self.crew.wants_reply(message)
+        ):
             task = message  # answered from the conversation: nothing to resolve
-            relevant = bearing(message, stated(self.turns), self.crew)
+            relevant = bearing(message, facts, self.crew)
             if context is not None and relevant:  # next to the question, where a small model looks
                 context += f"\n\n{RELEVANT}\n" + "\n".join(f"- {fact}" for fact in relevant)
         else:

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cache
 from typing import Any
 
 from smolcrew.errors import ToolInputError
 from smolcrew.tools.base import CheckedTool
 
-__all__ = ["Calculate", "CountWords", "evaluate", "plain_number"]
+__all__ = ["Calculate", "ConvertUnits", "CountWords", "conversion_in", "convert", "evaluate", "plain_number"]
 
 MAX_EXPRESSION_CHARS = 300
 _FUNCTIONS = {"round": round, "abs": abs, "min": min, "max": max, "sqrt": math.sqrt}
 _WORD = re.compile(r"\b[\w'’-]+\b")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+_NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
+_UNIT = r"([a-zA-Z°µ][a-zA-Z°µ/²³.]*(?:\s+[a-zA-Z]+)?)"
+_CONVERSIONS = (
+    re.compile(rf"{_NUMBER}\s*{_UNIT}\s+(?:to|in|into|as|in terms of)\s+{_UNIT}", re.I),  # 30 miles to km
+    re.compile(rf"how many\s+{_UNIT}\s+(?:is|are|in|is in|are in|make|makes)\s+{_NUMBER}\s*{_UNIT}", re.I),
+)
 
 
 def plain_number(value: float) -> str:
@@ -54,6 +61,62 @@ def evaluate(expression: str) -> float:
     return value
 
 
+@cache
+def _units() -> Any:
+    import pint
+
+    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+def _unit(written: str) -> Any | None:
+    """The pint unit `written` names ("miles", "km", "°F", "celsius"), or None."""
+    import pint
+
+    name = written.strip().rstrip(".?!").replace("°", "deg")  # °F -> degF
+    try:
+        unit = _units().Unit(name)
+    except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError, AssertionError):
+        try:
+            unit = _units().Unit(name.lower())
+        except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError, AssertionError):
+            return None
+    return None if unit.dimensionless else unit
+
+
+def convert(value: float, from_unit: str, to_unit: str) -> dict[str, Any]:
+    """`value` `from_unit` in `to_unit` (what `convert_units` returns); ToolInputError for unknown or mismatched
+    units."""
+    import pint
+
+    units = [_unit(from_unit), _unit(to_unit)]
+    for unit, written, name in zip(units, (from_unit, to_unit), ("from_unit", "to_unit"), strict=True):
+        if unit is None:
+            raise ToolInputError(f"`{name}` {written!r} is no unit; write one such as 'miles', 'km', 'kg', '°F'")
+    try:
+        converted = _units().Quantity(float(value), units[0]).to(units[1]).magnitude
+    except pint.errors.DimensionalityError as exc:
+        raise ToolInputError(
+            f"{from_unit!r} cannot be converted to {to_unit!r}: they measure different things"
+        ) from exc
+    shown = plain_number(round(converted, 2) if abs(converted) >= 1 else float(f"{converted:.4g}"))
+    text = f"{plain_number(float(value))} {from_unit.strip()} = {shown} {to_unit.strip()}"
+    return {"expression": f"{plain_number(float(value))} {from_unit.strip()} in {to_unit.strip()}",
+            "value": float(shown), "text": text}  # fmt: skip
+
+
+def conversion_in(request: str) -> tuple[float, str, str] | None:
+    """(value, from unit, to unit) when `request` asks for a unit conversion pint can do ("convert 30 miles to
+    km", "how many km is 30 miles"); None otherwise (currencies need a rate: `calculate`)."""
+    for number, pattern in enumerate(_CONVERSIONS):
+        for found in pattern.finditer(request):
+            value, source, target = found.groups() if number == 0 else (found[2], found[3], found[1])
+            for source_words, target_words in ((source, target), (source.split()[0], target.split()[0])):
+                have, want = _unit(source_words), _unit(target_words)
+                if have is not None and want is not None and have.dimensionality == want.dimensionality:
+                    return float(value.replace(",", "")), source_words, target_words
+    return None
+
+
 class Calculate(CheckedTool):
     name = "calculate"
     task = "calculation"
@@ -71,6 +134,27 @@ class Calculate(CheckedTool):
         value = evaluate(expression)
         shown = plain_number(value)
         return {"expression": expression.strip(), "value": float(shown), "text": f"{expression.strip()} = {shown}"}
+
+
+class ConvertUnits(CheckedTool):
+    name = "convert_units"
+    task = "calculation"
+    description = (
+        "Converts a quantity between units exactly (length, mass, volume, temperature, speed, time, area...), "
+        "e.g. value=30, from_unit='miles', to_unit='km'. Not for currencies: use calculate with the rate. Returns "
+        "a dict {'expression': str, 'value': float, 'text': 'VALUE FROM = RESULT TO'}."
+    )
+    inputs = {
+        "value": {"type": "number", "description": "The quantity to convert, e.g. 30."},
+        "from_unit": {"type": "string", "description": "Its unit, e.g. 'miles', 'kg', '°F'."},
+        "to_unit": {"type": "string", "description": "The unit wanted, e.g. 'km', 'lb', '°C'."},
+    }
+    output_type = "object"
+
+    def forward(self, value: float, from_unit: str, to_unit: str) -> dict[str, Any]:
+        from smolcrew.tools.arithmetic import convert
+
+        return convert(value, from_unit, to_unit)
 
 
 class CountWords(CheckedTool):

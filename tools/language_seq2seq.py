@@ -14,6 +14,7 @@ from smolcrew.errors import ToolInputError
 from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
+from smolcrew.tools.glossary import load_dictionaries
 from smolcrew.tools.language_engines import bounded, generate, load_opus_pairs, load_seq2seq
 
 __all__ = [
@@ -45,9 +46,23 @@ SEQ2SEQ_ROLES = (
         "translator", "translation-any-pair", "facebook/m2m100_418M", "facebook/m2m100_418M", loader=load_seq2seq
     ),
     ModelRole("text_generator", "text-generation", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+    ModelRole(
+        "glossary",
+        "bilingual-dictionary",
+        "/usr/share/dictd",
+        "freedict",
+        offline="apt install dict-freedict-eng-fra (FreeDict, a Debian package per language pair)",
+        loader=load_dictionaries,
+    ),
 )
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_INTRODUCED = re.compile(
+    r"^(?=.{0,200}?(?i:translat|tradu|übersetz|voici|aquí|here|ecco|hier))"
+    r'.*:\s*["\u201c\u00ab]([^"\u201d\u00bb]+)["\u201d\u00bb]\.?\s*$',
+    re.S,
+)
+"""A lead-in the model wrote before the translation ('Voici la traduction de "..." : "..."'): the last quote."""
 
 
 def summarize(text: str, mode: Any, max_sentences: Any, min_new_tokens: Any, max_new_tokens: Any) -> dict[str, Any]:
@@ -174,8 +189,13 @@ class TranslateText(CheckedTool):
             return {"translation": translation, **result, "model": pairs.name(source, target)}
         chat_model = current_chat_model()
         if chat_model is not None and not pool.can_load(self.role):
-            translation = chat_translation(chat_model, text, None if detected else source, target, longest)
-            return {"translation": translation, **result, "model": f"{chat_model.model_id} (chat model)"}
+            given, words = None if detected else source, []
+            if pool.can_load("glossary"):  # a detected source is a guess on a few words: English is likelier
+                given, words = pool.get("glossary").glossary(text, [source] if given else [source, "en"], target)
+                given = given or (None if detected else source)
+            translation = chat_translation(chat_model, text, given, target, longest, words)
+            model = f"{chat_model.model_id} (chat model{', with a dictionary' if words else ''})"
+            return {"translation": translation, **result, "model": model}
         known = engines.m2m100_codes()
         for code, name in ((source, "source_language"), (target, "target_language")):
             if code not in known:
@@ -193,10 +213,13 @@ class TranslateText(CheckedTool):
         return {"translation": translation, **result, "model": pool.model_for(self.role)}
 
 
-def chat_translation(model: Any, text: str, source: str | None, target: str, max_new_tokens: int) -> str:
+def chat_translation(
+    model: Any, text: str, source: str | None, target: str, max_new_tokens: int, glossary: list[str] | None = None
+) -> str:
     """`text` translated by an instruction model (a smolagents `Model`): what translate_text does when no
     translation model is here. One call, temperature 0; a text without line breaks gets a one-line reply.
-    `source` None: the model reads the language itself (langdetect is unreliable on a few words)."""
+    `source` None: the model reads the language itself (langdetect is unreliable on a few words). `glossary`:
+    its words looked up in a dictionary ("tomorrow = demain"), put before the request (tools/glossary.py)."""
     from smolagents.models import ChatMessage, MessageRole
 
     from smolcrew.errors import ModelUnavailableError
@@ -205,15 +228,21 @@ def chat_translation(model: Any, text: str, source: str | None, target: str, max
     given = f"{engines.language_name(source)} " if source else ""
     # Measured on the 0.5B: one user message beats a system prompt (which it often answers with the text itself).
     asked = f"Translate this {given}text into {engines.language_name(target)}:\n{text}"
+    if glossary:
+        asked = "Dictionary:\n" + "\n".join(glossary) + f"\n\n{asked}"
     messages = [ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}])]
     options: dict[str, Any] = {"max_tokens": max_new_tokens}
     if getattr(model, "supports_grammar", False):  # llama.cpp: no line of notes after it, no "¡¡¡¡" loops
-        options["repeat_penalty"] = 1.15
+        if not glossary:  # the penalty counts the prompt's tokens too: it keeps the dictionary's words out
+            options["repeat_penalty"] = 1.15
         if "\n" not in text:
             options["grammar"] = "root ::= [^\\n]+"
     reply = model.generate(messages, **options).content
     translation = (reply if isinstance(reply, str) else str(reply or "")).strip()
     quotes = {'"': '"', "'": "'", "\u201c": "\u201d", "\u00ab": "\u00bb"}
+    introduced = _INTRODUCED.match(translation)
+    if introduced is not None:
+        translation = introduced.group(1).strip()
     if len(translation) > 1 and quotes.get(translation[0]) == translation[-1] and text[:1] not in quotes:
         translation = translation[1:-1].strip()
     if not translation:

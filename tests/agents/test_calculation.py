@@ -97,3 +97,22 @@ def test_an_operation_on_a_tool_output_is_calculated_from_that_output(tmp_path: 
 def test_every_tool_example_names_a_specialist_tool() -> None:
     names = {factory.name for spec in SPECIALISTS.values() for factory in spec.tool_factories}
     assert set(tool_examples()) <= names
+
+
+def test_a_unit_conversion_is_called_with_pints_factors_not_the_models() -> None:
+    from smolcrew.tools.arithmetic import ConvertUnits
+
+    model = GrammarScripted([])  # the model is never asked
+    agent, _ = _agent(model, ConvertUnits())
+    answer = agent.run("convert 30 miles to km")
+    assert answer == "30 miles = 48.28 km" and model.call_count == 0
+    assert agent.memory.steps[1].code_action.startswith("result = convert_units(value=30.0, from_unit='miles'")
+
+
+def test_a_question_on_figures_the_user_stated_is_a_calculation_not_a_recall() -> None:
+    stated = ["our monthly rent is 1,250 dollars", "we split it evenly between the two of us"]
+    assert asks_calculation("how much is my share of the rent each month?", stated=stated)
+    assert asks_calculation(f"- {stated[0]}\n- {stated[1]}{NOW}and my share over a whole year?")  # in a context
+    assert not asks_calculation("how much is my share of the rent each month?")  # no figure said: nothing to do
+    assert not asks_calculation("how much rent did I say?", stated=stated)  # asks the figure back
+    assert not asks_calculation("what is my name?", stated=stated)

@@ -159,6 +159,7 @@ def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, re
         ("actually the budget went up to 5,000", "Got it: the budget went up to 5,000."),
         ("hi, i'm Priya, i live in Leeds. just so you know for later", "Got it: you're Priya, you live in Leeds."),
         ("scratch that, it went up to six thousand", "Got it: it went up to six thousand."),
+        ("im Ravi, i work nights", "Got it: you're Ravi, you work nights."),  # "im" as typed in a chat
         ("what is my name?", None),  # a question
         ("remind me what the budget was", None),  # an order
         ("thanks, that's all for now", None),  # states nothing

@@ -235,12 +235,12 @@ def test_translate_text_falls_back_on_the_crews_chat_model_when_no_translation_m
         asked.append(" ".join(part["text"] for m in messages for part in m["content"]))
         return '"Buenas noches."'
 
-    offline = PipelinePool(device="cpu")
+    offline = PipelinePool(device="cpu", overrides={"glossary": "/nonexistent/dictd"})
     with use_tools(pool=offline, chat_model=ScriptedModel(translator, model_id="qwen")):
         result = TranslateText()(text="good night", target_language="Spanish")
     assert result["translation"] == "Buenas noches."  # the quotes the model added are gone
     assert result["model"] == "qwen (chat model)" and result["target_language"] == "es"
-    assert "into Spanish" in asked[0] and "good night" in asked[0]
+    assert "into Spanish" in asked[0] and "good night" in asked[0] and "Dictionary" not in asked[0]
     with use_tools(pool=offline), pytest.raises(ModelUnavailableError):
         TranslateText()(text="good night", target_language="es")  # no chat model either: the model is missing
 

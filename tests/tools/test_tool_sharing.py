@@ -91,7 +91,7 @@ def test_every_tool_class_is_covered() -> None:
             ):
                 found.add(value)
     assert found == set(ALL_TOOLS)
-    assert len(ALL_TOOLS) == 49
+    assert len(ALL_TOOLS) == 50
 
 
 # ---- (a) smolagents' tool checks -------------------------------------------------------------------------------
@@ -223,6 +223,7 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], Any]] = {
     "answer_image_question": (lambda f: {"image": f["photo"], "question": "What is it?"}, NO_MODEL),
     "answer_with_citations": (lambda f: {"question": "When was it founded?"}, RESULT),  # an empty store
     "calculate": (lambda f: {"expression": "(98.6 - 32) * 5 / 9"}, RESULT),
+    "convert_units": (lambda f: {"value": 30, "from_unit": "miles", "to_unit": "km"}, RESULT),
     "caption_image": (lambda f: {"image": f["photo"]}, NO_MODEL),
     "check_entailment": (lambda f: {"premise": "It rains.", "hypothesis": ["It is wet.", "It is dry."]}, NO_MODEL),
     "check_grammar": (lambda f: {"text": ["The cat sleeps.", "Cat the sleeps."]}, NO_MODEL),

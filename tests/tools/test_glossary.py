@@ -1,0 +1,110 @@
+"""Bilingual dictionaries for the chat model's translations: the dictzip reader on a file built here, and the
+FreeDict dictionaries the Makefile installs (Debian's dict-freedict-*)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from smolcrew.backends import ScriptedModel
+from smolcrew.errors import ModelUnavailableError
+from smolcrew.pool import PipelinePool
+from smolcrew.tools.context import use_tools
+from smolcrew.tools.glossary import Dictionaries, load_dictionaries
+from smolcrew.tools.language import TranslateText
+
+DEBIAN = Path("/usr/share/dictd")
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _b64(number: int) -> str:
+    digits = ""
+    while True:
+        digits = _BASE64[number % 64] + digits
+        number //= 64
+        if not number:
+            return digits
+
+
+def write_dictionary(folder: Path, name: str, entries: dict[str, str], chunk: int = 16) -> None:
+    """A dictd dictionary as dictfmt + dictzip write it: an index, and gzip data in independent chunks of `chunk`
+    bytes (small, so entries straddle chunks)."""
+    data, index = b"", []
+    for word, body in entries.items():
+        entry = f"{body}\n".encode()  # its first line is the headword, as FreeDict writes it
+        index.append(f"{word}\t{_b64(len(data))}\t{_b64(len(entry))}")
+        data += entry
+    compressed = []
+    for start in range(0, len(data), chunk):
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        compressed.append(packer.compress(data[start : start + chunk]) + packer.flush(zlib.Z_FULL_FLUSH))
+    table = struct.pack("<HHH", 1, chunk, len(compressed)) + struct.pack(f"<{len(compressed)}H", *map(len, compressed))
+    extra = b"RA" + struct.pack("<H", len(table)) + table
+    header = b"\x1f\x8b\x08\x04" + b"\x00" * 4 + b"\x02\x03" + struct.pack("<H", len(extra)) + extra
+    (folder / f"{name}.dict.dz").write_bytes(header + b"".join(compressed) + packer.flush())
+    (folder / f"{name}.index").write_text("\n".join(sorted(index)) + "\n", encoding="utf-8")
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    write_dictionary(
+        tmp_path,
+        "freedict-eng-fra",
+        {
+            "tomorrow": "tomorrow /təmɔrou/\ndemain",
+            "exit": "exit /eksit/\n1. issue, sortie\n2. aboutir, descendre",
+            "window": "window <noun>\n1. fenêtre [arch.]\n   Note: a glazed opening\n2. guichet",
+            "city": "city\nville",
+        },
+    )
+    return tmp_path
+
+
+def test_words_are_read_from_their_chunks(folder: Path) -> None:
+    dictionaries = load_dictionaries(str(folder), "cpu", "auto")
+    french = dictionaries.get("en", "fr")
+    assert dictionaries.pairs() == [("en", "fr")] and french is not None
+    assert french.translations("tomorrow") == ["demain"]
+    assert french.translations("exit") == ["issue", "sortie"]  # the first two, tags and notes left out
+    assert french.translations("Window", limit=3) == ["fenêtre", "guichet"]
+    assert french.translations("cities") == ["ville"]  # a plural finds its headword
+    assert french.translations("train") == [] and dictionaries.get("en", "de") is None
+
+
+def test_a_glossary_comes_from_the_source_that_knows_most_words(folder: Path) -> None:
+    source, words = Dictionaries(folder).glossary("Where is the exit? Tomorrow, not today.", ["fr", "en"], "fr")
+    assert source == "en" and words == ["exit = issue / sortie", "Tomorrow = demain"]
+    assert Dictionaries(folder).glossary("Bonjour", ["de"], "fr") == (None, [])
+
+
+def test_an_empty_folder_says_which_packages_to_install(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="dict-freedict"):
+        load_dictionaries(str(tmp_path), "cpu", "auto")
+
+
+def test_the_chat_models_translation_gets_the_dictionarys_words(folder: Path) -> None:
+    asked: list[str] = []
+
+    def translator(messages: list[dict]) -> str:
+        asked.append(" ".join(part["text"] for m in messages for part in m["content"]))
+        return 'Voici la traduction en français : "La sortie ouvre demain."'
+
+    pool = PipelinePool(device="cpu", overrides={"glossary": str(folder)})
+    with use_tools(pool=pool, chat_model=ScriptedModel(translator, model_id="qwen")):
+        result = TranslateText()(text="The exit opens tomorrow.", target_language="fr")
+    assert asked[0].startswith("Dictionary:\nexit = issue / sortie\ntomorrow = demain\n\nTranslate this English text")
+    assert result["translation"] == "La sortie ouvre demain."  # the model's lead-in is cut
+    assert result["model"] == "qwen (chat model, with a dictionary)"
+
+
+@pytest.mark.skipif(not (DEBIAN / "freedict-eng-fra.index").is_file(), reason="make system-deps installs FreeDict")
+def test_the_installed_freedict_dictionaries_load() -> None:
+    dictionaries = load_dictionaries(str(DEBIAN), "cpu", "auto")
+    assert {("en", "fr"), ("en", "es"), ("en", "de"), ("pl", "en")} <= set(dictionaries.pairs())
+    source, words = dictionaries.glossary("The train leaves tomorrow", ["en"], "fr")
+    assert source == "en" and "tomorrow = demain" in words
+    spanish = dictionaries.get("en", "es")
+    assert spanish is not None and "viernes" in spanish.translations("Friday")
