@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from smolcrew.agents.dispatch import EARLIER_RESULT, NOW, quoted_passage, split_previous
+from smolcrew.agents.dispatch import EARLIER_RESULT, NOW, asks_question, quoted_passage, split_previous
 
 __all__ = [
     "CALCULATION_GRAMMAR",
@@ -101,7 +101,7 @@ def asks_calculation(task: str, *, after_output: bool = False, stated: Sequence[
     has_numbers = after_output or bool(_DIGIT.search(request) or _DIGIT.search(earlier))
     cues = _ON_AN_OUTPUT if after_output else _ON_ITS_OWN
     if not has_numbers and _DIGIT.search(" ".join([*stated, *stated_facts(task)])):
-        return _ON_STATED.search(request) is not None
+        return asks_question(request) and _ON_STATED.search(request) is not None  # "we split it": a new fact
     return has_numbers and bool(_OPERATION.search(request) or cues.search(request))
 
 

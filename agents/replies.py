@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from smolcrew.agents.calculation import asks_calculation
-from smolcrew.agents.dispatch import files_named
+from smolcrew.agents.dispatch import files_named, quoted_passage
 from smolcrew.tools.text import TEXT_FILE
 
 if TYPE_CHECKING:
@@ -43,6 +44,23 @@ _CAPABILITY = re.compile(
     re.IGNORECASE,
 )
 """A question about what the assistant can do, with no file or text to do it on ("can you also read PDFs?")."""
+
+
+_INTO = re.compile(r"\b(?:in|into|to)\s+([A-Z]?[a-z]+)\b")
+
+
+def _names_language(message: str) -> bool:
+    """Whether `message` asks for a language ("in Spanish", "into french")."""
+    import pycountry
+
+    for found in _INTO.finditer(message):
+        try:
+            language = pycountry.languages.lookup(found.group(1))
+        except LookupError:
+            continue
+        if getattr(language, "alpha_2", None) and language.name.lower() == found.group(1).lower():
+            return True
+    return False
 
 
 def load_reply_examples() -> tuple[list[str], list[str]]:
@@ -101,12 +119,15 @@ class ReplyDetector:
         chosen = sorted(int(i) for i in np.argsort(similarity)[::-1][:k] if similarity[i] >= floor)
         return [texts[i] for i in chosen]
 
-    def __call__(self, message: str) -> bool:
+    def __call__(self, message: str, stated: Sequence[str] = ()) -> bool:
+        """`stated`: what the user stated earlier in the conversation (a question on its figures is worked out)."""
         if files_named(message) or TEXT_FILE.search(message) or any(mark in message for mark in _QUOTED):
             return False
+        if quoted_passage(message) is not None and _names_language(message):
+            return False  # "how do I say 'where is the station' in Spanish?": a translation
         if acknowledgement(message) is not None or _CAPABILITY.match(message):
             return True
-        if asks_calculation(message):
+        if asks_calculation(message, stated=stated):
             return False  # the calculator works it out, from the facts of the conversation too
         if _ABOUT_THE_USER.search(message):
             return True

@@ -40,6 +40,14 @@ CAPABILITIES = (
     "text in them, generate images, read PDFs and tables, summarize texts, and calculate."
 )
 """Also part of a reply's evidence: a reply that lists what the assistant can do rests on it."""
+_WHAT_YOU_DO = re.compile(
+    r"^\W*(?:(?:so|and|ok(?:ay)?|hi|hey|hello)\W+)?(?:what (?:else )?(?:can|could) you (?:do|help(?: me| us)? with)|"
+    r"what (?:kinds?|sorts?|types?) of (?:things|stuff|tasks|work) (?:can|could) you (?:do|help(?: me| us)? with)|"
+    r"what are you (?:able to do|good at|capable of)|how can you help(?: me| us)?)\W*$",
+    re.IGNORECASE,
+)
+"""A question about what the assistant can do: answered from `CAPABILITIES` (the 0.5B, asked, tells the user
+what *they* can do: "You can ask questions, provide information...")."""
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
     "When they ask about something said earlier, answer from the conversation below with the user's own words "
@@ -96,6 +104,8 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}]),
         ]
         known = acknowledgement(message)
+        if known is None and _WHAT_YOU_DO.match(message):
+            known = CAPABILITIES.replace("you can", "I can", 1)
         if known is not None:
             answer, usage = known, None
         else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,7 +52,7 @@ _CORRECTS = re.compile(
 class Talker(Protocol):
     """What a conversation needs of its crew (`Crew` is one)."""
 
-    def wants_reply(self, request: str) -> bool: ...
+    def wants_reply(self, request: str, stated: Sequence[str] = ()) -> bool: ...
 
     def recall(self, message: str, said: list[str], k: int = 2) -> list[str]: ...
 
@@ -206,15 +206,9 @@ class ChatSession:
 
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
-        from smolcrew.agents.calculation import asks_calculation
-
         context = conversation_context(self.turns, self.keep)
         facts = stated(self.turns)  # "how much is my share of the rent?" works on the figures said earlier
-        if (
-            not corrects(message, self.turns)
-            and not asks_calculation(message, stated=facts)
-            and self.crew.wants_reply(message)
-        ):
+        if not corrects(message, self.turns) and self.crew.wants_reply(message, facts):
             task = message  # answered from the conversation: nothing to resolve
             relevant = bearing(message, facts, self.crew)
             if context is not None and relevant:  # next to the question, where a small model looks

@@ -276,11 +276,12 @@ class Crew:
         """Which specialists and tools would handle `request`, with scores. Runs no tool."""
         return self.router.route(request)
 
-    def wants_reply(self, request: str) -> bool:
-        """Whether `request` wants a reply from the conversation rather than a tool (agents/replies.py); False
-        in manager mode (the manager answers everything itself) and when the router's embeddings are missing."""
+    def wants_reply(self, request: str, stated: Sequence[str] = ()) -> bool:
+        """Whether `request` wants a reply from the conversation rather than a tool (agents/replies.py; `stated`:
+        the facts the user stated earlier); False in manager mode (the manager answers everything itself) and
+        when the router's embeddings are missing."""
         detector = self._reply_detector()
-        return detector is not None and detector(request)
+        return detector is not None and detector(request, stated)
 
     def recall(self, message: str, said: list[str], k: int = 2) -> list[str]:
         """The `k` things the user `said` earlier that bear most on `message`, by meaning ([] as for

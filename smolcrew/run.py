@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from smolcrew.agents.calculation import stated_facts
 from smolcrew.agents.dispatch import with_context
 from smolcrew.answering import REPLY_AGENT, dispatch, manage, reply
 from smolcrew.errors import ModelUnavailableError, RunCancelled, RunNotFoundError
@@ -75,7 +76,7 @@ class CrewParts(Protocol):
 
     def route(self, request: str) -> RoutePlan: ...
 
-    def wants_reply(self, request: str) -> bool: ...
+    def wants_reply(self, request: str, stated: Sequence[str] = ()) -> bool: ...
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
@@ -254,7 +255,7 @@ def _run(
 
     started = time.perf_counter()
     team = crew.team
-    talk = not resumed and crew.wants_reply(task)
+    talk = not resumed and crew.wants_reply(task, stated_facts(with_context(context, task)))
     plan = None if talk else _plan(crew, task)
     routing = crew.settings.routing.mode
     direct = plan is not None and (routing == "router" or (routing == "auto" and plan.confident))

@@ -70,17 +70,14 @@ def _units() -> Any:
 
 def _unit(written: str) -> Any | None:
     """The pint unit `written` names ("miles", "km", "°F", "celsius"), or None."""
-    import pint
-
-    name = written.strip().rstrip(".?!").replace("°", "deg")  # °F -> degF
-    try:
-        unit = _units().Unit(name)
-    except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError, AssertionError):
+    name = str(written).strip().rstrip(".?!").replace("°", "deg")  # °F -> degF
+    for form in dict.fromkeys((name, name.lower())):
         try:
-            unit = _units().Unit(name.lower())
-        except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError, AssertionError):
-            return None
-    return None if unit.dimensionless else unit
+            unit = _units().Unit(form)
+        except Exception:  # pint's parser raises a dozen kinds of error on text that is no unit
+            continue
+        return None if unit.dimensionless else unit
+    return None
 
 
 def convert(value: float, from_unit: str, to_unit: str) -> dict[str, Any]:
@@ -92,12 +89,16 @@ def convert(value: float, from_unit: str, to_unit: str) -> dict[str, Any]:
     for unit, written, name in zip(units, (from_unit, to_unit), ("from_unit", "to_unit"), strict=True):
         if unit is None:
             raise ToolInputError(f"`{name}` {written!r} is no unit; write one such as 'miles', 'km', 'kg', '°F'")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ToolInputError(f"`value` must be a finite number such as 30, got {value!r}")
     try:
         converted = _units().Quantity(float(value), units[0]).to(units[1]).magnitude
     except pint.errors.DimensionalityError as exc:
         raise ToolInputError(
             f"{from_unit!r} cannot be converted to {to_unit!r}: they measure different things"
         ) from exc
+    if not math.isfinite(converted):
+        raise ToolInputError(f"{value!r} {from_unit} in {to_unit} is too large to state")
     shown = plain_number(round(converted, 2) if abs(converted) >= 1 else float(f"{converted:.4g}"))
     text = f"{plain_number(float(value))} {from_unit.strip()} = {shown} {to_unit.strip()}"
     return {"expression": f"{plain_number(float(value))} {from_unit.strip()} in {to_unit.strip()}",

@@ -28,6 +28,7 @@ _FUNCTION_WORDS = (
     "with from how what where when who whom which there here not no yes so as if"
 )
 _SKIP_WORDS = frozenset(_FUNCTION_WORDS.split())
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"))
 _NOTES = ("Note:", '"', "see:", "Synonym:", "Antonym:")
 _MARKS = re.compile(r"<[^>]*>\S*|\[[^\]]*\]|\([^)]*\)|/[^/\s][^/]*/|\{[^}]*\}")  # "<masc>Do": a tag, an abbreviation
 
@@ -102,11 +103,11 @@ class Dictionary:
         return self._headword(word) is not None
 
     def _headword(self, word: str) -> str | None:
-        word = word.lower()
-        forms = [word]
-        if len(word) > 4:  # "leaves" -> "leave", "cities" -> "city", "closed" -> "close"/"clos", "sleeping"
-            forms += [word[:-1], word[:-2], word[:-3] + "y", word[:-3], word[:-3] + "e"]
-        return next((form for form in forms if form in self._entries), None)
+        lowered = word.lower()
+        forms = [lowered]
+        if word[:1].islower():  # "leaves" -> "leave", "cities" -> "city"; a name ("Marco") only as it is
+            forms += [lowered[: -len(end)] + base for end, base in _SUFFIXES if lowered.endswith(end)]
+        return next((form for form in forms if len(form) > 2 and form in self._entries), None)
 
     def translations(self, word: str, limit: int = 2) -> list[str]:
         """Up to `limit` translations of `word` (or of its stem), first sense first; [] when it is not here."""

@@ -194,6 +194,9 @@ class TranslateText(CheckedTool):
                 given, words = pool.get("glossary").glossary(text, [source] if given else [source, "en"], target)
                 given = given or (None if detected else source)
             translation = chat_translation(chat_model, text, given, target, longest, words)
+            if words and translation.strip(" .!?").lower() == text.strip(" .!?").lower():
+                words = []  # the text said back ("good night"): again as before, the repeat penalty keeps it out
+                translation = chat_translation(chat_model, text, given, target, longest)
             model = f"{chat_model.model_id} (chat model{', with a dictionary' if words else ''})"
             return {"translation": translation, **result, "model": model}
         known = engines.m2m100_codes()

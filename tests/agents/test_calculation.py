@@ -116,3 +116,4 @@ def test_a_question_on_figures_the_user_stated_is_a_calculation_not_a_recall() -
     assert not asks_calculation("how much is my share of the rent each month?")  # no figure said: nothing to do
     assert not asks_calculation("how much rent did I say?", stated=stated)  # asks the figure back
     assert not asks_calculation("what is my name?", stated=stated)
+    assert not asks_calculation("and we split it evenly between the two of us", stated=stated[:1])  # a new fact

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smolcrew.agents.replies import acknowledgement
-from smolcrew.answering import RELEVANT, REPLY_SYSTEM
+from smolcrew.answering import CAPABILITIES, RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import (
     EARLIER_REQUEST,
     EARLIER_RESULT,
@@ -124,6 +124,7 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
         ("My name is Ada and I live in Lisbon.", True),
         ("What is my name, and where do I live?", True),
         ("can you summarise team_update.txt for me", False),  # a text file is a file
+        ("How do I say 'where is the station' in Spanish?", False),  # a passage and a language: a translation
         ("thanks, that's all for now", True),
         ("hello!", True),
         ("transcribe call.wav", False),
@@ -204,6 +205,14 @@ def test_facts_are_answered_from_the_conversation_without_a_specialist_also_afte
     assert [result.mode for _, result in again.turns] == ["reply", "router", "reply"]
     assert again.send("What is my name?").answer == "You are Ada, from Lisbon."
     assert Path(crew.settings.home, "journal").is_dir()
+
+
+def test_what_the_assistant_can_do_is_said_from_its_capabilities(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew(["You can ask questions and engage in discussions."], memory={"sinks": []})
+    result = crew.chat().send("What can you do?")
+    assert result.mode == "reply" and result.answer == CAPABILITIES.replace("you can", "I can", 1)
+    assert result.verdicts and all(v["outcome"] != "fail" for v in result.verdicts)  # it rests on the evidence
+    assert crew.chat().send("hi").answer == "You can ask questions and engage in discussions."  # the model's
 
 
 def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable[..., Crew]) -> None:

@@ -108,3 +108,18 @@ def test_the_installed_freedict_dictionaries_load() -> None:
     assert source == "en" and "tomorrow = demain" in words
     spanish = dictionaries.get("en", "es")
     assert spanish is not None and "viernes" in spanish.translations("Friday")
+
+
+def test_a_text_said_back_is_translated_again_without_the_dictionary(folder: Path) -> None:
+    replies = iter(["Tomorrow!", "Demain !"])
+    asked: list[str] = []
+
+    def translator(messages: list[dict]) -> str:
+        asked.append(" ".join(part["text"] for m in messages for part in m["content"]))
+        return next(replies)
+
+    pool = PipelinePool(device="cpu", overrides={"glossary": str(folder)})
+    with use_tools(pool=pool, chat_model=ScriptedModel(translator, model_id="qwen")):
+        result = TranslateText()(text="tomorrow", source_language="en", target_language="fr")
+    assert result["translation"] == "Demain !" and result["model"] == "qwen (chat model)"
+    assert asked[0].startswith("Dictionary:") and not asked[1].startswith("Dictionary:")
