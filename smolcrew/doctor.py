@@ -330,6 +330,8 @@ def model_rows(settings: Settings) -> list[dict[str, Any]]:
             source = f"PyPI package {PACKAGED[model.removeprefix('packaged:')][1]}"
         elif role in settings.models:
             source = "config override"
+        elif model.startswith("/"):
+            source = f"local folder ({spec.offline})" if spec.offline else "local folder"
         else:
             source = "Hugging Face Hub" + ("" if spec.offline else " (no offline source)")
         rows.append(
