@@ -79,9 +79,9 @@ _OUTPUT_ITSELF = re.compile(
 )
 _WHAT_IT_SAYS = re.compile(
     r"\bwhat(?:'s| is| does| do| did)?\s+(?:it|this|that|the [\w -]{1,30}?|[\w-]+)\s+"
-    r"(?:say|says|said|read|reads)\s*[?.!]*\s*$",
+    r"(?:say|says|said|read|reads)\s*[?.!]*\s*$|^\W*how (?:do|would|can|could|should) (?:i|you|we) say\b",
     re.I,
-)
+)  # "how do I say 'thank you' in Polish?" asks for the translation itself
 _POLITE = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+)?(?=\w)", re.I)
 _QUESTION = re.compile(
     r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me|answer (?:it|that|this|them))\b", re.I
@@ -236,7 +236,7 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
     if name == "max_sentences":
         return _sentences(split_previous(task)[0])
     if name == "target_language":
-        target = _TARGET.search(task)
+        target = _TARGET.search(split_previous(task)[0])  # the request's, not the conversation's before it
         return target.group(1).capitalize() if target else None
     return None
 

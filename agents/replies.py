@@ -27,7 +27,7 @@ from smolcrew.tools.text import TEXT_FILE
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
 
-__all__ = ["ReplyDetector", "acknowledgement", "load_reply_examples"]
+__all__ = ["ReplyDetector", "acknowledgement", "load_reply_examples", "said_back"]
 
 _QUOTED = ('"', "“", "«")
 _ABOUT_THE_USER = re.compile(
@@ -223,3 +223,26 @@ def _second_person(sentence: str) -> str:
     said = _WORD.sub(swap, sentence)
     first = said.split(maxsplit=1)[0]
     return said[0].lower() + said[1:] if first.lower() in _LOWERED_FIRST else said
+
+
+_PLAIN = re.compile(r"[a-z0-9]+")
+_QUESTION_WORDS = (
+    "what whats which who whose when where why how is are was were do does did the a an my our i we me you your "
+    "again remind tell of to on in at it that this and or any"
+)
+_ASKING_WORDS = frozenset(_QUESTION_WORDS.split())
+
+
+def said_back(question: str, facts: list[str]) -> str | None:
+    """The stated fact that shares most words with `question`, said back ("what day is my flight?" + "my flight
+    to Lisbon is on the 12th of March" -> "You told me your flight to Lisbon is on the 12th of March."); None
+    when no fact shares a word. What a reply falls back on when the model, given that fact, says it does not
+    know or answers as itself."""
+
+    def words(text: str) -> set[str]:
+        return {w.removesuffix("s") for w in _PLAIN.findall(text.lower().replace("'s", "")) if w not in _ASKING_WORDS}
+
+    asked = words(question)
+    shared = [(len(asked & words(fact)), -number) for number, fact in enumerate(facts)]
+    best = max(shared, default=(0, 0))
+    return f"You told me {_second_person(facts[-best[1]].rstrip('.!; '))}." if best[0] else None

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from smolcrew.agents.dispatch import PREVIOUS_RESULT, with_context
-from smolcrew.agents.replies import acknowledgement
+from smolcrew.agents.dispatch import PREVIOUS_RESULT, asks_question, with_context
+from smolcrew.agents.replies import acknowledgement, said_back
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ _WHAT_YOU_DO = re.compile(
 )
 """A question about what the assistant can do: answered from `CAPABILITIES` (the 0.5B, asked, tells the user
 what *they* can do: "You can ask questions, provide information...")."""
+_NO_ANSWER = re.compile(r"\b(?:don'?t|do not|doesn'?t) know\b|\bsmolcrew\b|\bassistant\b|^\W*you\W*$", re.I)
+"""A reply to a question on stated facts that answers nothing: the 0.5B, given the fact, says "You don't know." or
+answers as itself ("You're smolcrew, a friendly assistant."); the fact that bears on the question is said back."""
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
     "When they ask about something said earlier, answer from the conversation below with the user's own words "
@@ -112,6 +115,9 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
             answer = _unrepeated(output.content if isinstance(output.content, str) else str(output.content or ""))
             usage = output.token_usage
+            if relevant and asks_question(message) and _NO_ANSWER.search(answer):
+                facts = [line[2:] for line in relevant.splitlines() if line.startswith("- ")]
+                answer = said_back(message, facts) or answer
         recorder.step(
             "action",  # the audit trail shows the recall, as it shows every tool call
             {

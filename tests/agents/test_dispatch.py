@@ -68,6 +68,12 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "synthesize_speech",
             {"text": "good morning"},
         ),
+        (  # nor is its language: the earlier turn's Spanish is not this request's French
+            "language",
+            "User: How do I say 'hello' in Spanish?\nAssistant: Hola\n\nNow: How do I say 'hello' in French?",
+            "translate_text",
+            {"text": "hello", "target_language": "French"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
@@ -175,6 +181,8 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
         ("please transcribe call.mp3 for me", True),
         ("Read aloud: 'good morning'", True),
         ("Translate this into French: 'hello'", True),
+        ("How do I say 'where is the station' in Spanish?", True),  # the translation itself
+        ("how do I get to the station?", False),
         ("What day is the review, according to meeting.wav?", False),
         ("Read the receipt and tell me the total", False),
         ("Which city sold most?", False),

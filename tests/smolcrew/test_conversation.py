@@ -215,6 +215,19 @@ def test_what_the_assistant_can_do_is_said_from_its_capabilities(scripted_crew: 
     assert crew.chat().send("hi").answer == "You can ask questions and engage in discussions."  # the model's
 
 
+def test_a_reply_that_knows_nothing_of_a_stated_fact_says_the_fact_back(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew(
+        ["Sounds fun!", "You don't know.", "You're smolcrew, a friendly assistant."], memory={"sinks": []}
+    )
+    chat = crew.chat()
+    chat.send("My flight to Lisbon is on the 12th of March.")  # said back without the model
+    chat.send("tell me a joke")
+    result = chat.send("what day is my flight?")
+    assert result.answer == "You told me your flight to Lisbon is on the 12th of March."
+    assert result.verdicts and all(v["outcome"] != "fail" for v in result.verdicts)  # it rests on the conversation
+    assert chat.send("how are you?").answer == "You're smolcrew, a friendly assistant."  # no fact bears on it
+
+
 def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable[..., Crew]) -> None:
     crew = scripted_crew(["Hello!\nHow can I help?\n" * 6 + "How can"], memory={"sinks": []})
     result = crew.chat().send("hello!")
