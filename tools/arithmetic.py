@@ -141,14 +141,16 @@ class ConvertUnits(CheckedTool):
     name = "convert_units"
     task = "calculation"
     description = (
-        "Converts a quantity between units exactly (length, mass, volume, temperature, speed, time, area...), "
-        "e.g. value=30, from_unit='miles', to_unit='km'. Not for currencies: use calculate with the rate. Returns "
-        "a dict {'expression': str, 'value': float, 'text': 'VALUE FROM = RESULT TO'}."
+        "Converts a quantity from one unit of measure to another exactly: length, mass, volume, temperature, speed, "
+        "time, area. Not for currencies (use calculate with the rate) and not for languages. Returns a dict "
+        "{'expression': str, 'value': float, 'text': 'VALUE FROM = RESULT TO'}."
     )
+    # No example values here: the 0.5B copies them into calls for other requests ("what does it mean in english"
+    # became 30 miles in km). A conversion the request states is called directly (agents/specialist_model.py).
     inputs = {
-        "value": {"type": "number", "description": "The quantity to convert, e.g. 30."},
-        "from_unit": {"type": "string", "description": "Its unit, e.g. 'miles', 'kg', '°F'."},
-        "to_unit": {"type": "string", "description": "The unit wanted, e.g. 'km', 'lb', '°C'."},
+        "value": {"type": "number", "description": "The quantity to convert, as the request states it."},
+        "from_unit": {"type": "string", "description": "The unit the quantity is in, as the request names it."},
+        "to_unit": {"type": "string", "description": "The unit the request wants it in."},
     }
     output_type = "object"
 
