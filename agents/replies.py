@@ -27,7 +27,7 @@ from smolcrew.tools.text import TEXT_FILE
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
 
-__all__ = ["ReplyDetector", "acknowledgement", "load_reply_examples", "said_back"]
+__all__ = ["ReplyDetector", "acknowledgement", "language_named", "load_reply_examples", "said_back"]
 
 _QUOTED = ('"', "“", "«")
 _ABOUT_THE_USER = re.compile(
@@ -49,18 +49,22 @@ _CAPABILITY = re.compile(
 _INTO = re.compile(r"\b(?:in|into|to)\s+([A-Z]?[a-z]+)\b")
 
 
-def _names_language(message: str) -> bool:
-    """Whether `message` asks for a language ("in Spanish", "into french")."""
+def language_named(word: str) -> str | None:
+    """The language `word` names ("french" -> "French"), or None: a major language (ISO 639-1) by its own name
+    (ISO 639-3 also names languages "To", "Are", "Even")."""
     import pycountry
 
-    for found in _INTO.finditer(message):
-        try:
-            language = pycountry.languages.lookup(found.group(1))
-        except LookupError:
-            continue
-        if getattr(language, "alpha_2", None) and language.name.lower() == found.group(1).lower():
-            return True
-    return False
+    try:
+        found = pycountry.languages.lookup(word)
+    except LookupError:
+        return None
+    major = getattr(found, "alpha_2", None) is not None
+    return str(found.name) if major and found.name.lower() == word.lower() else None
+
+
+def _names_language(message: str) -> bool:
+    """Whether `message` asks for a language ("in Spanish", "into french")."""
+    return any(language_named(found.group(1)) for found in _INTO.finditer(message))
 
 
 def load_reply_examples() -> tuple[list[str], list[str]]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT
-from smolcrew.agents.replies import ACKNOWLEDGED
+from smolcrew.agents.replies import ACKNOWLEDGED, language_named
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
@@ -155,17 +155,6 @@ _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)
 _NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
 
 
-def _language(word: str) -> str | None:
-    import pycountry
-
-    try:
-        found = pycountry.languages.lookup(word)
-    except LookupError:
-        return None
-    major = getattr(found, "alpha_2", None) is not None  # ISO 639-3 also names languages "To", "Are", "Even"
-    return str(found.name) if major and found.name.lower() == word.lower() else None
-
-
 def substituted(message: str, request: str) -> str | None:
     """`request` with the value `message` swaps in ("make it 3 instead of 5", "sorry, I meant 50", "in French
     instead"), or None when the correction swaps no value the request holds once."""
@@ -179,9 +168,9 @@ def substituted(message: str, request: str) -> str | None:
     if new is not None and old is not None:
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
-    languages = (_language(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
+    languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
     wanted = next((language for language in languages if language), None)
-    named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and _language(m.group(1))]
+    named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and language_named(m.group(1))]
     if wanted is None or len(named) != 1:
         return None
     where = named[0].span(1)
