@@ -19,7 +19,14 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Dictionaries", "Dictionary", "load_dictionaries"]
+__all__ = [
+    "Dictionaries",
+    "Dictionary",
+    "Glossary",
+    "frequency",
+    "glossary_lines",
+    "load_dictionaries",
+]
 
 _BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _FUNCTION_WORDS = (
@@ -30,7 +37,11 @@ _FUNCTION_WORDS = (
 _SKIP_WORDS = frozenset(_FUNCTION_WORDS.split())
 _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"))
 _NOTES = ("Note:", '"', "see:", "Synonym:", "Antonym:")
-_MARKS = re.compile(r"<[^>]*>\S*|\[[^\]]*\]|\([^)]*\)|/[^/\s][^/]*/|\{[^}]*\}")  # "<masc>Do": a tag, an abbreviation
+Glossary = list[tuple[str, list[str]]]
+"""Words with their translations, in the dictionary's order: [("exit", ["issue", "sortie"])]."""
+_MARKS = re.compile(
+    r"<[^>]*>[^\s,;]*|\[[^\]]*\]|\([^)]*\)|/[^/\s][^/]*/|\{[^}]*\}"
+)  # "<masc>Do": a tag, an abbreviation
 
 
 def _number(text: str) -> int:
@@ -158,23 +169,82 @@ class Dictionaries:
                 self._loaded[index.name] = Dictionary(index)
             return self._loaded.get(index.name)
 
-    def glossary(self, text: str, sources: list[str], target: str, limit: int = 16) -> tuple[str | None, list[str]]:
-        """The words of `text` with their translations ("tomorrow = demain"), from the dictionary of whichever of
-        `sources` knows most of them, and that source; (None, []) when no dictionary knows any."""
-        words = list(dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in _SKIP_WORDS))
-        best: tuple[str | None, list[str]] = (None, [])
+    def glossary(self, text: str, sources: list[str], target: str, limit: int = 16) -> tuple[str | None, Glossary]:
+        """The words of `text` with up to four translations each, in the dictionary's order, from the dictionary
+        of whichever of `sources` knows most of them, and that source; (None, []) when no dictionary knows any.
+        Left out: a name ("Martin", as much German as English), and a word of both languages that the dictionary
+        does not give as its own translation ("train" -> "cortège": the sense of the text is likely missing)."""
+        best: tuple[str | None, Glossary] = (None, [])
         for source in dict.fromkeys(sources):
             dictionary = self.get(source, target)
             if dictionary is None:
                 continue
-            lines = []
-            for word in words:
-                translated = dictionary.translations(word)
-                if translated:
-                    lines.append(f"{word} = {' / '.join(translated)}")
-            if len(lines) > len(best[1]):
-                best = (source, lines[:limit])
+            entries = []
+            for word in _words_to_look_up(text, source, target):
+                found = dictionary.translations(word, limit=4)
+                shared = frequency(word, target) >= frequency(word, source) - 0.5
+                if found and not (shared and word.lower() not in map(str.lower, found)):
+                    entries.append((word, found))
+            if len(entries) > len(best[1]):
+                best = (source, entries[:limit])
         return best
+
+    def fill_untranslated(self, translation: str, glossary: Glossary, source: str, target: str) -> str:
+        """`translation` with the words a chat model left in `source` ("sur Friday", "l'exit") replaced by their
+        translation in `glossary` ("sur vendredi", "l'sortie"). A word counts as left over when it is far commoner
+        in `source` than in `target` (wordfreq), so "budget", a word of both, stays. Its replacement is the commonest
+        one-word translation that the dictionary back into `source` translates as the word ("sortie" -> "exit";
+        never "report" -> "communiquer"); none when that dictionary is missing."""
+        back = self.get(target, source)
+        for word, translated in glossary:
+            if back is None or frequency(word, target) >= frequency(word, source) - 1.0:
+                continue
+            means = word.lower()
+            agreeing = [
+                t
+                for t in translated
+                if " " not in t and any(means in re.findall(r"\w+", m.lower()) for m in back.translations(t, 6))
+            ]
+            if not agreeing:
+                continue
+            replacement = max(agreeing, key=lambda t: frequency(t, target))
+
+            def replace(match: re.Match[str], replacement: str = replacement) -> str:
+                before = match.string[: match.start()].rstrip()
+                return replacement[:1].upper() + replacement[1:] if not before or before[-1] in ".!?" else replacement
+
+            translation = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", replace, translation, flags=re.IGNORECASE)
+        return translation
+
+
+def glossary_lines(glossary: Glossary) -> list[str]:
+    """The lines a prompt shows, two senses at most: "exit = issue / sortie"."""
+    return [f"{word} = {' / '.join(translated[:2])}" for word, translated in glossary]
+
+
+def frequency(word: str, language: str) -> float:
+    """How common `word` is in `language`, on wordfreq's Zipf scale (0 unknown, 7 'the'); 0 for a language
+    wordfreq does not know."""
+    from wordfreq import zipf_frequency
+
+    try:
+        return float(zipf_frequency(word, language))
+    except LookupError:
+        return 0.0
+
+
+def _words_to_look_up(text: str, source: str, target: str) -> list[str]:
+    words: list[str] = []
+    for match in re.finditer(r"[^\W\d_]+", text):
+        word = match.group()
+        if word.lower() in _SKIP_WORDS or word in words:
+            continue
+        before = text[: match.start()].rstrip(" \"'\u201c")
+        opens_sentence = not before or before[-1] in ".!?:"
+        if word[:1].isupper() and not opens_sentence and frequency(word, target) >= frequency(word, source) - 0.5:
+            continue  # a name, written the same in both
+        words.append(word)
+    return words
 
 
 @lru_cache(maxsize=64)

@@ -14,7 +14,7 @@ from smolcrew.errors import ToolInputError
 from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
-from smolcrew.tools.glossary import load_dictionaries
+from smolcrew.tools.glossary import glossary_lines, load_dictionaries
 from smolcrew.tools.language_engines import bounded, generate, load_opus_pairs, load_seq2seq
 
 __all__ = [
@@ -191,13 +191,17 @@ class TranslateText(CheckedTool):
         if chat_model is not None and not pool.can_load(self.role):
             given, words = None if detected else source, []
             if pool.can_load("glossary"):  # a detected source is a guess on a few words: English is likelier
-                given, words = pool.get("glossary").glossary(text, [source] if given else [source, "en"], target)
+                dictionaries = pool.get("glossary")
+                given, words = dictionaries.glossary(text, [source] if given else [source, "en"], target)
                 given = given or (None if detected else source)
-            translation = chat_translation(chat_model, text, given, target, longest, words)
-            if words and translation.strip(" .!?").lower() == text.strip(" .!?").lower():
-                words = []  # the text said back ("good night"): again as before, the repeat penalty keeps it out
+            shown = glossary_lines(words)
+            translation = chat_translation(chat_model, text, given, target, longest, shown)
+            if shown and _letters(translation) == _letters(text):
+                shown = []  # the text said back ("good night"): again as before, the repeat penalty keeps it out
                 translation = chat_translation(chat_model, text, given, target, longest)
-            model = f"{chat_model.model_id} (chat model{', with a dictionary' if words else ''})"
+            if words and given:
+                translation = dictionaries.fill_untranslated(translation, words, given, target)
+            model = f"{chat_model.model_id} (chat model{', with a dictionary' if shown else ''})"
             return {"translation": translation, **result, "model": model}
         known = engines.m2m100_codes()
         for code, name in ((source, "source_language"), (target, "target_language")):
@@ -214,6 +218,11 @@ class TranslateText(CheckedTool):
             translation = engines.generate(bundle, text, max_new_tokens=longest, forced_bos_token_id=forced)
         translation = engines.strip_language_tokens(translation)
         return {"translation": translation, **result, "model": pool.model_for(self.role)}
+
+
+def _letters(text: str) -> str:
+    """`text` without case, spaces or punctuation: "Goodnight!" and "good night" are the same."""
+    return re.sub(r"\W", "", text).lower()
 
 
 def chat_translation(

@@ -13,7 +13,7 @@ from smolcrew.backends import ScriptedModel
 from smolcrew.errors import ModelUnavailableError
 from smolcrew.pool import PipelinePool
 from smolcrew.tools.context import use_tools
-from smolcrew.tools.glossary import Dictionaries, load_dictionaries
+from smolcrew.tools.glossary import Dictionaries, glossary_lines, load_dictionaries
 from smolcrew.tools.language import TranslateText
 
 DEBIAN = Path("/usr/share/dictd")
@@ -58,6 +58,7 @@ def folder(tmp_path: Path) -> Path:
             "exit": "exit /eksit/\n1. issue, sortie\n2. aboutir, descendre",
             "window": "window <noun>\n1. fenêtre [arch.]\n   Note: a glazed opening\n2. guichet",
             "city": "city\nville",
+            "car": "car /kɑː/\nvoiture <fem>, auto <fem> [fam.]",
         },
     )
     return tmp_path
@@ -71,13 +72,39 @@ def test_words_are_read_from_their_chunks(folder: Path) -> None:
     assert french.translations("exit") == ["issue", "sortie"]  # the first two, tags and notes left out
     assert french.translations("Window", limit=3) == ["fenêtre", "guichet"]
     assert french.translations("cities") == ["ville"]  # a plural finds its headword
+    assert french.translations("car") == ["voiture", "auto"]  # a gender tag does not swallow the comma after it
     assert french.translations("train") == [] and dictionaries.get("en", "de") is None
 
 
 def test_a_glossary_comes_from_the_source_that_knows_most_words(folder: Path) -> None:
     source, words = Dictionaries(folder).glossary("Where is the exit? Tomorrow, not today.", ["fr", "en"], "fr")
-    assert source == "en" and words == ["exit = issue / sortie", "Tomorrow = demain"]
+    assert source == "en" and words == [("exit", ["issue", "sortie", "aboutir", "descendre"]), ("Tomorrow", ["demain"])]
+    assert glossary_lines(words) == ["exit = issue / sortie", "Tomorrow = demain"]  # two senses at most
     assert Dictionaries(folder).glossary("Bonjour", ["de"], "fr") == (None, [])
+
+
+def test_names_and_words_both_languages_share_are_left_to_the_model(folder: Path) -> None:
+    write_dictionary(folder, "freedict-eng-fra", {"martin": "martin\nmartinet", "train": "train\ncortège"})
+    _, words = Dictionaries(folder).glossary("Ask Martin about the train", ["en"], "fr")
+    assert words == []  # "Martin" is a name; "train" is French too, and the dictionary offers only "cortège"
+    _, words = Dictionaries(folder).glossary("Martin, the train", ["en"], "fr")
+    assert words == []
+
+
+def test_words_left_untranslated_are_replaced_when_the_dictionary_back_agrees(folder: Path) -> None:
+    write_dictionary(
+        folder,
+        "freedict-fra-eng",
+        {"sortie": "sortie\nexit, outing", "issue": "issue\nexit", "aboutir": "aboutir\nlead"},
+    )
+    dictionaries = Dictionaries(folder)
+    words = [("exit", ["aboutir", "issue", "sortie"]), ("budget", ["budget"]), ("tomorrow", ["demain"])]
+    filled = dictionaries.fill_untranslated("Exit: où est l'exit ? Le budget, tomorrow.", words, "en", "fr")
+    assert filled == "Sortie: où est l'sortie ? Le budget, tomorrow."  # the commonest that means "exit"; no "demain"
+    assert Dictionaries(folder).get("fr", "en") is not None
+    only_forward = Dictionaries(folder)
+    (folder / "freedict-fra-eng.index").unlink()
+    assert only_forward.fill_untranslated("l'exit", words, "en", "fr") == "l'exit"
 
 
 def test_an_empty_folder_says_which_packages_to_install(tmp_path: Path) -> None:
@@ -105,13 +132,15 @@ def test_the_installed_freedict_dictionaries_load() -> None:
     dictionaries = load_dictionaries(str(DEBIAN), "cpu", "auto")
     assert {("en", "fr"), ("en", "es"), ("en", "de"), ("pl", "en")} <= set(dictionaries.pairs())
     source, words = dictionaries.glossary("The train leaves tomorrow", ["en"], "fr")
-    assert source == "en" and "tomorrow = demain" in words
+    assert source == "en" and ("tomorrow", ["demain"]) in words
     spanish = dictionaries.get("en", "es")
     assert spanish is not None and "viernes" in spanish.translations("Friday")
 
 
-def test_a_text_said_back_is_translated_again_without_the_dictionary(folder: Path) -> None:
-    replies = iter(["Tomorrow!", "Demain !"])
+@pytest.mark.parametrize(("text", "said_back"), [("tomorrow", "Tomorrow!"), ("good night", "Goodnight.")])
+def test_a_text_said_back_is_translated_again_without_the_dictionary(folder: Path, text: str, said_back: str) -> None:
+    write_dictionary(folder, "freedict-eng-fra", {"tomorrow": "tomorrow\ndemain", "night": "night\nnuit"})
+    replies = iter([said_back, "Demain !"])
     asked: list[str] = []
 
     def translator(messages: list[dict]) -> str:
@@ -120,6 +149,6 @@ def test_a_text_said_back_is_translated_again_without_the_dictionary(folder: Pat
 
     pool = PipelinePool(device="cpu", overrides={"glossary": str(folder)})
     with use_tools(pool=pool, chat_model=ScriptedModel(translator, model_id="qwen")):
-        result = TranslateText()(text="tomorrow", source_language="en", target_language="fr")
+        result = TranslateText()(text=text, source_language="en", target_language="fr")
     assert result["translation"] == "Demain !" and result["model"] == "qwen (chat model)"
     assert asked[0].startswith("Dictionary:") and not asked[1].startswith("Dictionary:")
