@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smolcrew.agents.calculation import asks_calculation
-from smolcrew.agents.dispatch import files_named, quoted_passage
+from smolcrew.agents.dispatch import asks_question, files_named, quoted_passage
 from smolcrew.tools.text import TEXT_FILE
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class ReplyDetector:
             return True
         if asks_calculation(message, stated=stated):
             return False  # the calculator works it out, from the facts of the conversation too
-        if _ABOUT_THE_USER.search(message):
+        if _ABOUT_THE_USER.search(message) or asks_about_stated(message, stated):
             return True
         reply, task = self.score(message)
         return reply > task + self.margin
@@ -232,9 +232,22 @@ def _second_person(sentence: str) -> str:
 _PLAIN = re.compile(r"[a-z0-9]+")
 _QUESTION_WORDS = (
     "what whats which who whose when where why how is are was were do does did the a an my our i we me you your "
-    "again remind tell of to on in at it that this and or any"
+    "again remind tell of to on in at it that this and or any under over for with from about by"
 )
 _ASKING_WORDS = frozenset(_QUESTION_WORDS.split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.removesuffix("s") for w in _PLAIN.findall(text.lower().replace("'s", "")) if w not in _ASKING_WORDS}
+
+
+def asks_about_stated(question: str, facts: Sequence[str]) -> bool:
+    """Whether `question` asks back a fact the user stated: most of its words (two at least) are in one of
+    `facts` ("what name is the table under?" after "table under the name Okonkwo")."""
+    if not asks_question(question):
+        return False
+    asked = _content_words(question)
+    return any(len(asked & _content_words(fact)) >= max(2, 2 * len(asked) / 3) for fact in facts)
 
 
 def said_back(question: str, facts: list[str]) -> str | None:
@@ -243,10 +256,7 @@ def said_back(question: str, facts: list[str]) -> str | None:
     when no fact shares a word. What a reply falls back on when the model, given that fact, says it does not
     know or answers as itself."""
 
-    def words(text: str) -> set[str]:
-        return {w.removesuffix("s") for w in _PLAIN.findall(text.lower().replace("'s", "")) if w not in _ASKING_WORDS}
-
-    asked = words(question)
-    shared = [(len(asked & words(fact)), -number) for number, fact in enumerate(facts)]
+    asked = _content_words(question)
+    shared = [(len(asked & _content_words(fact)), -number) for number, fact in enumerate(facts)]
     best = max(shared, default=(0, 0))
     return f"You told me {_second_person(facts[-best[1]].rstrip('.!; '))}." if best[0] else None

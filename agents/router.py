@@ -84,6 +84,11 @@ _LEADING_VERBS: dict[str, str] = {
     **dict.fromkeys(("caption", "ocr"), "vision"),
 }
 """A step that opens with one of these verbs leans to that specialist (a small prior, not a rule)."""
+_ASKING = re.compile(
+    r"^\s*(?:(?:hey|hi|ok(?:ay)?|so)\b[,!]?\s*)?(?:(?:can|could|would|will) (?:you|u)\b\s*|please\b\s*|pls\b\s*)+",
+    re.IGNORECASE,
+)
+"""A polite opening ("can you please summarise ..."): the leading verb comes after it."""
 PLANNER_SURE = 0.5  # a planned step whose tool has a lower mean probability is marked not confident
 _MEMORY = re.compile(
     r"\b(?:past|earlier|previous|last) (?:runs?|time|week|conversations?|sessions?)\b"
@@ -287,7 +292,7 @@ class Router:
             prior[self.names.index("language")] += 0.05
         if _MEMORY.search(text) and "research" in self.names:
             prior[self.names.index("research")] += 0.05
-        words = _FIRST.sub("", text).lower().split()
+        words = _ASKING.sub("", _FIRST.sub("", text)).lower().split()
         leaning = _LEADING_VERBS.get(words[0].strip(",.:;!?")) if words else None
         if leaning in self.names:
             prior[self.names.index(leaning)] += 0.05

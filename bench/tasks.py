@@ -10,7 +10,7 @@ and the files it wrote are checked by the checks written with the task, never by
 
 Only tools whose models run offline here are exercised: OCR (Tesseract), speech to text (packaged Whisper
 tiny.en for English, base for other languages), text to speech (espeak-ng), noise reduction and source separation
-(signal processing), upscaling (Lanczos), language detection (langdetect), sentence similarity and extractive
+(signal processing), upscaling (Lanczos), language detection (lingua), sentence similarity and extractive
 summaries (packaged MiniLM), tables (pandas), arithmetic (`calculate`), PDF text (pypdf; `answer_from_pdf` also
 needs the `pdf_qa` weights, which do not ship offline); `classify_image` (packaged EfficientNet-Lite0) is offered
 too. Roles with no real weights offline (captioning, detection, translation, image generation, ...) are left out.

@@ -42,6 +42,7 @@ _REFERS = re.compile(
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
     re.IGNORECASE,
 )
+_ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
     r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|\b(?:shorter|longer|"
     r"simpler|more formal|less formal)\b",
@@ -139,14 +140,29 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         rewritten = substituted(message, corrected)
         return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
     if _REFERS.search(message):
-        done = [r for _, r in reversed(turns) if r.state == "success" and r.answer]
+        done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
         # "that invoice" points at what a tool gave, not at the "you're welcome" after it
-        earlier = next((r for r in done if r.mode != "reply"), done[0] if done else None)
+        earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)
         if earlier is not None:
-            shown = earlier.artifacts[-1] if earlier.artifacts and re.search(r"\b(?:audio|image|picture|photo|"
-                    r"recording|file)\b", message, re.IGNORECASE) else earlier.answer  # fmt: skip
-            return f'{message}{EARLIER_RESULT} "{_cut(shown, 2000)}"'
+            return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
     return message
+
+
+def _referred(message: str, earlier_message: str, earlier: RunResult) -> str:
+    """What "it" in `message` is of an earlier turn: the file it wrote (for "play the audio"); the text a label
+    was about ("translate it" after "what language is 'Dziękuję bardzo'?" is the phrase, not "Polish"); the
+    passage its answer quotes ('The sign says "PROHIBIDO FUMAR"'); else its answer."""
+    from smolcrew.agents.dispatch import quoted_passage
+    from smolcrew.agents.planner import tool_tasks
+
+    if earlier.artifacts and re.search(r"\b(?:audio|image|picture|photo|recording|file)\b", message, re.IGNORECASE):
+        return str(earlier.artifacts[-1])
+    tasks = tool_tasks()
+    labelled = earlier.tools and all(tasks.get(tool, "").endswith("classification") for tool in earlier.tools)
+    if labelled and (passage := quoted_passage(earlier_message)) is not None:
+        return passage
+    quoted = _ANSWER_QUOTE.findall(str(earlier.answer))
+    return next(group for group in quoted[0] if group) if len(quoted) == 1 else str(earlier.answer)
 
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"

@@ -36,7 +36,7 @@ _FUNCTION_WORDS = (
 )
 _SKIP_WORDS = frozenset(_FUNCTION_WORDS.split())
 _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"))
-_NOTES = ("Note:", '"', "see:", "Synonym:", "Antonym:")
+_NOTES = ("Note:", '"', "see:", "Synonym:", "Synonyms:", "Antonym:")
 Glossary = list[tuple[str, list[str]]]
 """Words with their translations, in the dictionary's order: [("exit", ["issue", "sortie"])]."""
 _MARKS = re.compile(
@@ -170,21 +170,26 @@ class Dictionaries:
             return self._loaded.get(index.name)
 
     def glossary(self, text: str, sources: list[str], target: str, limit: int = 16) -> tuple[str | None, Glossary]:
-        """The words of `text` with up to four translations each, in the dictionary's order, from the dictionary
-        of whichever of `sources` knows most of them, and that source; (None, []) when no dictionary knows any.
-        Left out: a name ("Martin", as much German as English), and a word of both languages that the dictionary
-        does not give as its own translation ("train" -> "cortège": the sense of the text is likely missing)."""
+        """The words of `text`, and its phrases that are headwords, with up to four translations each in the
+        dictionary's order, from the dictionary of whichever of `sources` knows most of them, and that source;
+        (None, []) when no dictionary knows any. Left out: a name ("Martin", as much German as English), and a word
+        of both languages that the dictionary does not give as its own translation ("train" -> "cortège": the
+        sense of the text is likely missing)."""
         best: tuple[str | None, Glossary] = (None, [])
         for source in dict.fromkeys(sources):
             dictionary = self.get(source, target)
             if dictionary is None:
                 continue
-            entries = []
+            entries = [(phrase, dictionary.translations(phrase, limit=4)) for phrase in _phrases(text, dictionary)]
+            covered = {word for phrase, _ in entries for word in phrase.split()}
             for word in _words_to_look_up(text, source, target):
+                if word.lower() in covered:
+                    continue
                 found = dictionary.translations(word, limit=4)
                 shared = frequency(word, target) >= frequency(word, source) - 0.5
                 if found and not (shared and word.lower() not in map(str.lower, found)):
                     entries.append((word, found))
+            entries.sort(key=lambda entry: text.lower().find(entry[0].lower()))  # in the text's order
             if len(entries) > len(best[1]):
                 best = (source, entries[:limit])
         return best
@@ -231,6 +236,24 @@ def frequency(word: str, language: str) -> float:
         return float(zipf_frequency(word, language))
     except LookupError:
         return 0.0
+
+
+def _phrases(text: str, dictionary: Dictionary) -> list[str]:
+    """The runs of two or three words of `text` that `dictionary` has as one headword ("good night" -> "bonne
+    nuit", where "good" and "night" alone give "bon nuit"), longest first, not overlapping."""
+    words = [w.lower() for w in re.findall(r"[^\W\d_]+", text)]
+    found: list[str] = []
+    at = 0
+    while at < len(words):
+        for size in (3, 2):
+            phrase = " ".join(words[at : at + size])
+            if len(words[at : at + size]) == size and not set(phrase.split()) <= _SKIP_WORDS and phrase in dictionary:
+                found.append(phrase)
+                at += size
+                break
+        else:
+            at += 1
+    return found
 
 
 def _words_to_look_up(text: str, source: str, target: str) -> list[str]:

@@ -212,10 +212,10 @@ class DetectLanguage(CheckedTool):
     name = "detect_language"
     task = "text-classification"
     description = (
-        "Detects the language a text is written in (offline, statistical; needs a few words to be reliable). "
+        "Detects the language a text is written in (offline, statistical; works on a few words too). "
         "Returns a dict {'language': ISO 639-1 code such as 'fr', 'name': its English name such as 'French', "
         "'confidence': float 0-1, 'candidates': "
-        "[{'language', 'probability'}], 'model': 'langdetect'}; given a list of texts, a list of such dicts."
+        "[{'language', 'probability'}], 'model': 'lingua'}; given a list of texts, a list of such dicts."
     )
     inputs: dict[str, Any] = {
         "text": {
@@ -229,7 +229,7 @@ class DetectLanguage(CheckedTool):
         from smolcrew.tools.language_engines import detect_languages, require_texts
 
         texts, many = require_texts(text, "text")
-        results = [{**detect_languages(t), "model": "langdetect"} for t in texts]
+        results = [{**detect_languages(t), "model": "lingua"} for t in texts]
         return results if many else results[0]
 
 

@@ -7,6 +7,7 @@ their inputs and call the functions here, which take what they need (a pipeline,
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -166,19 +167,27 @@ def load_opus_pairs(source: str, device: str, dtype: str) -> OpusPairs:
 
 
 def detect_languages(text: str) -> dict[str, Any]:
-    """langdetect's guess for `text` (deterministic: seeded), codes as ISO 639-1 ('zh-cn' becomes 'zh')."""
-    from langdetect import DetectorFactory, detect_langs
-    from langdetect.lang_detect_exception import LangDetectException
-
-    DetectorFactory.seed = 0
-    try:
-        guesses = detect_langs(text)
-    except LangDetectException as exc:
-        raise ToolInputError("no language could be detected: the text has no letters; pass words") from exc
-    candidates = [{"language": g.lang.split("-")[0], "probability": round(float(g.prob), 4)} for g in guesses]
+    """lingua's guess for `text`, codes as ISO 639-1. lingua, not langdetect: it is built for short text, where
+    langdetect fails (measured: "PROHIBIDO FUMAR" -> Portuguese, "good night" -> Welsh, "merci beaucoup" ->
+    Romanian; lingua gets 11 of our 12 two-word phrases). Its low-accuracy mode (trigrams only) takes 0.5 s and
+    120 MB to load; the high-accuracy one, 7 s and 900 MB."""
+    if not re.search(r"[^\W\d_]", text):
+        raise ToolInputError("no language could be detected: the text has no letters; pass words")
+    values = _language_detector().compute_language_confidence_values(text)
+    candidates = [
+        {"language": value.language.iso_code_639_1.name.lower(), "probability": round(float(value.value), 4)}
+        for value in values[:3]
+    ]
     code = candidates[0]["language"]
     return {"language": code, "name": language_name(code), "confidence": candidates[0]["probability"],
             "candidates": candidates}  # fmt: skip
+
+
+@functools.cache
+def _language_detector() -> Any:
+    from lingua import LanguageDetectorBuilder
+
+    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
 
 
 def language_name(code: str) -> str:

@@ -230,7 +230,7 @@ def chat_translation(
 ) -> str:
     """`text` translated by an instruction model (a smolagents `Model`): what translate_text does when no
     translation model is here. One call, temperature 0; a text without line breaks gets a one-line reply.
-    `source` None: the model reads the language itself (langdetect is unreliable on a few words). `glossary`:
+    `source` None: the model reads the language itself (detection is a guess on a few words). `glossary`:
     its words looked up in a dictionary ("tomorrow = demain"), put before the request (tools/glossary.py)."""
     from smolagents.models import ChatMessage, MessageRole
 

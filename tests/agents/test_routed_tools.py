@@ -1,6 +1,6 @@
 """One routed run per specialist, end to end: the router picks the specialist, the scripted LLM writes the
 code a model would, and the specialist's real tool runs (tools here need no model download: Tesseract,
-espeak-ng, langdetect, pandas, PIL). Tesseract and espeak-ng are Debian programs (`make system-deps`): without
+espeak-ng, lingua, pandas, PIL). Tesseract and espeak-ng are Debian programs (`make system-deps`): without
 one, its test skips with the command that installs it (in CI it fails)."""
 
 from __future__ import annotations

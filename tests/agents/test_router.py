@@ -44,6 +44,7 @@ def test_split_steps(request_text: str, steps: list[str]) -> None:
         ("what does the handbook PDF say about parental leave?", ["research"]),
         ("Transcribe standup.wav, then summarize it", ["audio", "language"]),
         ("Draw a red fox. After that, describe what is in the picture you made.", ["generation", "vision"]),
+        ("can you summarise team_update.txt for me", ["language"]),  # the verb after "can you" leans too
     ],
 )
 def test_routes_clear_requests(router: Router, request_text: str, expected: list[str]) -> None:

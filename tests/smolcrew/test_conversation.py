@@ -25,9 +25,11 @@ from smolcrew.result import RunResult
 from tests.conftest import code
 
 
-def _turn(message: str, answer: str, *, mode: str = "router", tool_output: str | None = None) -> tuple[str, RunResult]:
+def _turn(
+    message: str, answer: str, *, mode: str = "router", tool_output: str | None = None, tools: tuple[str, ...] = ()
+) -> tuple[str, RunResult]:
     steps = (StepRecord("r", 0, "language", "action", {"observations": tool_output}),) if tool_output else ()
-    result = RunResult(answer, "r", "success", mode, (), (), (), steps, 0, 0, 0.0)  # type: ignore[arg-type]
+    result = RunResult(answer, "r", "success", mode, (), tools, (), steps, 0, 0, 0.0)  # type: ignore[arg-type]
     return message, result
 
 
@@ -75,6 +77,18 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     # The context shows a turn as the user wrote it, not with what was appended.
     context = conversation_context([_turn(resolved, "Réunion lundi.")])
     assert context is not None and "User: now translate that into French\n" in context
+
+
+def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> None:
+    language = _turn("what language is this: 'Dziękuję bardzo'", "Polish", tools=("detect_language",))
+    assert resolve_references("and translate it to english", [language]).endswith(f'{EARLIER_RESULT} "Dziękuję bardzo"')
+    sign = _turn("what does sign.png say?", 'The sign says "PROHIBIDO FUMAR".', tools=("read_text_in_image",))
+    asked = resolve_references("what language is that?", [sign])
+    assert asked == f'what language is that?{EARLIER_RESULT} "PROHIBIDO FUMAR"'
+    detected = _turn(asked, "Spanish", tools=("detect_language",))  # and the label's text is that passage again
+    assert resolve_references("what does it mean?", [sign, detected]).endswith('"PROHIBIDO FUMAR"')
+    summary = _turn("summarize notes.txt", "Two points: budget and dates.", tools=("summarize_text",))
+    assert resolve_references("translate it", [summary]).endswith('"Two points: budget and dates."')
 
 
 @pytest.mark.parametrize(
@@ -144,6 +158,22 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
 )
 def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, reply: bool) -> None:
     assert scripted_crew([]).wants_reply(message) is reply
+
+
+@pytest.mark.parametrize(
+    ("message", "reply"),
+    [
+        ("what name is the table under", True),  # its words are the fact's: asked back
+        ("what was Q3 revenue according to the report?", False),  # nothing the user said
+        ("translate the booking details into French", False),  # a task, not a question
+        ("is the table under a roof?", False),  # one word of the fact ("under" asks nothing)
+    ],
+)
+def test_a_question_in_the_words_of_a_stated_fact_is_a_reply(
+    scripted_crew: Callable[..., Crew], message: str, reply: bool
+) -> None:
+    facts = ["some details for the booking: party of 7, table under the name Okonkwo, and one of us is vegan"]
+    assert scripted_crew([]).wants_reply(message, facts) is reply
 
 
 @pytest.mark.parametrize(

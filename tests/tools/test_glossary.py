@@ -107,6 +107,16 @@ def test_words_left_untranslated_are_replaced_when_the_dictionary_back_agrees(fo
     assert only_forward.fill_untranslated("l'exit", words, "en", "fr") == "l'exit"
 
 
+def test_a_phrase_the_dictionary_holds_is_looked_up_whole(folder: Path) -> None:
+    write_dictionary(
+        folder,
+        "freedict-eng-fra",
+        {"good night": "good night\nbonne nuit", "good": "good\nbon", "trip": "trip\nvoyage"},
+    )
+    _, words = Dictionaries(folder).glossary("Good night, and a safe trip", ["en"], "fr")
+    assert words == [("good night", ["bonne nuit"]), ("trip", ["voyage"])]  # not "good" and "night" again
+
+
 def test_an_empty_folder_says_which_packages_to_install(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError, match="dict-freedict"):
         load_dictionaries(str(tmp_path), "cpu", "auto")

@@ -125,7 +125,7 @@ def test_classify_text_zero_shot(pool: PipelinePool) -> None:
 def test_detect_language_is_real_and_offline() -> None:
     tool = DetectLanguage()
     german = tool(text="Der Hund schläft im Haus und die Katze spielt im Garten.")
-    assert german["language"] == "de" and 0.5 < german["confidence"] <= 1 and german["model"] == "langdetect"
+    assert german["language"] == "de" and 0.5 < german["confidence"] <= 1 and german["model"] == "lingua"
     assert german["name"] == "German"  # what an answer says, so the gate finds it in the tool output
     many = tool(text=["The weather is lovely today, isn't it?", "Le chat dort sur la voiture rouge."])
     assert [r["language"] for r in many] == ["en", "fr"]
