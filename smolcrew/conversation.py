@@ -127,8 +127,9 @@ def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
 
 
 def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
-    """`message` with what it refers to appended: the request it corrects, or the earlier result it points at.
-    A message that names its own file or quotes its own text is left as it is."""
+    """`message` with what it refers to appended: the request it corrects, the earlier result it points at, or
+    the earlier file it names by a word of its name. A message that names its own file or quotes its own text is
+    left as it is."""
     from smolcrew.agents.dispatch import files_named, quoted_passage
 
     if not turns or files_named(message) or '"' in message or quoted_passage(message) is not None:
@@ -139,13 +140,30 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         corrected = f"{request.strip()[1:-1]}; then: {_said(fix)}" if request else _said(previous)
         rewritten = substituted(message, corrected)
         return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
-    if _REFERS.search(message):
-        done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
-        # "that invoice" points at what a tool gave, not at the "you're welcome" after it
-        earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)
-        if earlier is not None:
-            return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
-    return message
+    if not _REFERS.search(message):  # "according to the report": a file named turns ago, by a word of its name
+        path = _file_meant(message, turns)
+        return message if path is None else f"{message} ({path})"
+    done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
+    # "that invoice" points at what a tool gave, not at the "you're welcome" after it
+    earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)
+    return message if earlier is None else f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
+
+
+def _file_meant(message: str, turns: list[tuple[str, RunResult]]) -> str | None:
+    """The one file an earlier turn named that `message` names by a word of its name ("what was Q3 revenue
+    according to the report?" three turns after "in report.pdf, how many ..."); None when none or several."""
+    from smolcrew.agents.dispatch import files_named
+    from smolcrew.tools.text import TEXT_FILE
+
+    words = set(re.findall(r"[a-z]{3,}", message.lower()))
+    meant: dict[str, None] = {}
+    for earlier, _ in turns:
+        said = _said(earlier)
+        for path in [path for path, _ in files_named(said)] + TEXT_FILE.findall(said):
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+            if words & set(re.findall(r"[a-z]{3,}", stem)):
+                meant[path] = None
+    return next(iter(meant)) if len(meant) == 1 else None
 
 
 def _referred(message: str, earlier_message: str, earlier: RunResult) -> str:

@@ -79,6 +79,19 @@ def test_that_and_it_resolve_to_the_earlier_result_and_a_correction_carries_the_
     assert context is not None and "User: now translate that into French\n" in context
 
 
+def test_a_file_named_turns_ago_is_found_by_a_word_of_its_name() -> None:
+    turns = [
+        _turn("in /data/q3_report.pdf, how many people are on the team?", "38 people."),
+        _turn("fyi our target headcount is 45", "Got it.", mode="reply"),
+        _turn("what is 45 - 38?", "7"),
+    ]
+    asked = "what was Q3 revenue according to the report?"
+    assert resolve_references(asked, turns) == f"{asked} (/data/q3_report.pdf)"
+    assert resolve_references("what is the weather like?", turns) == "what is the weather like?"
+    both = [*turns, _turn("summarize /data/annual_report.txt", "A good year.")]
+    assert resolve_references(asked, both) == asked  # two reports: which one is for the agent to ask
+
+
 def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> None:
     language = _turn("what language is this: 'Dziękuję bardzo'", "Polish", tools=("detect_language",))
     assert resolve_references("and translate it to english", [language]).endswith(f'{EARLIER_RESULT} "Dziękuję bardzo"')

@@ -191,6 +191,15 @@ def test_summarize_text_extractive_keeps_original_order(pool: PipelinePool) -> N
     assert len(indexes) == 2 and indexes == sorted(indexes) and 2 not in indexes  # the off-topic sentence goes
     assert result["summary"] == " ".join(s["text"] for s in result["sentences"])
     assert result["mode"] == "extractive" and "MiniLM" in result["model"]
+    assert indexes[0] == 0  # the lead, which says what the text is about
+
+
+@pytest.mark.usefixtures("minilm_available")
+def test_a_one_line_summary_is_the_lead_past_a_greeting(pool: PipelinePool) -> None:
+    memo = "The warehouse in Denver will close early on Wednesday. All shipments must leave before noon."
+    assert SummarizeText()(text=memo, max_sentences=1)["summary"] == memo.split(". ")[0] + "."
+    greeted = "Hi all! The budget review moves to Thursday. Coffee will be provided."
+    assert SummarizeText()(text=greeted, max_sentences=1)["summary"] == "The budget review moves to Thursday."
 
 
 def test_summarize_text_abstractive(pool: PipelinePool, folders: dict[str, str]) -> None:
