@@ -86,6 +86,15 @@ def stated_facts(task: str) -> list[str]:
     return [line[2:] for line in task.rpartition(NOW)[0].splitlines() if line.startswith("- ")]
 
 
+def _answers_with_numbers(task: str) -> list[str]:
+    """The assistant's earlier answers that hold a number, as the task's context shows them (newest last)."""
+    lines = task.rpartition(NOW)[0].splitlines()
+    return [line.removeprefix(_ANSWERED) for line in lines if line.startswith(_ANSWERED) and _DIGIT.search(line)]
+
+
+_ANSWERED = "Assistant: "
+
+
 def asks_calculation(task: str, *, after_output: bool = False, stated: Sequence[str] = ()) -> bool:
     """Whether the step's request asks to work something out from numbers: the request (or the previous step's
     answer) holds a number and the request says what to do with it, or the user stated the numbers earlier in
@@ -112,7 +121,8 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     own, previous = split_previous(task)
     question, _, referenced = own.partition(EARLIER_RESULT)  # "what's 15% of it?" + the result it points at
     said = stated_facts(task)  # newest first below
-    known = "\n".join(part.strip().strip('"') for part in (referenced, *said[::-1], facts, previous) if part)
+    found = [*said[::-1], *_answers_with_numbers(task)[::-1][:2]]  # "45 - 38": a target said, a count found
+    known = "\n".join(part.strip().strip('"') for part in (referenced, *found, facts, previous) if part)
     own = question
 
     def turn(role: str, text: str) -> dict[str, Any]:

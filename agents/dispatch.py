@@ -64,7 +64,7 @@ _INPUTS_FOR_KIND: dict[str, tuple[str, ...]] = {
     "table": ("path",),
 }
 _FILE = re.compile(r"(?<![\w/.-])([\w./-]+\.(" + "|".join(e for exts in _KINDS.values() for e in exts) + r"))\b", re.I)
-_QUOTED = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|'([^']{4,})'")
+_QUOTED = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|(?<!\w)'([^']{4,})'(?!\w)")
 _LANGUAGES = (
     "english|french|german|spanish|italian|portuguese|dutch|polish|russian|chinese|japanese|korean|arabic|"
     "turkish|swedish|danish|norwegian|finnish|greek|czech|hindi"
@@ -382,7 +382,7 @@ def _as_request(task: str) -> str:
 def asks_question(task: str) -> bool:
     """Whether the task asks something (a question mark, a question word, "tell me"); a polite request ("could
     you transcribe it?") asks nothing."""
-    return bool(_QUESTION.search(_as_request(task)))
+    return bool(_QUESTION.search(_QUOTED.sub(" ", _as_request(task))))  # "translate 'where is it?'" asks nothing
 
 
 def asks_for_output(task: str) -> bool:
@@ -392,7 +392,7 @@ def asks_for_output(task: str) -> bool:
     for said in (part.strip().strip('"') for part in (fix, corrected) if part.strip()):
         request = _as_request(_FILE.sub("", said).strip())
         clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
-        if any(_OUTPUT_ITSELF.match(c) for c in clauses) and not _QUESTION.search(request):
+        if any(_OUTPUT_ITSELF.match(c) for c in clauses) and not _QUESTION.search(_QUOTED.sub(" ", request)):
             return True
         if _WHAT_IT_SAYS.search(request):
             return True

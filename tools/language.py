@@ -212,7 +212,7 @@ class DetectLanguage(CheckedTool):
     name = "detect_language"
     task = "text-classification"
     description = (
-        "Detects the language a text is written in (offline, statistical; works on a few words too). "
+        "Detects the language a text is written in (offline, statistical; needs only a few words). "
         "Returns a dict {'language': ISO 639-1 code such as 'fr', 'name': its English name such as 'French', "
         "'confidence': float 0-1, 'candidates': "
         "[{'language', 'probability'}], 'model': 'lingua'}; given a list of texts, a list of such dicts."

@@ -100,14 +100,18 @@ class SummarizeText(CheckedTool):
     name = "summarize_text"
     task = "summarization"
     description = (
-        "Summarizes a text. mode 'extractive' (default) keeps its first sentence and its most central others, in "
-        "their original order; mode 'abstractive' writes a new summary with a summarization model. Returns a dict "
+        "Summarizes a text. mode 'extractive' (default) keeps the text's most central sentences, in their original "
+        "order; mode 'abstractive' writes a new summary with a summarization model. Returns a dict "
         "{'summary': str, 'mode': str, 'model': str}; extractive adds 'sentences': [{'index', 'text', 'score'}] "
         "for the kept ones."
     )
     inputs = {
         "text": {"type": "string", "description": "The text to summarize."},
-        "mode": {"type": "string", "description": "'extractive' (default) or 'abstractive'.", "nullable": True},
+        "mode": {
+            "type": "string",
+            "description": "'extractive' (default: the first sentence, then the most central) or 'abstractive'.",
+            "nullable": True,
+        },
         "max_sentences": {
             "type": "integer",
             "description": "Extractive: sentences to keep (default 3).",

@@ -67,6 +67,16 @@ def test_in_a_conversation_the_facts_are_the_stated_ones_newest_first_and_the_re
     assert last == f"Question: what's 15% of it?\nFacts: {facts}"
 
 
+def test_earlier_answers_with_numbers_are_facts_too() -> None:
+    context = (
+        "What the user told you in this conversation:\n- fyi our target headcount is 45\nThe last turns:\n"
+        "User: in report.pdf, how many people are on the team?\nAssistant: 38 people are on the team.\n"
+        "User: thanks\nAssistant: You're welcome!"
+    )
+    last = calculation_messages(f"{context}{NOW}how many more people do we need to hire?")[-1]["content"][0]["text"]
+    assert last.endswith("Facts: fyi our target headcount is 45\n38 people are on the team.")  # no "welcome"
+
+
 def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:
     steered = specialist_model(model, [*tools, Calculate()], embed=lambda texts: pytest.fail("nothing to rank"))
     assert isinstance(steered, SpecialistModel)
