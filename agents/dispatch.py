@@ -141,6 +141,7 @@ PREVIOUS_RESULT = "Result of the previous step"
 """How a plan's step is told what the step before it found (see smolcrew.run)."""
 _PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
 _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
+_SAY_IN = re.compile(rf"\bhow (?:do|would|can) (?:i|you|we) say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b", re.I)
 _SCALE = re.compile(
     r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
 )
@@ -193,17 +194,15 @@ def _ordinal_file(own: str, paths: list[str]) -> str | None:
 
 
 def passage(task: str) -> str | None:
-    """The text a step works on: a text file its own request names, a passage it quotes, or a passage after a
-    colon ("which language is this: Ich habe..."), else what the previous step found."""
+    """The text a step works on: a text file its own request names, a passage it quotes, a passage after a
+    colon ("which language is this: Ich habe..."), the words to say ("how do you say coffee in Italian"), else
+    what the previous step found."""
     own, previous = split_previous(task)
     after_colon = _AFTER_COLON.search(own) if not _FILE.search(own) else None
     text_file = TEXT_FILE.search(own)  # "summarize notes.txt": the text tools read the file (tools.text)
-    return (
-        (text_file.group(1) if text_file else None)
-        or quoted_passage(own)
-        or (after_colon.group(1).strip() if after_colon else None)
-        or previous
-    )
+    unquoted = after_colon or _SAY_IN.search(own)
+    return (text_file.group(1) if text_file else None) or quoted_passage(own) or (
+        unquoted.group(1).strip() if unquoted else None) or previous  # fmt: skip
 
 
 def _scale(task: str) -> int | None:
@@ -301,6 +300,8 @@ def plan_direct_call(
         if passage(task) is None or len(_QUOTED.findall(own.split(EARLIER_RESULT, 1)[0])) > 1:
             return None  # nothing to work on, or several passages: which goes where is the model's call
         candidates = _fitting_calls(task, tools, None, None)
+    if _SAY_IN.search(own):  # "how do you say coffee in Italian": a translation, whatever else fits the text
+        candidates = [c for c in candidates if "target_language" in c[1].arguments] or candidates
     if asks_question(own) and not asks_for_output(own):
         candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing
         readers = [c for c in candidates if "question" in c[2].inputs]

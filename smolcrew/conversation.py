@@ -188,10 +188,15 @@ _SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather th
 _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
 
+_THE_OTHER = re.compile(r"\b(?:the )?other (?:one|image|picture|pic|photo|file|recording|document|page)\b", re.I)
+_ORDINAL = re.compile(r"\b(?:first|second|1st|2nd)\b", re.I)
+_OTHER_ORDINAL = {"first": "second", "second": "first", "1st": "2nd", "2nd": "1st"}
+
 
 def substituted(message: str, request: str) -> str | None:
     """`request` with the value `message` swaps in ("make it 3 instead of 5", "sorry, I meant 50", "in French
-    instead"), or None when the correction swaps no value the request holds once."""
+    instead", "the other image" for "the first one"), or None when the correction swaps no value the request holds
+    once."""
     swap = _SWAP_NUMBER.search(message)
     if swap is not None:
         new, old = swap.groups()
@@ -202,6 +207,10 @@ def substituted(message: str, request: str) -> str | None:
     if new is not None and old is not None:
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
+    ordinal = _ORDINAL.search(request)
+    if _THE_OTHER.search(message) and ordinal is not None:  # "what does the first one say?" -> "the other one"
+        other = _OTHER_ORDINAL[ordinal.group(0).lower()]
+        return f"{request[: ordinal.start()]}{other}{request[ordinal.end() :]}"
     languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
     wanted = next((language for language in languages if language), None)
     named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and language_named(m.group(1))]

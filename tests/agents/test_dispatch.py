@@ -74,6 +74,12 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "translate_text",
             {"text": "hello", "target_language": "French"},
         ),
+        (
+            "language",
+            "how do you say coffee in italian",
+            "translate_text",
+            {"text": "coffee", "target_language": "Italian"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
