@@ -141,7 +141,9 @@ PREVIOUS_RESULT = "Result of the previous step"
 """How a plan's step is told what the step before it found (see smolcrew.run)."""
 _PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
 _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
-_SAY_IN = re.compile(rf"\bhow (?:do|would|can) (?:i|you|we) say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b", re.I)
+_SAY_IN = re.compile(  # a translation: "how do you say coffee in Italian" (the words), "what does it mean in English"
+    rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b|\bmean in (?:{_LANGUAGES})\b", re.I
+)
 _SCALE = re.compile(
     r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
 )
@@ -202,12 +204,11 @@ def passage(task: str) -> str | None:
     text_file = TEXT_FILE.search(own)  # "summarize notes.txt": the text tools read the file (tools.text)
     unquoted = after_colon or _SAY_IN.search(own)
     return (text_file.group(1) if text_file else None) or quoted_passage(own) or (
-        unquoted.group(1).strip() if unquoted else None) or previous  # fmt: skip
+        (unquoted.group(1) or "").strip() if unquoted else None) or previous  # fmt: skip
 
 
 def _scale(task: str) -> int | None:
-    found = _SCALE.search(task)
-    if found is None:
+    if (found := _SCALE.search(task)) is None:
         return None
     return int(found.group("n")) if found.group("n") else _SCALE_WORDS[found.group("word").lower()]
 
@@ -215,8 +216,7 @@ def _scale(task: str) -> int | None:
 def _sentences(request: str) -> int | None:
     """How many sentences a summary may have: "in two sentences", "one line", "shorter" (2), "even shorter" (1)."""
     request = re.sub(r"\S*[/\\]\S*|\S+\.\w{2,4}\b", " ", request)  # a path's words are no request ("x-shorter/a.txt")
-    found = _SENTENCES.search(request)
-    if found is not None:
+    if (found := _SENTENCES.search(request)) is not None:
         count = found.group(1).lower()
         return int(count) if count.isdigit() else _NUMBER_WORDS[count]
     shorter = len(re.findall(r"\bshorter\b", request, re.I))

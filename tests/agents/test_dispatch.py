@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from smolcrew.agents.dispatch import (
+    EARLIER_RESULT,
     PREVIOUS_RESULT,
     DirectCall,
     Embedder,
@@ -79,6 +80,12 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "how do you say coffee in italian",
             "translate_text",
             {"text": "coffee", "target_language": "Italian"},
+        ),
+        (
+            "language",
+            f'and what does it mean in english{EARLIER_RESULT} "PROHIBIDO FUMAR"',
+            "translate_text",
+            {"text": "PROHIBIDO FUMAR", "target_language": "English"},
         ),
     ],
 )
