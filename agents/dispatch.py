@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from smolcrew.agents.amounts import scale_asked, sentences_asked
 from smolcrew.tools.text import TEXT_FILE
 from smolcrew.validators.verdict import EARLIER_RESULT
 
@@ -144,18 +145,12 @@ _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
 _SAY_IN = re.compile(  # a translation: "how do you say coffee in Italian" (the words), "what does it mean in English"
     rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b|\bmean in (?:{_LANGUAGES})\b", re.I
 )
-_SCALE = re.compile(
-    r"\b(?:(?P<n>[2-8])\s*(?:x|×|times)(?!\w)|(?P<word>twice|double|triple|three times|four times|quadruple))", re.I
-)
 _ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)
 """A step asked to answer what the previous step found ("listen to q.wav and answer it using t.csv")."""
-_NUMBER_WORDS = {"a": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-_SENTENCES = re.compile(r"\b(\d|a|one|single|two|three|four|five)[ -](?:sentences?|lines?)\b", re.I)
 _OPTIONAL_FILLS = ("scale", "max_sentences")
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
 _ORDINAL = re.compile(r"\bthe (first|second|third|fourth|last)\b(?! (?:time|step|sentence|line|page)s?\b)", re.I)
 _OTHER = re.compile(r"\b(?:the )?other (?:one|file|image|picture|photo|recording|audio|document)\b", re.I)
-_SCALE_WORDS = {"twice": 2, "double": 2, "triple": 3, "three times": 3, "four times": 4, "quadruple": 4}
 
 
 def with_context(context: str | None, task: str) -> str:
@@ -207,22 +202,6 @@ def passage(task: str) -> str | None:
         (unquoted.group(1) or "").strip() if unquoted else None) or previous  # fmt: skip
 
 
-def _scale(task: str) -> int | None:
-    if (found := _SCALE.search(task)) is None:
-        return None
-    return int(found.group("n")) if found.group("n") else _SCALE_WORDS[found.group("word").lower()]
-
-
-def _sentences(request: str) -> int | None:
-    """How many sentences a summary may have: "in two sentences", "one line", "shorter" (2), "even shorter" (1)."""
-    request = re.sub(r"\S*[/\\]\S*|\S+\.\w{2,4}\b", " ", request)  # a path's words are no request ("x-shorter/a.txt")
-    if (found := _SENTENCES.search(request)) is not None:
-        count = found.group(1).lower()
-        return int(count) if count.isdigit() else _NUMBER_WORDS[count]
-    shorter = len(re.findall(r"\bshorter\b", request, re.I))
-    return max(1, 3 - shorter - bool(re.search(r"\b(?:even|much) shorter\b", request, re.I))) if shorter else None
-
-
 def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
     """A value for an input taken from the task, or None."""
     if name == "question":
@@ -231,9 +210,9 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
     if name == "text":
         return passage(task)
     if name == "scale" and "integer" in str(spec.get("type")):
-        return _scale(task)
+        return scale_asked(task)
     if name == "max_sentences":
-        return _sentences(split_previous(task)[0])
+        return sentences_asked(split_previous(task)[0])
     if name == "target_language":
         target = _TARGET.search(split_previous(task)[0])  # the request's, not the conversation's before it
         return target.group(1).capitalize() if target else None
@@ -318,7 +297,10 @@ def plan_direct_call(
     # the request without its file too: "what does this say flyer.png" is a request to read, not "the image"
     bare = " ".join(own.replace(path, " ").split()) if path and path in own else ""
     subjects = [subject, bare] if len(bare.split()) >= 3 else [subject]
-    scores = np.max([_scores(s, [(text, tool) for text, _, tool in candidates], embed) for s in subjects], axis=0)
+    named = [(text, tool) for text, _, tool in candidates]
+    scores = np.max([_scores(s, named, embed) for s in subjects], axis=0)
+    if fixed := subject.partition(EARLIER_REQUEST)[2]:  # "shorter" + "summarise the text": that request's tool leads
+        scores = scores + _scores(fixed, named, embed)
     order = np.argsort(scores)[::-1]
     if inherited and scores[order[0]] < min_score:
         return None  # working on the previous step's answer, but no tool is what this step asks for

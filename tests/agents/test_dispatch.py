@@ -159,6 +159,11 @@ TWO_FILES = "here are two recordings, a/order.wav and a/dinner.wav. transcribe t
             f'shorter pls{CORRECTS}"summarize a/notes.txt"',
             DirectCall("summarize_text", {"text": "a/notes.txt", "max_sentences": 2}),
         ),
+        (  # "one sentence max" alone is near count_words: the corrected request says which tool
+            "language",
+            f'shorter. one sentence max{CORRECTS}"summarise /tmp/chats/ghent_bikes.txt"',
+            DirectCall("summarize_text", {"text": "/tmp/chats/ghent_bikes.txt", "max_sentences": 1}),
+        ),
     ],
 )
 def test_a_correction_is_read_with_the_request_it_corrects(
