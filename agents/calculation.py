@@ -68,6 +68,7 @@ _EXAMPLES = (
     ("what is a 15% tip on the total?", "Total 62.40", "62.40 * 0.15"),
     ("convert that to pounds at 0.85 pounds per euro", "The fee is 120 euros.", "120 * 0.85"),
     ("how many minutes are in 3.5 hours?", None, "3.5 * 60"),
+    ("and how much is that per week?", "Each of us pays 12 a day.", "12 * 7"),
 )
 """Few-shot turns (question, facts, expression): a small model copies the form of what it was shown."""
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT
+from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
 from smolcrew.agents.replies import ACKNOWLEDGED, language_named
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
@@ -42,6 +42,8 @@ _REFERS = re.compile(
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
     re.IGNORECASE,
 )
+_ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
+"""A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
     r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|\b(?:shorter|longer|"
@@ -146,7 +148,21 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
     # "that invoice" points at what a tool gave, not at the "you're welcome" after it
     earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)
-    return message if earlier is None else f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
+    if earlier is None:
+        return message
+    documents = _documents(_said(earlier[0]))
+    if len(documents) == 1 and asks_question(message) and _ASKS_CONTENT.search(message):  # the report, not its summary
+        return f"{message} ({documents[0]})"
+    return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
+
+
+def _documents(message: str) -> list[str]:
+    """The documents `message` names: PDFs, tables and text files (a question about "it" is asked of them)."""
+    from smolcrew.agents.dispatch import files_named
+    from smolcrew.tools.text import TEXT_FILE
+
+    named = [path for path, kind in files_named(message) if kind in ("pdf", "table")]
+    return list(dict.fromkeys([*named, *TEXT_FILE.findall(message)]))
 
 
 def _file_meant(message: str, turns: list[tuple[str, RunResult]]) -> str | None:

@@ -92,6 +92,14 @@ def test_a_file_named_turns_ago_is_found_by_a_word_of_its_name() -> None:
     assert resolve_references(asked, both) == asked  # two reports: which one is for the agent to ask
 
 
+def test_a_question_on_what_it_says_after_a_document_is_asked_of_the_document() -> None:
+    turns = [_turn("Please read /data/report.pdf and tell me what it is about.", "A cooperative's annual report.")]
+    asked = "what does it say about expansion plans?"
+    assert resolve_references(asked, turns) == f"{asked} (/data/report.pdf)"
+    assert resolve_references("what's 15% of it?", turns).endswith('"A cooperative\'s annual report."')  # its result
+    assert resolve_references("translate it into French", turns).startswith(f"translate it into French{EARLIER_RESULT}")
+
+
 def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> None:
     language = _turn("what language is this: 'Dziękuję bardzo'", "Polish", tools=("detect_language",))
     assert resolve_references("and translate it to english", [language]).endswith(f'{EARLIER_RESULT} "Dziękuję bardzo"')
