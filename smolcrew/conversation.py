@@ -104,11 +104,21 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
 
 def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
     """What the user told the assistant: the turns answered from the conversation that ask nothing, numbers in
-    digits ("six thousand five hundred" -> 6500: a small model copies digits, and miscounts words)."""
+    digits ("six thousand five hundred" -> 6500: a small model copies digits, and miscounts words). An update
+    ("scratch that, it went up to 6500") also rewrites the number of the fact before it: a small model, shown
+    both, often answers with the first."""
     from smolcrew.validators.numbers import in_digits
 
     said = [_said(message) for message, result in turns if result.mode == "reply"]
-    return [in_digits(text, threshold=3) for text in said if not text.endswith("?")]
+    facts: list[str] = []
+    for fact in (in_digits(text, threshold=3) for text in said if not text.endswith("?")):
+        new = re.findall(_NUMBER, fact)
+        earlier = next((i for i in range(len(facts) - 1, -1, -1) if re.search(_NUMBER, facts[i])), None)
+        if _UPDATES.search(fact) and len(new) == 1 and earlier is not None:
+            old = re.findall(_NUMBER, facts[earlier])  # "budget is 4,000" + "scratch that, it's 6500": now 6500
+            facts[earlier] = facts[earlier].replace(old[0], new[0]) if len(old) == 1 else facts[earlier]
+        facts.append(fact)
+    return facts
 
 
 def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> list[str]:
@@ -200,6 +210,11 @@ def _referred(message: str, earlier_message: str, earlier: RunResult) -> str:
 
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_UPDATES = re.compile(
+    r"\b(?:scratch that|actually|correction|update[ds]?|changed?|went (?:up|down)|bumped|raised|lowered|"
+    r"increased|decreased|instead|misremembered|no wait|now)\b",
+    re.I,
+)
 _SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather than)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)

@@ -75,6 +75,8 @@ def test_earlier_answers_with_numbers_are_facts_too() -> None:
     )
     last = calculation_messages(f"{context}{NOW}how many more people do we need to hire?")[-1]["content"][0]["text"]
     assert last.endswith("Facts: fyi our target headcount is 45\n38 people are on the team.")  # no "welcome"
+    own = calculation_messages(f"{context}{NOW}split 240 between 3 people")[-1]["content"][0]["text"]
+    assert "38 people" not in own  # a request with its own numbers: the earlier answers would only mislead
 
 
 def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:

@@ -297,7 +297,7 @@ def test_stated_numbers_reach_the_context_in_digits_and_that_skips_the_chit_chat
         _turn("one of us is vegan", "Noted.", mode="reply"),
     ]
     assert stated(facts) == [
-        "The renovation budget is 4,000 euros.",
+        "The renovation budget is 6500 euros.",  # the update's number: shown both, a small model takes the first
         "scratch that, the client bumped it up to 6500",
         "one of us is vegan",  # small numbers stay words
     ]
@@ -305,6 +305,13 @@ def test_stated_numbers_reach_the_context_in_digits_and_that_skips_the_chit_chat
     resolved = resolve_references("what was the total on that invoice again?", turns)
     assert "Total: 1,020.00 EUR" in resolved and "welcome" not in resolved
     assert "welcome" in resolve_references("translate that", [_turn("hi", "You're welcome!", mode="reply")])
+
+
+def test_only_an_update_rewrites_the_number_of_the_fact_before_it() -> None:
+    said = [_turn("we are 3 people", "Got it.", mode="reply"), _turn("the hotel costs 90 a night", "Ok.", mode="reply")]
+    assert stated(said) == ["we are 3 people", "the hotel costs 90 a night"]  # two facts, no update
+    updated = [*said, _turn("actually it went up to 110", "Ok.", mode="reply")]
+    assert stated(updated)[1:] == ["the hotel costs 110 a night", "actually it went up to 110"]
 
 
 def test_a_settled_result_replaces_its_turn_and_a_missing_one_is_appended(
