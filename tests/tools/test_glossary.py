@@ -137,6 +137,13 @@ def test_the_chat_models_translation_gets_the_dictionarys_words(folder: Path) ->
     assert result["model"] == "qwen (chat model, with a dictionary)"
 
 
+def test_a_label_before_the_translation_is_cut(folder: Path) -> None:
+    pool = PipelinePool(device="cpu", overrides={"glossary": str(folder)})
+    with use_tools(pool=pool, chat_model=ScriptedModel(lambda messages: "French translation: à demain", model_id="q")):
+        result = TranslateText()(text="see you tomorrow", source_language="en", target_language="fr")
+    assert result["translation"] == "à demain"
+
+
 @pytest.mark.skipif(not (DEBIAN / "freedict-eng-fra.index").is_file(), reason="make system-deps installs FreeDict")
 def test_the_installed_freedict_dictionaries_load() -> None:
     dictionaries = load_dictionaries(str(DEBIAN), "cpu", "auto")
