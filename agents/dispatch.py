@@ -279,6 +279,8 @@ def plan_direct_call(
         if passage(task) is None or len(_QUOTED.findall(own.split(EARLIER_RESULT, 1)[0])) > 1:
             return None  # nothing to work on, or several passages: which goes where is the model's call
         candidates = _fitting_calls(task, tools, None, None)
+    if kind == "image" and _WHAT_IT_SAYS.search(own):  # "what does the second one say?": its text, not its class
+        candidates = [c for c in candidates if getattr(c[2], "task", "") == "image-to-text"] or candidates
     if _SAY_IN.search(own):  # "how do you say coffee in Italian": a translation, whatever else fits the text
         candidates = [c for c in candidates if "target_language" in c[1].arguments] or candidates
     if asks_question(own) and not asks_for_output(own):
