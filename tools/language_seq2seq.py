@@ -14,7 +14,7 @@ from smolcrew.errors import ToolInputError
 from smolcrew.manifest import ModelRole
 from smolcrew.tools.base import CheckedTool
 from smolcrew.tools.context import current_pool
-from smolcrew.tools.glossary import glossary_lines, load_dictionaries
+from smolcrew.tools.glossary import load_dictionaries
 from smolcrew.tools.language_engines import bounded, generate, load_opus_pairs, load_seq2seq
 
 __all__ = [
@@ -181,7 +181,8 @@ class TranslateText(CheckedTool):
         from smolcrew.errors import ToolInputError
         from smolcrew.tools import language_engines as engines
         from smolcrew.tools.context import current_chat_model, current_pool
-        from smolcrew.tools.language_seq2seq import chat_translation
+        from smolcrew.tools.glossary import glossary_lines
+        from smolcrew.tools.language_seq2seq import chat_translation, same_letters
         from smolcrew.tools.text import require_text
 
         text = require_text(text, "text")
@@ -209,7 +210,7 @@ class TranslateText(CheckedTool):
                 given = given or (None if detected else source)
             shown = glossary_lines(words)
             translation = chat_translation(chat_model, text, given, target, longest, shown)
-            if shown and _letters(translation) == _letters(text):
+            if shown and same_letters(translation, text):
                 shown = []  # the text said back ("good night"): again as before, the repeat penalty keeps it out
                 translation = chat_translation(chat_model, text, given, target, longest)
             if words and given:
@@ -233,9 +234,9 @@ class TranslateText(CheckedTool):
         return {"translation": translation, **result, "model": pool.model_for(self.role)}
 
 
-def _letters(text: str) -> str:
-    """`text` without case, spaces or punctuation: "Goodnight!" and "good night" are the same."""
-    return re.sub(r"\W", "", text).lower()
+def same_letters(one: str, other: str) -> bool:
+    """Whether two texts are the same but for case, spaces and punctuation: "Goodnight!" and "good night"."""
+    return re.sub(r"\W", "", one).lower() == re.sub(r"\W", "", other).lower()
 
 
 def chat_translation(
