@@ -247,12 +247,17 @@ class Mirror:
         """Replay journaled runs (default: all) into every sink and wait; returns records written per sink."""
         runs = list(run_ids) if run_ids is not None else self.journal.runs()
         before = {lane.sink.name: lane.written for lane in self._lanes}
-        for lane in self._lanes:
-            if runs:
-                lane.mark_pending(runs)
-                lane.queue.put(_WAKE)
+        self.owe(runs)
         self.flush(timeout_s)
         return {lane.sink.name: lane.written - before[lane.sink.name] for lane in self._lanes}
+
+    def owe(self, run_ids: Sequence[str]) -> None:
+        """Copy these runs from the journal into every sink again, in the background (writes are idempotent per
+        step). A run resumed on another node may hold steps its first node journaled but died before passing on."""
+        for lane in self._lanes:
+            if run_ids:
+                lane.mark_pending(run_ids)
+                lane.queue.put(_WAKE)
 
     def close(self, timeout_s: float = 30.0) -> bool:
         """Flush, then stop the lanes. Runs still owed stay pending on disk for the next start."""

@@ -156,6 +156,8 @@ def resume_run(
         cancelled=cancelled,
     )
     if end is None:
+        if crew.mirror is not None:  # what the stores missed when the run's first node died
+            crew.mirror.owe([run_id])
         return _run(crew, recorder, start.payload["task"], [], None, None, (), None, resumed=records)
     started = time.perf_counter()
     approval = crew.approvals.get(str(end.payload["approval_id"]))

@@ -85,3 +85,16 @@ def test_sync_replays_every_journaled_run(tmp_path: Path) -> None:
     assert mirror.sync() == {"memory": 50}
     assert len(store.read("run-5")) == 20 and len(store.read("run-6")) == 30
     mirror.close()
+
+
+def test_a_resumed_run_owes_the_stores_what_its_first_node_journaled_but_never_passed_on(tmp_path: Path) -> None:
+    journal, store = JournalSink(tmp_path / "j"), InMemorySink()
+    records = make_records("run-7", 8)
+    journal.write(records[:2])  # the first node journaled two steps and died before its lanes wrote the second
+    store.write(records[:1])
+    mirror = Mirror(journal, [store], state_dir=tmp_path / "s")
+    mirror.owe(["run-7"])  # what resume_run does before it goes on
+    for record in records[2:]:
+        mirror(record)
+    assert mirror.close()
+    assert [r.seq for r in store.read("run-7")] == list(range(8))  # once each
