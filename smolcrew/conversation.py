@@ -113,10 +113,11 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
     facts: list[str] = []
     for fact in (in_digits(text, threshold=3) for text in said if not text.endswith("?")):
         new = re.findall(_NUMBER, fact)
-        earlier = next((i for i in range(len(facts) - 1, -1, -1) if re.search(_NUMBER, facts[i])), None)
-        if _UPDATES.search(fact) and len(new) == 1 and earlier is not None:
-            old = re.findall(_NUMBER, facts[earlier])  # "budget is 4,000" + "scratch that, it's 6500": now 6500
-            facts[earlier] = facts[earlier].replace(old[0], new[0]) if len(old) == 1 else facts[earlier]
+        numbered = [i for i, earlier in enumerate(facts) if re.search(_NUMBER, earlier)]
+        if _UPDATES.search(fact) and len(new) == 1 and numbered:
+            old = re.findall(_NUMBER, facts[numbered[-1]])  # "budget is 4,000" + "scratch that, it's 6500": now 6500
+            if len(old) == 1:
+                facts[numbered[-1]] = facts[numbered[-1]].replace(old[0], new[0])
         facts.append(fact)
     return facts
 
@@ -166,26 +167,26 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
 
 
-def _documents(message: str) -> list[str]:
-    """The documents `message` names: PDFs, tables and text files (a question about "it" is asked of them)."""
+def _files(message: str) -> list[tuple[str, str | None]]:
+    """(path, kind) of every file `message` names, text files (kind "text") too."""
     from smolcrew.agents.dispatch import files_named
     from smolcrew.tools.text import TEXT_FILE
 
-    named = [path for path, kind in files_named(message) if kind in ("pdf", "table")]
-    return list(dict.fromkeys([*named, *TEXT_FILE.findall(message)]))
+    return [*files_named(message), *((path, "text") for path in TEXT_FILE.findall(message))]
+
+
+def _documents(message: str) -> list[str]:
+    """The documents `message` names: PDFs, tables and text files (a question about "it" is asked of them)."""
+    return list(dict.fromkeys(path for path, kind in _files(message) if kind in ("pdf", "table", "text")))
 
 
 def _file_meant(message: str, turns: list[tuple[str, RunResult]]) -> str | None:
     """The one file an earlier turn named that `message` names by a word of its name ("what was Q3 revenue
     according to the report?" three turns after "in report.pdf, how many ..."); None when none or several."""
-    from smolcrew.agents.dispatch import files_named
-    from smolcrew.tools.text import TEXT_FILE
-
     words = set(re.findall(r"[a-z]{3,}", message.lower()))
     meant: dict[str, None] = {}
     for earlier, _ in turns:
-        said = _said(earlier)
-        for path in [path for path, _ in files_named(said)] + TEXT_FILE.findall(said):
+        for path, _kind in _files(_said(earlier)):
             stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
             if words & set(re.findall(r"[a-z]{3,}", stem)):
                 meant[path] = None
@@ -219,15 +220,10 @@ _SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather th
 _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
 
-_THE_OTHER = re.compile(r"\b(?:the )?other (?:one|image|picture|pic|photo|file|recording|document|page)\b", re.I)
-_ORDINAL = re.compile(r"\b(?:first|second|1st|2nd)\b", re.I)
-_OTHER_ORDINAL = {"first": "second", "second": "first", "1st": "2nd", "2nd": "1st"}
-
 
 def substituted(message: str, request: str) -> str | None:
     """`request` with the value `message` swaps in ("make it 3 instead of 5", "sorry, I meant 50", "in French
-    instead", "the other image" for "the first one"), or None when the correction swaps no value the request holds
-    once."""
+    instead"), or None when the correction swaps no value the request holds once."""
     swap = _SWAP_NUMBER.search(message)
     if swap is not None:
         new, old = swap.groups()
@@ -238,10 +234,6 @@ def substituted(message: str, request: str) -> str | None:
     if new is not None and old is not None:
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
-    ordinal = _ORDINAL.search(request)
-    if _THE_OTHER.search(message) and ordinal is not None:  # "what does the first one say?" -> "the other one"
-        other = _OTHER_ORDINAL[ordinal.group(0).lower()]
-        return f"{request[: ordinal.start()]}{other}{request[ordinal.end() :]}"
     languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
     wanted = next((language for language in languages if language), None)
     named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and language_named(m.group(1))]

@@ -159,9 +159,9 @@ TWO_FILES = "here are two recordings, a/order.wav and a/dinner.wav. transcribe t
             f'shorter pls{CORRECTS}"summarize a/notes.txt"',
             DirectCall("summarize_text", {"text": "a/notes.txt", "max_sentences": 2}),
         ),
-        (  # rewritten from "the first one" by "the other image"; "ticket" leaned to the classifier
+        (  # not the one the request picked; its name, "ticket", leaned to the classifier
             "vision",
-            "i sent a/menu.png and a/ticket.png. what does the second one say?",
+            f'the other image{CORRECTS}"i sent a/menu.png and a/ticket.png. what does the first one say?"',
             DirectCall("read_text_in_image", {"image": "a/ticket.png"}),
         ),
         (  # "one sentence max" alone is near count_words: the corrected request says which tool

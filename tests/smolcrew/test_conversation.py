@@ -125,9 +125,6 @@ def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> N
         ("make it 3 instead of 5", "split 240 between 4 people", None),  # 5 is not in the request
         ("in French instead", "translate it", None),  # no language to swap
         ("no, the second file", "transcribe a.wav and b.wav", None),
-        ("actually i meant the other image", "i sent a.png and b.png. what does the first one say?",
-         "i sent a.png and b.png. what does the second one say?"),
-        ("the other one", "what does menu.png say?", None),  # no ordinal to swap
     ],
 )  # fmt: skip
 def test_a_correction_that_swaps_a_value_rewrites_the_request(
