@@ -300,15 +300,8 @@ def test_real_server_round_trip_health_outage_and_return(chroma_server: ChromaSe
         sink.write(batch)
         assert sink.count() == len(batch)
         assert sink.read("run-s") == batch
-        # the server indexes a write in the background: under load (a full CI run) a query right after 412
-        # upserts has twice answered from part of the data (three filler records, no topic record at all, while
-        # count() saw everything). The match must come up within a few seconds, and then rank near the top.
-        deadline = time.monotonic() + 10.0
-        while True:
-            found = sink.search("who won the soccer game", run_id="run-s", k=3)
-            if "football" in [r.payload.get("topic") for r in found] or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        # within a run the search is exact: HNSW alone had missed this step among the 200 near-duplicates
+        found = sink.search("who won the soccer game", run_id="run-s", k=3)
         assert "football" in [r.payload.get("topic") for r in found], [r.payload for r in found]
 
         chroma_server.stop()
