@@ -64,9 +64,11 @@ _INTRODUCED = re.compile(
 )
 """A lead-in the model wrote before the translation ('Voici la traduction de "..." : "..."'): the last quote."""
 _LABELLED = re.compile(
-    r"^\s*(?:here is |the )?(?:[A-Za-z]+ )?translation(?: (?:in|into) [A-Za-z]+)?\s*:\s*(.+)$", re.I | re.S
+    r"^\s*(?:(?:here is |the )?(?:[A-Za-z]+ )?translation(?: (?:in|into) [A-Za-z]+)?|thought|answer)\s*:\s*(.+)$",
+    re.I | re.S,
 )
-"""A label before the translation, without quotes ("Italian translation: caffè")."""
+"""A label before the translation, without quotes ("Italian translation: caffè"; "Thought: muito obrigado.", the
+agent's format leaking into the chat model's reply)."""
 
 
 def summarize(text: str, mode: Any, max_sentences: Any, min_new_tokens: Any, max_new_tokens: Any) -> dict[str, Any]:
@@ -266,7 +268,7 @@ def chat_translation(
     reply = model.generate(messages, **options).content
     translation = (reply if isinstance(reply, str) else str(reply or "")).strip()
     quotes = {'"': '"', "'": "'", "\u201c": "\u201d", "\u00ab": "\u00bb"}
-    introduced = _INTRODUCED.match(translation) or _LABELLED.match(translation)
+    introduced = _INTRODUCED.match(translation) or (None if _LABELLED.match(text) else _LABELLED.match(translation))
     if introduced is not None:
         translation = introduced.group(1).strip()
     if len(translation) > 1 and quotes.get(translation[0]) == translation[-1] and text[:1] not in quotes:

@@ -137,11 +137,20 @@ def test_the_chat_models_translation_gets_the_dictionarys_words(folder: Path) ->
     assert result["model"] == "qwen (chat model, with a dictionary)"
 
 
-def test_a_label_before_the_translation_is_cut(folder: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "reply", "kept"),
+    [
+        ("see you tomorrow", "French translation: à demain", "à demain"),
+        ("see you tomorrow", "Thought: à demain.", "à demain."),  # the agent's format, leaking into the chat model
+        ("Answer: see you tomorrow", "Réponse : à demain", "Réponse : à demain"),
+        ("Answer: see you tomorrow", "Answer: à demain", "Answer: à demain"),  # the text's own label stays
+    ],
+)
+def test_a_label_before_the_translation_is_cut(folder: Path, text: str, reply: str, kept: str) -> None:
     pool = PipelinePool(device="cpu", overrides={"glossary": str(folder)})
-    with use_tools(pool=pool, chat_model=ScriptedModel(lambda messages: "French translation: à demain", model_id="q")):
-        result = TranslateText()(text="see you tomorrow", source_language="en", target_language="fr")
-    assert result["translation"] == "à demain"
+    with use_tools(pool=pool, chat_model=ScriptedModel(lambda messages: reply, model_id="q")):
+        result = TranslateText()(text=text, source_language="en", target_language="fr")
+    assert result["translation"] == kept
 
 
 @pytest.mark.skipif(not (DEBIAN / "freedict-eng-fra.index").is_file(), reason="make system-deps installs FreeDict")
