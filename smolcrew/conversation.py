@@ -46,10 +46,14 @@ _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
-    r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|\b(?:shorter|longer|"
-    r"simpler|more formal|less formal)\b",
+    r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|"
+    r"\b(?:shorter|longer|simpler|more formal|less formal)\b|\d\s*%?\s+(?:not|rather than)\s+\d",
     re.IGNORECASE,
 )
+"""A message that corrects the last request: "no, the second file", "in German instead", "use 15% not 10%"."""
+_VARIES = re.compile(r"^\W*(?:hmm+\W+)?(?:and\s+|ok(?:ay)?\W+)?(?:what|how) about\b", re.I)
+"""A message that asks the last request again with another value: "and what about Italian?" ("how about a
+joke?" swaps nothing, and is a request of its own)."""
 
 
 class Talker(Protocol):
@@ -134,6 +138,8 @@ def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> li
 
 def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
     """Whether `message` corrects the last turn's request ("no, the second file", "in French instead")."""
+    if turns and _VARIES.search(message):
+        return substituted(message, _said(turns[-1][0])) is not None
     if not turns or not _CORRECTS.search(message):
         return False  # a reply's request is corrected only by a swapped value: "no, I'm Bob" is a new fact
     return turns[-1][1].mode != "reply" or substituted(message, _said(turns[-1][0])) is not None
@@ -216,9 +222,13 @@ _UPDATES = re.compile(
     r"increased|decreased|instead|misremembered|no wait|now)\b",
     re.I,
 )
-_SWAP_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})\s+(?:instead of|not|rather than)\s+({_NUMBER})(?![\w.])", re.I)
+_SWAP_NUMBER = re.compile(
+    rf"(?<![\w.])({_NUMBER})\s*%?\s+(?:instead of|not|rather than)\s+({_NUMBER})\s*%?(?![\w.])", re.I
+)
 _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
-_NEW_LANGUAGE = re.compile(r"\b(?:in|into|to)\s+([A-Za-z]+)(?:\s+instead)?\b|\bi meant\s+([A-Za-z]+)\b", re.I)
+_NEW_LANGUAGE = re.compile(
+    r"\b(?:in|into|to|what about|how about|i meant)\s+([A-Za-z]+)\b|\b([A-Za-z]+)\s+instead\b", re.I
+)
 
 
 def substituted(message: str, request: str) -> str | None:
@@ -231,7 +241,7 @@ def substituted(message: str, request: str) -> str | None:
         numbers = re.findall(rf"(?<![\w.]){_NUMBER}(?![\w.])", request)
         found = _NEW_NUMBER.search(message)
         new, old = (found.group(1), numbers[0]) if found and len(numbers) == 1 else (None, None)
-    if new is not None and old is not None:
+    if new is not None and old is not None and new != old:  # "sorry, I meant 10 miles in km": not a new number
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
     languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)

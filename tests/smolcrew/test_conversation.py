@@ -15,6 +15,7 @@ from smolcrew.conversation import (
     EARLIER_RESULT,
     bearing,
     conversation_context,
+    corrects,
     resolve_references,
     stated,
     substituted,
@@ -125,6 +126,12 @@ def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> N
         ("make it 3 instead of 5", "split 240 between 4 people", None),  # 5 is not in the request
         ("in French instead", "translate it", None),  # no language to swap
         ("no, the second file", "transcribe a.wav and b.wav", None),
+        ("hmm, use 15% not 10%", "what's a 10% tip on a 64 dollar bill?", "what's a 15% tip on a 64 dollar bill?"),
+        ("actually, German instead", "translate 'the shop closes' into Spanish",
+         "translate 'the shop closes' into German"),
+        ("and what about Italian?", "translate 'the shop closes' into German",
+         "translate 'the shop closes' into Italian"),
+        ("sorry, I meant 10 miles in km", "how many miles is 10 km?", None),  # the same number: the request is new
     ],
 )  # fmt: skip
 def test_a_correction_that_swaps_a_value_rewrites_the_request(
@@ -134,6 +141,14 @@ def test_a_correction_that_swaps_a_value_rewrites_the_request(
     if rewritten is not None:  # and a turn that corrects the previous one runs the rewritten request
         assert resolve_references(correction, [_turn(corrected, "an answer")]) == rewritten
         assert resolve_references(correction, [_turn(corrected, "an answer", mode="reply")]) == rewritten
+
+
+def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
+    translated = _turn("translate 'the shop closes' into German", "Der Laden schließt.", tools=("translate_text",))
+    assert corrects("and what about Italian?", [translated])
+    assert resolve_references("and what about Italian?", [translated]) == "translate 'the shop closes' into Italian"
+    assert not corrects("how about a joke?", [translated])  # a request of its own
+    assert corrects("no, 20% not 15%", [_turn("what is 15% of 80?", "12")])
 
 
 def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_next_to_the_question() -> None:
