@@ -27,7 +27,7 @@ from smolcrew.tools.text import TEXT_FILE
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
 
-__all__ = ["ReplyDetector", "acknowledgement", "language_named", "load_reply_examples", "said_back"]
+__all__ = ["ReplyDetector", "acknowledgement", "language_named", "load_reply_examples", "only_thanks", "said_back"]
 
 _QUOTED = ('"', "“", "«")
 _ABOUT_THE_USER = re.compile(
@@ -127,9 +127,9 @@ class ReplyDetector:
         """`stated`: what the user stated earlier in the conversation (a question on its figures is worked out)."""
         if files_named(message) or TEXT_FILE.search(message) or any(mark in message for mark in _QUOTED):
             return False
-        if quoted_passage(message) is not None and _names_language(message):
-            return False  # "how do I say 'where is the station' in Spanish?": a translation
-        if acknowledgement(message) is not None or _CAPABILITY.match(message):
+        if quoted_passage(message) is not None and (_names_language(message) or asks_question(message)):
+            return False  # "how do I say 'where is the station' in Spanish?", "how many words are in: '...'"
+        if acknowledgement(message) is not None or _CAPABILITY.match(message) or only_thanks(message):
             return True
         if asks_calculation(message, stated=stated):
             return False  # the calculator works it out, from the facts of the conversation too
@@ -239,6 +239,20 @@ _ASKING_WORDS = frozenset(_QUESTION_WORDS.split())
 
 def _content_words(text: str) -> set[str]:
     return {w.removesuffix("s") for w in _PLAIN.findall(text.lower().replace("'s", "")) if w not in _ASKING_WORDS}
+
+
+_THANKS = re.compile(r"\b(?:thanks?|thx|ty|thank you|cheers|bye|goodbye|see you)\b", re.I)
+_ASKS_A_TASK = re.compile(
+    r"\b(?:translate|transcribe|read|summari[sz]e|write|make|draw|generate|calculate|convert|count|detect|describe|"
+    r"play|say|tell|show|find|check|can|could|would|will|please|what|how|why|who|which|where|when)\b|\?",
+    re.I,
+)
+
+
+def only_thanks(message: str) -> bool:
+    """Whether `message` thanks or says goodbye and asks for nothing ("thx for listening lol"; not "thanks, now
+    translate it"): the model replies to it, whatever the nearest examples say."""
+    return bool(_THANKS.search(message)) and len(message.split()) <= 8 and not _ASKS_A_TASK.search(message)
 
 
 def asks_about_stated(question: str, facts: Sequence[str]) -> bool:

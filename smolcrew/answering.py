@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.agents.dispatch import PREVIOUS_RESULT, asks_question, with_context
-from smolcrew.agents.replies import acknowledgement, said_back
+from smolcrew.agents.replies import acknowledgement, only_thanks, said_back
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ what *they* can do: "You can ask questions, provide information...")."""
 _NO_ANSWER = re.compile(r"\b(?:don'?t|do not|doesn'?t) know\b|\bsmolcrew\b|\bassistant\b|^\W*you\W*$", re.I)
 """A reply to a question on stated facts that answers nothing: the 0.5B, given the fact, says "You don't know." or
 answers as itself ("You're smolcrew, a friendly assistant."); the fact that bears on the question is said back."""
+_WELCOME = "You're welcome! Anything else I can do for you?"
+_LISTENING = "I'm here whenever you need me."
+"""What a message that asks nothing gets when the 0.5B's reply answers nothing (see `_NO_ANSWER`)."""
 REPLY_SYSTEM = (
     "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
     "When they ask about something said earlier, answer from the conversation below with the user's own words "
@@ -118,6 +121,8 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             if relevant and asks_question(message) and _NO_ANSWER.search(answer):
                 facts = [line[2:] for line in relevant.splitlines() if line.startswith("- ")]
                 answer = said_back(message, facts) or answer
+            elif not asks_question(message) and _NO_ANSWER.search(answer):  # "thx for listening" -> "You don't know."
+                answer = _WELCOME if only_thanks(message) else _LISTENING
         recorder.step(
             "action",  # the audit trail shows the recall, as it shows every tool call
             {

@@ -175,7 +175,11 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
         ("What is my name, and where do I live?", True),
         ("can you summarise team_update.txt for me", False),  # a text file is a file
         ("How do I say 'where is the station' in Spanish?", False),  # a passage and a language: a translation
+        ("unrelated, but how many words are in this sentence: 'we will meet at the old bridge'", False),
+        ("my motto is 'carpe diem'", True),  # a passage, but nothing asked of it
         ("thanks, that's all for now", True),
+        ("thx for listening lol", True),
+        ("thanks, now translate it into French", False),
         ("hello!", True),
         ("transcribe call.wav", False),
         ("Translate 'good morning' into Spanish", False),
@@ -292,6 +296,14 @@ def test_a_reply_that_knows_nothing_of_a_stated_fact_says_the_fact_back(scripted
     assert result.answer == "You told me your flight to Lisbon is on the 12th of March."
     assert result.verdicts and all(v["outcome"] != "fail" for v in result.verdicts)  # it rests on the conversation
     assert chat.send("how are you?").answer == "You're smolcrew, a friendly assistant."  # no fact bears on it
+
+
+def test_a_message_that_asks_nothing_gets_a_reply_that_says_something(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew(["You don't know.", "You don't know.", "Glad to hear it!"], memory={"sinks": []})
+    chat = crew.chat()
+    assert chat.send("ugh long day at work today").answer == "I'm here whenever you need me."
+    assert chat.send("thx for listening lol").answer == "You're welcome! Anything else I can do for you?"
+    assert chat.send("thanks, it went well").answer == "Glad to hear it!"  # the model's, when it says something
 
 
 def test_a_reply_that_loops_is_cut_to_its_distinct_lines(scripted_crew: Callable[..., Crew]) -> None:
