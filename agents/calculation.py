@@ -38,7 +38,8 @@ _ON_ITS_OWN = re.compile(
     r"\b(?:plus|minus|times|multipl\w*|divid\w*|split\w*|shar(?:e|es|ed|ing)|each|per|average|mean|sum|add up|"
     r"total up|percent|tip|discount|tax|vat|interest|convert\w*|celsius|fahrenheit|how much|how many|half|double|"
     r"twice|triple|difference|more than|less than|left over|remain\w*|square root|squared|cubed|subtract\w*|"
-    r"deduct\w*|take away|add\s+[$€£]?\d[\d,.]*|increase\w*|decrease\w*|reduce\w*)\b|%",
+    r"deduct\w*|take away|add\s+[$€£]?\d[\d,.]*|increase\w*|decrease\w*|reduce\w*|how old|"
+    r"in \d+ (?:years?|months?|weeks?|days?))\b|%",
     re.I,
 )
 """Cues that a request with numbers asks for a calculation, when no tool gave anything yet."""
@@ -52,7 +53,9 @@ _ON_AN_OUTPUT = re.compile(
 output, not calculated."""
 _ON_STATED = re.compile(
     r"\b(?:shar(?:e|es|ed|ing)|split\w*|each of|per (?:person|head)|between|among|average|how (?:much|many) "
-    r"(?:more|less|fewer)|left over|remain\w*|difference|half|double|twice|triple|percent|work out|calculate)\b|%",
+    r"(?:more|less|fewer)|left over|remain\w*|difference|half|double|twice|triple|percent|work out|calculate|"
+    r"how old will|until|afford|how long will|how (?:much|many) \w+ (?:is |are )?left|over a (?:whole )?year|"
+    r"(?:a|per|each) (?:year|month|week)|how many (?:months|weeks|days|years))\b|%",
     re.I,
 )
 """Cues that a question works on numbers the user stated earlier ("how much is my share of the rent?"), not
@@ -69,6 +72,11 @@ _EXAMPLES = (
     ("convert that to pounds at 0.85 pounds per euro", "The fee is 120 euros.", "120 * 0.85"),
     ("how many minutes are in 3.5 hours?", None, "3.5 * 60"),
     ("and how much is that per week?", "Each of us pays 12 a day.", "12 * 7"),
+    ("I've spent 45 so far, how much of the budget is left?", "The budget is 200.", "200 - 45"),
+    ("and with a 10% tip on top, what do I pay?", "Total 50.00", "50.00 + 50.00 * 0.10"),
+    ("how old will she be in 4 years?", "Mia is 31.", "31 + 4"),
+    ("how many months until I can buy it?", "It costs 600. I save 150 a month.", "600 / 150"),
+    ("and over a whole year?", "My share is 300 a month.", "300 * 12"),
 )
 """Few-shot turns (question, facts, expression): a small model copies the form of what it was shown."""
 

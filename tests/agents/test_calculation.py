@@ -129,3 +129,8 @@ def test_a_question_on_figures_the_user_stated_is_a_calculation_not_a_recall() -
     assert not asks_calculation("how much rent did I say?", stated=stated)  # asks the figure back
     assert not asks_calculation("what is my name?", stated=stated)
     assert not asks_calculation("and we split it evenly between the two of us", stated=stated[:1])  # a new fact
+    saving = ["I'm saving up for a bike that costs 840 dollars.", "I can put aside 120 dollars every month."]
+    assert asks_calculation("how many months until I can afford the bike?", stated=saving)
+    assert not asks_calculation("what did the bike cost again?", stated=saving)
+    assert asks_calculation("How old will Priya be in 5 years?", stated=["My sister Priya is 27 years old."])
+    assert not asks_calculation("what was the weekly budget again?", stated=["our weekly grocery budget is 150"])
