@@ -60,6 +60,7 @@ _ACTION_VERBS = (
     r"write|turn|convert|check|search|find|look|compare|analy[sz]e|extract|pull|ocr|list|save|email|send|"
     r"use|put|add|remove|denoise|clean|animate|rewrite|correct|fix|proofread|draft|compose|come up"
 )
+_ACTION = re.compile(rf"\b(?:{_ACTION_VERBS})\b", re.I)
 _SPLIT = re.compile(
     r"(?P<strong>(?i:(?:[,;]\s*|\s+)(?:" + _SEQUENCE_WORDS + r")\b[,:]?\s*))"
     r"|(?P<sentence>(?<=[.!?;])['\"”]?\s+(?=[A-Z]))"
@@ -116,7 +117,16 @@ def _segments(request: str) -> list[_Segment]:
         start, strong = match.end(), match.lastgroup != "sentence"
     segments.append(_Segment(start, len(request), strong))
     kept = [segment for segment in segments if len(request[segment.start : segment.end].split()) >= 2]
-    return kept or [_Segment(0, len(request), True)]
+    merged: list[_Segment] = []
+    for segment in kept:  # "I have two files, a.txt and b.txt. Summarize the first one": one step, with its files
+        if merged and _only_names_files(request[merged[-1].start : merged[-1].end]):
+            segment = _Segment(merged.pop().start, segment.end, segment.strong)
+        merged.append(segment)
+    return merged or [_Segment(0, len(request), True)]
+
+
+def _only_names_files(text: str) -> bool:  # names files, asks nothing of them: the next step says what to do
+    return bool(_FILE.search(text)) and not _ACTION.search(_FILE.sub(" ", text)) and "?" not in text
 
 
 def _text(request: str, start: int, end: int) -> str:

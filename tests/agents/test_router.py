@@ -28,6 +28,11 @@ def router(embed) -> Router:  # type: ignore[no-untyped-def]
         ("First find the refund policy. After that, read it aloud", ["find the refund policy", "read it aloud"]),
         ('Translate "cats, then dogs" into French', ['Translate "cats, then dogs" into French']),
         ("Cross-tabulate gender vs. plan type in survey.csv", ["Cross-tabulate gender vs. plan type in survey.csv"]),
+        (  # files named for the step after them: one step
+            "I have two files, a.txt and b.txt. Summarize the first one.",
+            ["I have two files, a.txt and b.txt. Summarize the first one"],
+        ),
+        ("Read a.png. Then translate it", ["Read a.png", "translate it"]),
     ],
 )
 def test_split_steps(request_text: str, steps: list[str]) -> None:
