@@ -42,6 +42,7 @@ _REFERS = re.compile(
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
     re.IGNORECASE,
 )
+_THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
@@ -162,6 +163,10 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     if not _REFERS.search(message):  # "according to the report": a file named turns ago, by a word of its name
         path = _file_meant(message, turns)
         return message if path is None else f"{message} ({path})"
+    if _THE_FILE.search(message):  # "the average score in that file": the file, not the last answer
+        named = next((files for m, _ in reversed(turns) if (files := _documents(_said(m)))), [])
+        if len(named) == 1:
+            return f"{message} ({named[0]})"
     done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
     # "that invoice" points at what a tool gave, not at the "you're welcome" after it
     earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)

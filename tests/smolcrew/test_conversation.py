@@ -143,6 +143,15 @@ def test_a_correction_that_swaps_a_value_rewrites_the_request(
         assert resolve_references(correction, [_turn(corrected, "an answer", mode="reply")]) == rewritten
 
 
+def test_that_file_is_the_document_an_earlier_turn_named_not_its_answer() -> None:
+    best = _turn("Who got the highest math score in scores.xlsx?", "Chloe", tools=("answer_table_question",))
+    score = _turn('what was her math score?\n\nThe earlier result this refers to: "Chloe"', "93")
+    asked = "and what's the average English score in that file?"
+    assert resolve_references(asked, [best, score]) == f"{asked} (scores.xlsx)"
+    two = _turn("compare a.csv and b.csv", "a has more rows", tools=("answer_table_question",))
+    assert resolve_references(asked, [two]).startswith(f"{asked}{EARLIER_RESULT}")  # which file? the answer, then
+
+
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
     translated = _turn("translate 'the shop closes' into German", "Der Laden schließt.", tools=("translate_text",))
     assert corrects("and what about Italian?", [translated])
