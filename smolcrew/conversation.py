@@ -31,7 +31,15 @@ if TYPE_CHECKING:
     from smolcrew.memory.records import StepRecord
     from smolcrew.result import RunResult
 
-__all__ = ["EARLIER_REQUEST", "EARLIER_RESULT", "ChatSession", "conversation_context", "corrects", "resolve_references"]
+__all__ = [
+    "EARLIER_REQUEST",
+    "EARLIER_RESULT",
+    "ChatSession",
+    "asks_of_result",
+    "conversation_context",
+    "corrects",
+    "resolve_references",
+]
 
 ANSWER_CHARS = 400
 TOOL_CHARS = 600
@@ -42,6 +50,7 @@ _REFERS = re.compile(
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
     re.IGNORECASE,
 )
+_ON_THE_RESULT = re.compile(r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\b", re.I)
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
@@ -144,6 +153,13 @@ def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
     if not turns or not _CORRECTS.search(message):
         return False  # a reply's request is corrected only by a swapped value: "no, I'm Bob" is a new fact
     return turns[-1][1].mode != "reply" or substituted(message, _said(turns[-1][0])) is not None
+
+
+def asks_of_result(message: str, turns: list[tuple[str, RunResult]]) -> bool:
+    """Whether `message` asks a question of an earlier tool result ("how much was the bagel on it?" after the
+    receipt was read): the tools answer it, given that result, rather than a reply from the conversation."""
+    recent = [result for _, result in turns[-2:] if result.mode != "reply" and result.state == "success"]
+    return bool(recent) and asks_question(message) and _ON_THE_RESULT.search(message) is not None
 
 
 def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
@@ -278,7 +294,11 @@ class ChatSession:
         """Run one turn; the result joins the conversation."""
         context = conversation_context(self.turns, self.keep)
         facts = stated(self.turns)  # "how much is my share of the rent?" works on the figures said earlier
-        if not corrects(message, self.turns) and self.crew.wants_reply(message, facts):
+        if (
+            not corrects(message, self.turns)
+            and not asks_of_result(message, self.turns)
+            and self.crew.wants_reply(message, facts)
+        ):
             task = message  # answered from the conversation: nothing to resolve
             relevant = bearing(message, facts, self.crew)
             if context is not None and relevant:  # next to the question, where a small model looks

@@ -13,6 +13,7 @@ from smolcrew.answering import CAPABILITIES, RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import (
     EARLIER_REQUEST,
     EARLIER_RESULT,
+    asks_of_result,
     bearing,
     conversation_context,
     corrects,
@@ -150,6 +151,14 @@ def test_that_file_is_the_document_an_earlier_turn_named_not_its_answer() -> Non
     assert resolve_references(asked, [best, score]) == f"{asked} (scores.xlsx)"
     two = _turn("compare a.csv and b.csv", "a has more rows", tools=("answer_table_question",))
     assert resolve_references(asked, [two]).startswith(f"{asked}{EARLIER_RESULT}")  # which file? the answer, then
+
+
+def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
+    receipt = _turn("what does receipt.png say?", "Soup 5.40 Bagel 3.25", tools=("read_text_in_image",))
+    assert asks_of_result("how much was the bagel on it?", [receipt])
+    assert not asks_of_result("what's my name again?", [receipt])
+    assert not asks_of_result("how much was the bagel on it?", [_turn("my name is Ada", "Got it", mode="reply")])
+    assert not asks_of_result("ok, I'll rely on it", [receipt])  # asks nothing
 
 
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
