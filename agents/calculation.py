@@ -130,8 +130,10 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     own, previous = split_previous(task)
     question, _, referenced = own.partition(EARLIER_RESULT)  # "what's 15% of it?" + the result it points at
     said = stated_facts(task)  # newest first below
-    # "45 - 38": a target said, a count found; a request with its own numbers needs no earlier answer's
-    answers = [] if _DIGIT.search(_request(question)) else _answers_with_numbers(task)[::-1][:2]
+    # "45 - 38": a target said, a count found; a request with its own numbers, or pointing at one result ("the bill
+    # plus that tip"), needs no other earlier answer: the 0.5B added every number it was shown
+    own_numbers = _DIGIT.search(_request(question)) or referenced.strip()
+    answers = [] if own_numbers else _answers_with_numbers(task)[::-1][:2]
     found = [*said[::-1], *answers]
     known = "\n".join(part.strip().strip('"') for part in (referenced, *found, facts, previous) if part)
     own = question

@@ -77,6 +77,11 @@ def test_earlier_answers_with_numbers_are_facts_too() -> None:
     assert last.endswith("Facts: fyi our target headcount is 45\n38 people are on the team.")  # no "welcome"
     own = calculation_messages(f"{context}{NOW}split 240 between 3 people")[-1]["content"][0]["text"]
     assert "38 people" not in own  # a request with its own numbers: the earlier answers would only mislead
+    pointed = calculation_messages(f'{context}{NOW}and 10% of that?{EARLIER_RESULT} "45 - 38 = 7"')
+    assert (
+        pointed[-1]["content"][0]["text"]
+        == "Question: and 10% of that?\nFacts: 45 - 38 = 7\nfyi our target headcount is 45"
+    )
 
 
 def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:
