@@ -66,7 +66,7 @@ prepositions: in for from at on about with to among within
 less: less fewer lower smaller younger colder cooler cheaper shorter lighter slower worse earlier
 not_measures: id year month day week zip code phone no
 additive: unit qty quantity sale sold revenue amount total count spend spent cost hour order visit profit expense rain
-additive: precip"""
+additive: precip stock"""
 WORDS: dict[str, set[str]] = {}
 for _line in _WORDS.splitlines():
     WORDS.setdefault(_line.partition(":")[0], set()).update(_line.partition(":")[2].split())
@@ -144,11 +144,14 @@ class Question:
         hits = [i for i, t in enumerate(self.toks) if i not in inside and {t.raw, t.norm} & vocabulary]
         return hits[0] if hits else None
 
-    def measure(self, problem: str) -> str:
-        """The column to aggregate when the question names none: the one a filter named, or the only measure."""
+    def measure(self, problem: str, *, amount: bool = False) -> str:
+        """The column to aggregate when the question names none: the one a filter named, or the only measure;
+        `amount` ("which item do we have the fewest of"): else the only additive one (quantity, not price)."""
         plausible = [
             c for c in self.frame.columns if is_numeric(self.frame, c) and not set(words(c)) & WORDS["not_measures"]
         ]
+        additive = [c for c in plausible if (core(c)[-1:] or [""])[0].startswith(tuple(WORDS["additive"]))]
+        plausible = additive if amount and len(plausible) > 1 and len(additive) == 1 else plausible
         if self.fallback or len(plausible) == 1:
             self.understood.append(f"column {self.fallback or plausible[0]}")
             return str(self.fallback or plausible[0])

@@ -149,6 +149,10 @@ def _mask(frame: Any, condition: dict[str, Any]) -> Any:
     return {"==": series.eq, "<": series.lt, "<=": series.le, ">": series.gt, ">=": series.ge}[op](value)
 
 
+_AMOUNT_WORDS = frozenset({"most", "least", "fewest"})
+"""Superlatives of an amount ("which item do we have the fewest of"), not of a price or a size."""
+
+
 def _extreme(q: Question, rows: Any) -> dict[str, Any]:
     """most/highest/cheapest...: the row with the extreme value, or the group with the extreme total/mean/count."""
     toks, frame, d, op, target, top = q.toks, q.frame, q.superlative or 0, q.op, q.target, q.top
@@ -160,10 +164,10 @@ def _extreme(q: Question, rows: Any) -> dict[str, Any]:
         q.refuse(f"'{word} {nxt.raw}': {nxt.raw} is no column of the table")
     counted = op == "count" or (nxt is not None and nxt.norm in WORDS["count"] and not q.covers(d + 1))
     if group and target is None and not counted:  # "which region grew the most": of what?
-        target = q.measure(f"'{word}' does not say of which column")
+        target = q.measure(f"'{word}' does not say of which column", amount=word in _AMOUNT_WORDS)
     agg = op if op in ("sum", "mean") else "count" if target is None or op == "count" else None
     if group and agg is None:  # "sold the most" or an additive column: a total per group; "most expensive": not
-        quantity = word in {"most", "least", "fewest"} and not q.covers(d + 1, ("synonym",))
+        quantity = word in _AMOUNT_WORDS and not q.covers(d + 1, ("synonym",))
         agg = "sum" if quantity or (core(str(target))[-1:] or [""])[0].startswith(tuple(WORDS["additive"])) else None
     if group and agg and (agg == "count" or not frame[group].dropna().is_unique):
         groups = (rows.groupby(group).size() if agg == "count" else rows.groupby(group)[target].agg(agg)).dropna()
@@ -177,7 +181,7 @@ def _extreme(q: Question, rows: Any) -> dict[str, Any]:
         return _result(q, answer, text, "top" if top else operation, target, rows, value=value, by=group, aggregate=agg)
     if op is not None:
         q.refuse(f"'{word}' and the {op} together need a text column to group by")
-    target = target or q.measure(f"'{word}' does not say of which column")
+    target = target or q.measure(f"'{word}' does not say of which column", amount=word in _AMOUNT_WORDS)
     ranked = next((m.column for m in q.mentions if m.start == d and m.kind == "synonym"), target)
     picked = _pick(rows[ranked].dropna(), highest, top)
     winners = rows.loc[picked.index]

@@ -99,6 +99,7 @@ ANSWERS = [
     # group by a named text column, then the group with the highest / lowest total, mean or count
     ("sales", "Which region sold the most units?", "East", "max"),
     ("sales", "Which region had the fewest units sold?", "South", "min"),
+    ("inventory", "Which item do we have the fewest of?", "Toner cartridge", "min"),  # of in_stock, not unit_price
     ("sales", "Which product brought in the highest revenue?", "Widget", "max"),
     ("sales", "Which rep sold the most?", "Ben", "max"),
     ("staff", "Which department has the most staff?", "Sales", "max"),
