@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "ONE_LINE_GRAMMAR",
     "answer_messages",
+    "counted_answer",
     "output_text",
     "priced_answer",
     "saved_file",
@@ -102,25 +103,49 @@ _PRICED_LINE = re.compile(
 )
 _NOT_ITEMS = re.compile(r"\b(?:sub-?total|total|tax|vat|tip|change|cash|card|balance|amount|due|paid|discount)\b", re.I)
 _LOWEST = re.compile(r"\b(?:cheapest|least expensive|lowest[- ]priced|lowest price|least costly|cheaper)\b", re.I)
+_PRICE_ASKED = re.compile(r"\bhow much\b|\bprice\b|\bcost\b", re.I)
 _HIGHEST = re.compile(r"\b(?:priciest|most expensive|highest[- ]priced|highest price|most costly|dearest)\b", re.I)
 
 
 def priced_answer(question: str, output: Any) -> str | None:
     """'Apple pie (5.50), the lowest price listed': the answer to a cheapest / most expensive question about a
-    price list in a tool's text (OCR of a menu or a receipt), or None when the question or the text is not that."""
+    price list in a tool's text (OCR of a menu or a receipt), or 'Bagel: 3.25' to how much one item listed cost;
+    None when the question or the text is not that."""
     text = output.get("text") if isinstance(output, dict) else output
     lowest, highest = bool(_LOWEST.search(question)), bool(_HIGHEST.search(question))
-    if not isinstance(text, str) or lowest == highest:
+    if not isinstance(text, str) or (lowest and highest):
         return None
     items = [
         (match["item"].strip(" .:-"), match["price"])
         for match in _PRICED_LINE.finditer(text)
         if not _NOT_ITEMS.search(match["item"])
     ]
+    if not (lowest or highest):  # "how much was the bagel?": the price on the bagel's line
+        asked = _words(question)
+        named = [(item, price) for item, price in items if _words(item) & asked]
+        return f"{named[0][0]}: {named[0][1]}" if len(named) == 1 and _PRICE_ASKED.search(question) else None
     if len(items) < 2:
         return None
     pick = (min if lowest else max)(items, key=lambda item: float(item[1].replace(",", ".")))
     return f"{pick[0]} ({pick[1]}), the {'lowest' if lowest else 'highest'} price listed"  # no number of its own
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{3,}", text.lower()))
+
+
+_HOW_MANY = re.compile(r"\bhow many (\w+)", re.I)
+
+
+def counted_answer(question: str, output: Any) -> str | None:
+    """'7 words': a "how many words / sentences / characters" question, answered by the count of that name in a
+    tool's output (count_words gives all of them; the 0.5B picked the sentences); None otherwise."""
+    asked = _HOW_MANY.search(question)
+    if asked is None or not isinstance(output, dict):
+        return None
+    noun = asked.group(1).lower()
+    value = output.get(noun)
+    return f"{value} {noun}" if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 _AND_WH = re.compile(

@@ -48,6 +48,7 @@ from smolcrew.agents.dispatch import (
 from smolcrew.agents.finish import (
     ONE_LINE_GRAMMAR,
     answer_messages,
+    counted_answer,
     output_text,
     priced_answer,
     saved_file,
@@ -226,8 +227,8 @@ class SpecialistModel(Model):
             return calculation
         elif key is not None and (asks_for_output(own) or key == "answer_text"):
             code = f"final_answer(result[{key!r}])"
-        elif (priced := priced_answer(own, output)) is not None:
-            code = f"final_answer({priced!r})"
+        elif (read_off := priced_answer(own, output) or counted_answer(own, output)) is not None:
+            code = f"final_answer({read_off!r})"
         else:
             answers = []
             for question in sub_questions(own):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from smolcrew.agents.finish import (
+    counted_answer,
     output_text,
     priced_answer,
     saved_file,
@@ -41,6 +42,18 @@ def test_the_cheapest_or_dearest_item_of_a_price_list_is_worked_out() -> None:
     assert priced_answer("which dish is the most expensive", menu) == "Veggie burger (11.50), the highest price listed"
     assert priced_answer("what is the total?", menu) is None  # not a cheapest / dearest question
     assert priced_answer("the cheapest?", {"text": "just one line 4.00"}) is None  # no list to pick from
+    assert priced_answer("how much was the apple pie on it?", menu) == "Apple pie: 5.50"  # one item's line
+    assert priced_answer("what did the soup cost?", menu) == "Tomato soup: 6.00"
+    assert priced_answer("how much was the coffee?", menu) is None  # not listed
+    assert priced_answer("how much is a burger and a pie?", menu) is None  # two items: the model answers
+
+
+def test_a_how_many_question_takes_the_count_of_that_name() -> None:
+    counts = {"words": 7, "characters": 30, "characters_without_spaces": 24, "sentences": 1}
+    assert counted_answer("how many words are in this sentence: 'we will meet at the old bridge'", counts) == "7 words"
+    assert counted_answer("How many sentences does it have?", counts) == "1 sentences"
+    assert counted_answer("how many people came?", counts) is None
+    assert counted_answer("how many words?", "seven") is None
 
 
 def test_a_question_that_asks_two_things_is_asked_as_two() -> None:
