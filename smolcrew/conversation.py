@@ -50,7 +50,9 @@ _REFERS = re.compile(
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
     re.IGNORECASE,
 )
-_ON_THE_RESULT = re.compile(r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\b", re.I)
+_ON_THE_RESULT = re.compile(
+    r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)", re.I
+)  # a pronoun, not a determiner: "in that message" names its object, which the conversation may hold
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""

@@ -159,6 +159,7 @@ def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
     assert not asks_of_result("what's my name again?", [receipt])
     assert not asks_of_result("how much was the bagel on it?", [_turn("my name is Ada", "Got it", mode="reply")])
     assert not asks_of_result("ok, I'll rely on it", [receipt])  # asks nothing
+    assert not asks_of_result("what was the password for the gate in that message?", [receipt])  # names its object
 
 
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
