@@ -22,6 +22,7 @@ __all__ = [
     "answer_messages",
     "counted_answer",
     "output_text",
+    "per_file_text",
     "priced_answer",
     "saved_file",
     "saved_summary",
@@ -79,6 +80,17 @@ def text_key(output: Any) -> str | None:
     if not isinstance(output, dict):
         return None
     return next((key for key in _TEXT_KEYS if isinstance(output.get(key), str) and output[key].strip()), None)
+
+
+def per_file_text(output: Any) -> str | None:
+    """'a.png: Meeting moved to room 204' then 'b.png: Dentist on Tuesday': the outputs of one call on each file
+    (keyed by file name), a line each; None when the output is not that."""
+    if not isinstance(output, dict) or len(output) < 2 or not all(_FILE_KEY.fullmatch(str(k)) for k in output):
+        return None
+    return "\n".join(f"{name}: {' '.join(output_text(value).split())}" for name, value in output.items())
+
+
+_FILE_KEY = re.compile(r"[\w.-]+\.[A-Za-z][A-Za-z0-9]{1,4}")
 
 
 def output_text(output: Any) -> str:

@@ -34,6 +34,7 @@ from smolcrew.agents.calculation import (
     is_calculation,
 )
 from smolcrew.agents.dispatch import (
+    DirectCall,
     Embedder,
     asks_for_output,
     asks_question,
@@ -50,6 +51,7 @@ from smolcrew.agents.finish import (
     answer_messages,
     counted_answer,
     output_text,
+    per_file_text,
     priced_answer,
     saved_file,
     saved_summary,
@@ -170,13 +172,14 @@ class SpecialistModel(Model):
         if self.embed is not None and first:
             try:
                 planned = plan_direct_call(task, self.tools, self.embed)
+                reply = planned.reply() if planned is not None else self._on_each_file(task)
             except ModelUnavailableError:
-                planned = None  # no embedding model: the model writes the call
-            if planned is not None:
+                reply = None  # no embedding model: the model writes the call
+            if reply is not None:
                 self.direct_calls += 1
                 return ChatMessage(
                     role=MessageRole.ASSISTANT,
-                    content=planned.reply(),
+                    content=reply,
                     token_usage=TokenUsage(input_tokens=0, output_tokens=0),
                 )
         if step in ("answer", "words"):
@@ -200,6 +203,26 @@ class SpecialistModel(Model):
             reply = ask(hint, step, grammar=tool_call_grammar(others, step, files))  # the same call cannot come back
         return reply
 
+    def _on_each_file(self, task: str) -> str | None:
+        """ "can you read a.png and b.png": the one call each file of the same kind would get alone, every file's
+        output kept under its name (the 0.5B read the first file and answered); None when that is not it."""
+        own = split_previous(task)[0]
+        paths = list(dict.fromkeys(path for path, _ in step_files(task)))
+        if len(paths) < 2 or len({kind for _, kind in step_files(task)}) != 1 or not asks_for_output(own):
+            return None
+        calls: list[DirectCall] = []
+        for path in paths:
+            alone = task
+            for other in paths:
+                alone = alone.replace(other, path) if other != path else alone
+            call = plan_direct_call(alone, self.tools, self.embed) if self.embed is not None else None
+            if call is None or (calls and call.tool != calls[0].tool):
+                return None
+            calls.append(call)
+        each = ", ".join(f"{path.rsplit('/', 1)[-1]!r}: {call.code().splitlines()[0][9:]}" for path, call in zip(
+            paths, calls, strict=True))  # fmt: skip
+        return f"Thought: I call {calls[0].tool} on each file.\n{_CODE}\nresult = {{{each}}}\nresult\n</code>"
+
     def _names_its_input(self, task: str) -> bool:
         """A file, or a quoted passage that one of the tools takes as `text`: the first step must call a tool."""
         if not self.tools:
@@ -215,7 +238,9 @@ class SpecialistModel(Model):
         output = tool_output(observation)
         usage = TokenUsage(input_tokens=0, output_tokens=0)
         key = text_key(output)
-        if saved_file(output) is not None and not asks_question(own):
+        if (each := per_file_text(output)) is not None:
+            code = f"final_answer({each!r})"
+        elif saved_file(output) is not None and not asks_question(own):
             code = f"final_answer({saved_summary(output)!r})"
         elif is_calculation(output):
             code = "final_answer(result['text'])"

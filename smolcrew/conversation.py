@@ -47,7 +47,8 @@ FACTS_KEPT = 30
 
 _REFERS = re.compile(
     r"\b(?:that|it|this|them|those|these|the (?:transcript(?:ion)?|text|result|answer|summary|translation|"
-    r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document))\b",
+    r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document)|"
+    r"the (?:first|second|third|last) one)\b",
     re.IGNORECASE,
 )
 _ON_THE_RESULT = re.compile(
@@ -229,6 +230,9 @@ def _referred(message: str, earlier_message: str, earlier: RunResult) -> str:
     from smolcrew.agents.dispatch import quoted_passage
     from smolcrew.agents.planner import tool_tasks
 
+    lines, place = _PER_FILE_LINE.findall(str(earlier.answer)), _PLACE.search(message)
+    if place and len(lines) >= 2 and (index := _PLACES[place.group(1).lower()]) < len(lines):
+        return lines[index]  # "translate the second one" after "read a.png and b.png": b.png's text
     if earlier.artifacts and re.search(r"\b(?:audio|image|picture|photo|recording|file)\b", message, re.IGNORECASE):
         return str(earlier.artifacts[-1])
     tasks = tool_tasks()
@@ -239,6 +243,10 @@ def _referred(message: str, earlier_message: str, earlier: RunResult) -> str:
     return next(group for group in quoted[0] if group) if len(quoted) == 1 else str(earlier.answer)
 
 
+_PLACE = re.compile(r"\bthe (first|second|third|last) (?:one|file|image|picture|photo|recording|document)\b", re.I)
+_PLACES = {"first": 0, "second": 1, "third": 2, "last": -1}
+_PER_FILE_LINE = re.compile(r"^[\w.-]+\.[A-Za-z][A-Za-z0-9]{1,4}: (.+)$", re.M)
+"""An answer's line per file ("b.png: Dentist on Tuesday"), as one call on each file answers (agents/finish.py)."""
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
 _UPDATES = re.compile(
     r"\b(?:scratch that|actually|correction|update[ds]?|changed?|went (?:up|down)|bumped|raised|lowered|"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from smolcrew.agents.finish import (
     counted_answer,
     output_text,
+    per_file_text,
     priced_answer,
     saved_file,
     saved_summary,
@@ -64,3 +65,10 @@ def test_a_question_that_asks_two_things_is_asked_as_two() -> None:
     assert sub_questions("which city, and how hot was it?") == ["which city?", "how hot was it?"]
     assert sub_questions("what time does it open and close?") == ["what time does it open and close?"]
     assert sub_questions("what is the total?") == ["what is the total?"]
+
+
+def test_one_call_on_each_file_is_answered_a_line_per_file() -> None:
+    each = {"a.png": {"text": "Room\n204", "words": []}, "b.png": {"text": "Dentist"}}
+    assert per_file_text(each) == "a.png: Room 204\nb.png: Dentist"
+    assert per_file_text({"text": "Room 204", "words": []}) is None  # one output
+    assert per_file_text({"a.png": {"text": "Room"}}) is None  # one file

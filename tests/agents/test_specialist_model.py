@@ -71,6 +71,33 @@ def test_a_task_naming_a_file_gets_a_direct_call_and_a_question_is_answered_in_w
     assert f"How many cities are in {table}?" in str(prompt[1]["content"]) and "3" in str(prompt[1]["content"])
 
 
+class ReadNote(CheckedTool):
+    name = "read_note"
+    description = "Reads the text in an image of a note."
+    inputs = {"image": {"type": "string", "description": "The image file."}}
+    output_type = "object"
+
+    def forward(self, image: str) -> dict[str, str]:
+        return {"text": Path(image).read_text()}
+
+
+def test_the_same_request_of_several_files_calls_the_tool_on_each(tmp_path: Path) -> None:
+    notes = {"note_a.png": "Meeting moved to room 204", "note_b.png": "Dentist on\nTuesday at 10:15"}
+    for name, text in notes.items():
+        (tmp_path / name).write_text(text)
+    model = GrammarScripted([])
+    tool = ReadNote()
+    steered = specialist_model(model, [tool], embed=lambda texts: pytest.fail("one tool fits: nothing to rank"))
+    agent = CodeAgent(tools=[tool], model=steered, max_steps=4, verbosity_level=0)
+    a, b = (tmp_path / name for name in notes)
+    assert agent.run(f"can u read {a} and {b} for me") == (
+        "note_a.png: Meeting moved to room 204\nnote_b.png: Dentist on Tuesday at 10:15"
+    )
+    assert model.call_count == 0 and isinstance(steered, SpecialistModel) and steered.direct_calls == 1
+    assert agent.memory.steps[1].code_action.startswith(f"result = {{'note_a.png': read_note(image={str(a)!r}), ")
+    assert steered._on_each_file(f"what is the room number in {a} or {b}?") is None  # a question: the model's
+
+
 def test_without_a_file_the_model_writes_the_step_under_the_grammar(tmp_path: Path) -> None:
     model = GrammarScripted([_code("final_answer(17*23+5)")])
     agent, steered = _agent(model)

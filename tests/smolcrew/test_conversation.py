@@ -162,6 +162,14 @@ def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
     assert not asks_of_result("what was the password for the gate in that message?", [receipt])  # names its object
 
 
+def test_the_second_one_is_the_second_files_result() -> None:
+    both = _turn("read a.png and b.png", "a.png: Room 204\nb.png: Dentist on Tuesday", tools=("read_text_in_image",))
+    assert resolve_references("translate the second one into French", [both]).endswith('"Dentist on Tuesday"')
+    assert resolve_references("and the first one?", [both]).endswith('"Room 204"')
+    one = _turn("read a.png", "Room 204", tools=("read_text_in_image",))
+    assert resolve_references("translate the second one", [one]).endswith('"Room 204"')  # no second: the answer
+
+
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
     translated = _turn("translate 'the shop closes' into German", "Der Laden schließt.", tools=("translate_text",))
     assert corrects("and what about Italian?", [translated])
