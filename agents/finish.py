@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "ONE_LINE_GRAMMAR",
     "answer_messages",
+    "computed",
     "counted_answer",
     "output_text",
     "per_file_text",
@@ -80,6 +81,22 @@ def text_key(output: Any) -> str | None:
     if not isinstance(output, dict):
         return None
     return next((key for key in _TEXT_KEYS if isinstance(output.get(key), str) and output[key].strip()), None)
+
+
+_OPERATIONS = {"mean": r"average|mean", "sum": r"total|sum|altogether", "count": r"how many|number of"}
+
+
+def computed(question: str, output: Any) -> bool:
+    """Whether a tool already worked out what `question` asks ("the average English score": the table tool's
+    mean), so no calculation follows: only the words of its own operation ask for one."""
+    operation = output.get("operation") if isinstance(output, dict) and "answer_text" in output else None
+    words = _OPERATIONS.get(str(operation))
+    if words is None:
+        return False
+    rest = re.sub(rf"\b(?:{words})\b", " ", question, flags=re.I)
+    return not re.search(
+        r"%|\b(?:percent|per|each|split|share|divid\w*|times|plus|minus|average|mean|total)\b", rest, re.I
+    )
 
 
 def per_file_text(output: Any) -> str | None:

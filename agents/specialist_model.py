@@ -49,6 +49,7 @@ from smolcrew.agents.dispatch import (
 from smolcrew.agents.finish import (
     ONE_LINE_GRAMMAR,
     answer_messages,
+    computed,
     counted_answer,
     output_text,
     per_file_text,
@@ -246,6 +247,7 @@ class SpecialistModel(Model):
             code = "final_answer(result['text'])"
         elif (
             self._has("calculate")
+            and not computed(own, output)
             and asks_calculation(own, after_output=True)
             and (calculation := self._calculate(task, output_text(output)))
         ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from smolcrew.agents.finish import (
+    computed,
     counted_answer,
     output_text,
     per_file_text,
@@ -72,3 +73,11 @@ def test_one_call_on_each_file_is_answered_a_line_per_file() -> None:
     assert per_file_text(each) == "a.png: Room 204\nb.png: Dentist"
     assert per_file_text({"text": "Room 204", "words": []}) is None  # one output
     assert per_file_text({"a.png": {"text": "Room"}}) is None  # one file
+
+
+def test_a_calculation_the_table_tool_already_did_is_not_done_again() -> None:
+    mean = {"answer": 84.25, "answer_text": "84.25 (mean of english over all 4 rows)", "operation": "mean"}
+    assert computed("and what's the average English score in that file?", mean)
+    assert not computed("what is 10% of the average score?", mean)  # more than the mean
+    assert not computed("what's the total?", mean)  # another operation
+    assert not computed("what's the average?", {"text": "84.25"})  # no table answer
