@@ -43,7 +43,8 @@ _EXTENSIONS: dict[str, dict[str, float]] = {
     r"jpe?g|png|gif|bmp|webp|tiff?|heic": {"vision": 0.05, "generation": 0.03},
     r"wav|mp3|flac|ogg|m4a|aac|opus": {"audio": 0.10},
     r"mp4|mov|avi|mkv|webm": {"vision": 0.08},
-    r"pdf|docx?|pptx?|csv|xlsx?|tsv|parquet|md|html?|txt|json": {"research": 0.06},
+    r"pdf|docx?|pptx?|csv|xlsx?|tsv|parquet|html?|json": {"research": 0.06},
+    r"txt|md": {"language": 0.04},  # plain text: the language tools read it (summaries, answers from it)
 }
 _FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
 _FOLDERS = re.compile(r"(?<![\w./~-])[~.]?/?(?:[\w.-]+/)+(?=[\w-]+\.\w{2,5}\b)")
@@ -332,8 +333,7 @@ class Router:
         bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
         segments = _segments(stripped)
         rows = self.scores([_text(stripped, s.start, s.end) for s in segments]) + bonus
-        # A segment joins the one before when it goes to the same specialist, or when only a new sentence or
-        # an "and <verb>" opened it and the router is unsure of it: most such segments just go on with the step.
+        # A segment joins the one before on the same specialist, or opened by a new sentence or "and <verb>" unsure
         groups: list[tuple[int, int, int]] = []  # (start, end, top specialist index)
         for segment, row in zip(segments, rows, strict=True):
             top = int(np.argmax(row))
