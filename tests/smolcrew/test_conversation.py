@@ -170,6 +170,22 @@ def test_the_second_one_is_the_second_files_result() -> None:
     assert resolve_references("translate the second one", [one]).endswith('"Room 204"')  # no second: the answer
 
 
+def test_a_list_stated_earlier_is_kept_as_it_is_after_its_edits() -> None:
+    said = [
+        "shopping list: apples, rice, coffee and dish soap",
+        "oh and add tomatoes",
+        "my name is Ada",
+        "also take the rice off, we've still got some",
+    ]
+    turns = [_turn(message, "Got it.", mode="reply") for message in said]
+    assert stated(turns) == ["shopping list: apples, coffee, dish soap, tomatoes", "my name is Ada"]
+    assert stated(turns[1:]) == [
+        "oh and add tomatoes",
+        "my name is Ada",
+        "also take the rice off, we've still got some",
+    ]
+
+
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
     translated = _turn("translate 'the shop closes' into German", "Der Laden schließt.", tools=("translate_text",))
     assert corrects("and what about Italian?", [translated])
