@@ -102,6 +102,7 @@ def _answers_with_numbers(task: str) -> list[str]:
 
 
 _ANSWERED = "Assistant: "
+_FOLLOW_UP = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then)\b\W*)+", re.I)
 
 
 def asks_calculation(task: str, *, after_output: bool = False, stated: Sequence[str] = ()) -> bool:
@@ -134,7 +135,8 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     # plus that tip"), needs no other earlier answer: the 0.5B added every number it was shown
     own_numbers = _DIGIT.search(_request(question)) or referenced.strip()
     answers = [] if own_numbers else _answers_with_numbers(task)[::-1][:2]
-    found = [*said[::-1], *answers]
+    # "and my share over a whole year?": goes on from the last answer (625 a month), which the 0.5B must see first
+    found = [*answers[:1], *said[::-1]] if _FOLLOW_UP.match(question) else [*said[::-1], *answers]
     known = "\n".join(part.strip().strip('"') for part in (referenced, *found, facts, previous) if part)
     own = question
 
