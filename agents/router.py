@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named
+from smolcrew.agents.steps import FIRST, request_segments, split_steps, step_text
 
 if TYPE_CHECKING:
     from smolcrew.agents.planner import ToolPlanner
@@ -49,25 +50,6 @@ _EXTENSIONS: dict[str, dict[str, float]] = {
 _FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
 _FOLDERS = re.compile(r"(?<![\w./~-])[~.]?/?(?:[\w.-]+/)+(?=[\w-]+\.\w{2,5}\b)")
 _QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
-_SEQUENCE_WORDS = (
-    r"and then|then|after that|afterwards|after this|once (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|"
-    r"once done|when (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|next|finally|followed by|"
-    r"and finally|lastly|secondly"
-)
-# Verbs that start a new piece of work: "transcribe x and translate it", "caption it, read it aloud".
-_ACTION_VERBS = (
-    r"translate|summari[sz]e|transcribe|read|narrate|voice|record|speak|say|generate|create|make|draw|paint|"
-    r"render|design|illustrate|caption|describe|detect|count|classify|identify|label|tell|answer|explain|"
-    r"write|turn|convert|check|search|find|look|compare|analy[sz]e|extract|pull|ocr|list|save|email|send|"
-    r"use|put|add|remove|denoise|clean|animate|rewrite|correct|fix|proofread|draft|compose|come up"
-)
-_ACTION = re.compile(rf"\b(?:{_ACTION_VERBS})\b", re.I)
-_SPLIT = re.compile(
-    r"(?P<strong>(?i:(?:[,;]\s*|\s+)(?:" + _SEQUENCE_WORDS + r")\b[,:]?\s*))"
-    r"|(?P<sentence>(?<=[.!?;])['\"”]?\s+(?=[A-Z]))"
-    r"|(?P<verb>(?i:,?\s+and\s+(?=(?:" + _ACTION_VERBS + r")\b)|,\s+(?=(?:" + _ACTION_VERBS + r")\b)))"
-)
-_QUOTES = re.compile(r"\"[^\"]*\"|“[^”]*”|(?<!\w)'[^']+'(?!\w)")
 _DIRECTIVE = re.compile(
     r"\s*\b(?:please\s+)?(?:use|ask|call|try|consult|with)\s+(?:the\s+)?(\w+)\s+(?:specialist|agent|expert)\b"
     r"[^.!?;\n]*[.!?;]?",
@@ -75,7 +57,6 @@ _DIRECTIVE = re.compile(
 )
 """A routing directive ("Use the language specialist if needed."): honoured by the router, then removed
 from the task so the specialist does not puzzle over it."""
-_FIRST = re.compile(r"^\s*(?:first(?:ly)?|to start|start by)\b[,:]?\s*", re.IGNORECASE)
 _LEADING_VERBS: dict[str, str] = {
     **dict.fromkeys(("draw", "paint", "render", "illustrate", "sketch", "animate"), "generation"),
     **dict.fromkeys(("transcribe", "narrate", "dictate", "denoise"), "audio"),
@@ -98,45 +79,6 @@ _MEMORY = re.compile(
     re.IGNORECASE,
 )
 """Mentions of the crew's memory or the team's documents lean to research."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    start: int
-    end: int
-    strong: bool
-    """True when a sequencing word ("then", "after that") opened it; False for a new sentence or "and <verb>"."""
-
-
-def _segments(request: str) -> list[_Segment]:
-    """Where the request's steps start and end. Quoted text is never split."""
-    hidden = _QUOTES.sub(lambda match: "\x00" * len(match.group(0)), request)
-    segments: list[_Segment] = []
-    start, strong = 0, True
-    for match in _SPLIT.finditer(hidden):
-        segments.append(_Segment(start, match.start(), strong))
-        start, strong = match.end(), match.lastgroup != "sentence"
-    segments.append(_Segment(start, len(request), strong))
-    kept = [segment for segment in segments if len(request[segment.start : segment.end].split()) >= 2]
-    merged: list[_Segment] = []
-    for segment in kept:  # "I have two files, a.txt and b.txt. Summarize the first one": one step, with its files
-        if merged and _only_names_files(request[merged[-1].start : merged[-1].end]):
-            segment = _Segment(merged.pop().start, segment.end, segment.strong)
-        merged.append(segment)
-    return merged or [_Segment(0, len(request), True)]
-
-
-def _only_names_files(text: str) -> bool:  # names files, asks nothing of them: the next step says what to do
-    return bool(_FILE.search(text)) and not _ACTION.search(_FILE.sub(" ", text)) and "?" not in text
-
-
-def _text(request: str, start: int, end: int) -> str:
-    return _FIRST.sub("", request[start:end]).strip(" ,.;")
-
-
-def split_steps(request: str) -> list[str]:
-    """Split a request at its sequencing words and sentences, leaving quoted text whole."""
-    return [_text(request, segment.start, segment.end) for segment in _segments(request)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +245,7 @@ class Router:
             prior[self.names.index("language")] += 0.05
         if _MEMORY.search(text) and "research" in self.names:
             prior[self.names.index("research")] += 0.05
-        words = _ASKING.sub("", _FIRST.sub("", text)).lower().split()
+        words = _ASKING.sub("", FIRST.sub("", text)).lower().split()
         leaning = _LEADING_VERBS.get(words[0].strip(",.:;!?")) if words else None
         if leaning in self.names:
             prior[self.names.index(leaning)] += 0.05
@@ -331,8 +273,8 @@ class Router:
     def _routed(self, request: str, stripped: str, named: set[str]) -> RoutePlan:
         """The embedding router's plan: segments scored, grouped by specialist, chained in order."""
         bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
-        segments = _segments(stripped)
-        rows = self.scores([_text(stripped, s.start, s.end) for s in segments]) + bonus
+        segments = request_segments(stripped)
+        rows = self.scores([step_text(stripped, s.start, s.end) for s in segments]) + bonus
         # A segment joins the one before on the same specialist, or opened by a new sentence or "and <verb>" unsure
         groups: list[tuple[int, int, int]] = []  # (start, end, top specialist index)
         for segment, row in zip(segments, rows, strict=True):
@@ -341,7 +283,7 @@ class Router:
                 groups[-1] = (groups[-1][0], segment.end, groups[-1][2])
             else:
                 groups.append((segment.start, segment.end, top))
-        tasks = [_text(stripped, start, end) or stripped for start, end, _ in groups]
+        tasks = [step_text(stripped, start, end) or stripped for start, end, _ in groups]
         if len(groups) < len(segments):
             rows = self.scores(tasks) + bonus
         steps: list[RouteStep] = []
