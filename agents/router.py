@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named
+from smolcrew.agents.grammar import FILE_NAME
 from smolcrew.agents.steps import FIRST, request_segments, split_steps, step_text
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ _MEMORY = re.compile(
     re.IGNORECASE,
 )
 """Mentions of the crew's memory or the team's documents lean to research."""
+
+
+def _reads_text(tools: Sequence[Any]) -> bool:
+    """Whether one of `tools` works on text alone (a passage, a prompt, a query), no file needed."""
+    return any(not file_kinds([tool]) and {"text", "prompt", "query"} & set(tool.inputs) for tool in tools)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class Router:
         examples: (specialist, example request) pairs.
         tools: specialist name -> tool names, reported in plans.
         accepts: specialist name -> kinds of file its tools take (see `smolcrew.agents.dispatch.file_kinds`).
+        needs_file: the specialists whose every tool reads a file (none of them works on text alone).
         choose: the tie-breaker; None routes on embeddings alone.
         margin: the lead the top score needs over the runner-up to skip the tie-breaker.
         cache_dir: where the example embeddings are cached between processes.
@@ -157,6 +164,7 @@ class Router:
         *,
         tools: dict[str, list[str]] | None = None,
         accepts: dict[str, frozenset[str]] | None = None,
+        needs_file: frozenset[str] = frozenset(),
         choose: Chooser | None = None,
         margin: float = 0.06,
         top_k: int = 3,
@@ -171,6 +179,7 @@ class Router:
         self.descriptions = descriptions
         self.tools = tools or {}
         self.accepts = accepts or {}
+        self.needs_file = needs_file
         self.choose = choose
         self.margin = margin
         self.top_k = top_k
@@ -193,6 +202,7 @@ class Router:
             [(name, text) for name, text in load_examples() if name in chosen],
             tools={name: spec.tool_names() for name, spec in chosen.items()},
             accepts={name: file_kinds(spec.tool_factories) for name, spec in chosen.items()},
+            needs_file=frozenset(name for name, spec in chosen.items() if not _reads_text(spec.tool_factories)),
             **options,
         )
 
@@ -260,19 +270,22 @@ class Router:
         message, marker, referenced = request.partition(EARLIER_RESULT)
         named = {match.group(1).lower() for match in _DIRECTIVE.finditer(message)} & set(self.names)
         stripped = _DIRECTIVE.sub("", message).strip() or message.strip()
+        # "the cheapest thing on it?" + a receipt's text: no file, so nothing for a specialist that only reads files
+        unable = self.needs_file if marker and not FILE_NAME.search(request) else frozenset()
         planned = self._planned(self.planner, request, stripped) if self.planner and not named else None
         if planned is None:
-            planned = self._routed(request, stripped, named)
+            planned = self._routed(request, stripped, named, unable)
         if not marker:
             return planned
         if not planned.confident:  # "now double it": the words alone say little, the result (a sum) says more
-            return self._routed(request, _DIRECTIVE.sub("", request).strip(), named)
+            return self._routed(request, _DIRECTIVE.sub("", request).strip(), named, unable)
         first = dataclasses.replace(planned.steps[0], task=f"{planned.steps[0].task}{marker}{referenced}")
         return dataclasses.replace(planned, steps=(first, *planned.steps[1:]))
 
-    def _routed(self, request: str, stripped: str, named: set[str]) -> RoutePlan:
-        """The embedding router's plan: segments scored, grouped by specialist, chained in order."""
-        bonus = np.array([0.3 if name in named else 0.0 for name in self.names])
+    def _routed(self, request: str, stripped: str, named: set[str], unable: frozenset[str] = frozenset()) -> RoutePlan:
+        """The embedding router's plan: segments scored, grouped by specialist, chained in order; `named`
+        specialists lead, `unable` ones trail."""
+        bonus = np.array([0.3 if name in named else -1.0 if name in unable else 0.0 for name in self.names])
         segments = request_segments(stripped)
         rows = self.scores([step_text(stripped, s.start, s.end) for s in segments]) + bonus
         # A segment joins the one before on the same specialist, or opened by a new sentence or "and <verb>" unsure

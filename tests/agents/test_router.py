@@ -83,6 +83,14 @@ def test_a_follow_up_is_routed_by_its_words_and_carries_the_result_it_points_at(
     assert unsure.specialists == ["language"]  # so the result it points at counts too
 
 
+def test_a_question_on_an_earlier_text_never_goes_to_a_specialist_that_only_reads_files(router: Router) -> None:
+    assert router.needs_file == {"vision"}  # every other specialist has a tool that works on text alone
+    receipt = f'{EARLIER_RESULT} "CORNER CAFE Latte 3.80 Bagel 2.50 Club sandwich 7.90 TOTAL 18.40"'
+    assert router.route(f"and the cheapest thing on it?{receipt}").specialists != ["vision"]
+    drawn = f'{EARLIER_RESULT} "/runs/a/artifacts/image-1.png"'
+    assert router.route(f"describe it{drawn}").specialists == ["vision"]  # an image it can look at
+
+
 def test_unsure_steps_go_to_the_tie_breaker_with_close_candidates_only(embed) -> None:  # type: ignore[no-untyped-def]
     asked: list[tuple[str, Sequence[str]]] = []
 
