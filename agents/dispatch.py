@@ -196,9 +196,9 @@ def passage(task: str) -> str | None:
     what the previous step found."""
     own, previous = split_previous(task)
     after_colon = _AFTER_COLON.search(own) if not _FILE.search(own) else None
-    text_file = TEXT_FILE.search(own)  # "summarize notes.txt": the text tools read the file (tools.text)
+    text_files = TEXT_FILE.findall(own)  # "summarize notes.txt": the text tools read the file (tools.text)
     unquoted = after_colon or _SAY_IN.search(own)
-    return (text_file.group(1) if text_file else None) or quoted_passage(own) or (
+    return _ordinal_file(own, text_files) or (text_files[:1] or [None])[0] or quoted_passage(own) or (
         (unquoted.group(1) or "").strip() if unquoted else None) or previous  # fmt: skip
 
 

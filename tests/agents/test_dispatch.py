@@ -7,12 +7,14 @@ from collections.abc import Callable
 import pytest
 
 from smolcrew.agents.dispatch import (
+    EARLIER_REQUEST,
     EARLIER_RESULT,
     PREVIOUS_RESULT,
     DirectCall,
     Embedder,
     asks_for_output,
     nearest_tools,
+    passage,
     plan_direct_call,
 )
 from smolcrew.agents.specialists import SPECIALISTS
@@ -298,6 +300,12 @@ def test_a_receipt_question_reads_the_text_and_a_photo_question_classifies(embed
     assert plan_direct_call("what animal is in pet.jpg?", tools, embed) == DirectCall(
         "classify_image", {"image": "pet.jpg"}
     )
+
+
+def test_of_several_text_files_the_passage_is_the_one_picked_by_its_place() -> None:
+    request = "I have two files, mon.txt and tue.txt. Summarize the first one."
+    assert passage(request) == "mon.txt"
+    assert passage(f'no sorry, i meant the second one{EARLIER_REQUEST} "{request}"') == "tue.txt"
 
 
 def test_two_quoted_passages_are_left_to_the_model(embed: Embedder) -> None:
