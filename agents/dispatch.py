@@ -145,6 +145,7 @@ _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
 _SAY_IN = re.compile(  # a translation: "how do you say coffee in Italian" (the words), "what does it mean in English"
     rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b|\bmean in (?:{_LANGUAGES})\b", re.I
 )
+_TRANSLATE = re.compile(r"\btranslat(?:e|ed|ing|ion)\b", re.I)
 _ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)
 """A step asked to answer what the previous step found ("listen to q.wav and answer it using t.csv")."""
 _OPTIONAL_FILLS = ("scale", "max_sentences")
@@ -281,7 +282,7 @@ def plan_direct_call(
         candidates = _fitting_calls(task, tools, None, None)
     if kind == "image" and _WHAT_IT_SAYS.search(own):  # "what does the second one say?": its text, not its class
         candidates = [c for c in candidates if getattr(c[2], "task", "") == "image-to-text"] or candidates
-    if _SAY_IN.search(own):  # "how do you say coffee in Italian": a translation, whatever else fits the text
+    if _SAY_IN.search(own) or _TRANSLATE.search(own):  # "how do you say coffee in Italian": a translation
         candidates = [c for c in candidates if "target_language" in c[1].arguments] or candidates
     if asks_question(own) and not asks_for_output(own):
         candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing

@@ -89,6 +89,12 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "translate_text",
             {"text": "PROHIBIDO FUMAR", "target_language": "English"},
         ),
+        (  # the passage ("thank you") leans to other tools: the request says what to do with it
+            "language",
+            "translate 'thank you very much' into Portuguese",
+            "translate_text",
+            {"text": "thank you very much", "target_language": "Portuguese"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
