@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named
+from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME
 from smolcrew.agents.steps import FIRST, request_segments, split_steps, step_text
 
@@ -270,8 +270,12 @@ class Router:
         message, marker, referenced = request.partition(EARLIER_RESULT)
         named = {match.group(1).lower() for match in _DIRECTIVE.finditer(message)} & set(self.names)
         stripped = _DIRECTIVE.sub("", message).strip() or message.strip()
-        # "the cheapest thing on it?" + a receipt's text: no file, so nothing for a specialist that only reads files
-        unable = self.needs_file if marker and not FILE_NAME.search(request) else frozenset()
+        # "the cheapest thing on it?" + a receipt's text, "how many words are in 'we will meet at noon'": the material
+        # is text and no file is named, so a specialist that only reads files has nothing to work on (one step: in
+        # several, a later one may look at an image an earlier one made)
+        quoted = quoted_passage(message) is not None and len(request_segments(stripped)) == 1
+        text = bool(marker or quoted) and not FILE_NAME.search(request)
+        unable = self.needs_file if text else frozenset()
         planned = self._planned(self.planner, request, stripped) if self.planner and not named else None
         if planned is None:
             planned = self._routed(request, stripped, named, unable)

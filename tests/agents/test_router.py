@@ -87,6 +87,8 @@ def test_a_question_on_an_earlier_text_never_goes_to_a_specialist_that_only_read
     assert router.needs_file == {"vision"}  # every other specialist has a tool that works on text alone
     receipt = f'{EARLIER_RESULT} "CORNER CAFE Latte 3.80 Bagel 2.50 Club sandwich 7.90 TOTAL 18.40"'
     assert router.route(f"and the cheapest thing on it?{receipt}").specialists != ["vision"]
+    counted = router.route("how many words are there in: 'we should order pizza for the team lunch'")
+    assert counted.specialists != ["vision"]  # a quoted passage: text to work on
     drawn = f'{EARLIER_RESULT} "/runs/a/artifacts/image-1.png"'
     assert router.route(f"describe it{drawn}").specialists == ["vision"]  # an image it can look at
 
