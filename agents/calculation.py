@@ -98,10 +98,12 @@ def stated_facts(task: str) -> list[str]:
 def _answers_with_numbers(task: str) -> list[str]:
     """The assistant's earlier answers that hold a number, as the task's context shows them (newest last)."""
     lines = task.rpartition(NOW)[0].splitlines()
-    return [line.removeprefix(_ANSWERED) for line in lines if line.startswith(_ANSWERED) and _DIGIT.search(line)]
+    answers = [line.removeprefix(_ANSWERED) for line in lines if line.startswith(_ANSWERED) and _DIGIT.search(line)]
+    return [_WORKED_OUT.sub(r"The answer was \1.", answer) for answer in answers]  # a result, not a sum to copy
 
 
 _ANSWERED = "Assistant: "
+_WORKED_OUT = re.compile(r"^[\d\s.,()+\-*/%]+=\s*(-?[\d.,]+)\s*$")
 _FOLLOW_UP = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|then)\b\W*)+", re.I)
 
 

@@ -130,6 +130,8 @@ _PRICED_LINE = re.compile(
     r"^\s*(?P<item>[^\W\d][^\n\d]{1,60}?)[\s.:·…$€£-]*(?P<price>\d{1,6}[.,]\d{2})\s*(?:[$€£]|eur|usd|gbp)?\s*$",
     re.I | re.M,
 )
+_PRICED_PAIR = re.compile(r"(?P<item>[^\W\d][^\d]{1,40}?)[\s.:·…$€£-]*(?P<price>\d{1,6}[.,]\d{2})(?![\d])")
+"""An item and its price within one line: a receipt's lines run together ("Latte 3.80 Bagel 2.50")."""
 _NOT_ITEMS = re.compile(r"\b(?:sub-?total|total|tax|vat|tip|change|cash|card|balance|amount|due|paid|discount)\b", re.I)
 _LOWEST = re.compile(r"\b(?:cheapest|least expensive|lowest[- ]priced|lowest price|least costly|cheaper)\b", re.I)
 _PRICE_ASKED = re.compile(r"\bhow much\b|\bprice\b|\bcost\b", re.I)
@@ -146,7 +148,7 @@ def priced_answer(question: str, output: Any) -> str | None:
         return None
     items = [
         (match["item"].strip(" .:-"), match["price"])
-        for match in _PRICED_LINE.finditer(text)
+        for match in (_PRICED_LINE if "\n" in text.strip() else _PRICED_PAIR).finditer(text)
         if not _NOT_ITEMS.search(match["item"])
     ]
     if not (lowest or highest):  # "how much was the bagel?": the price on the bagel's line

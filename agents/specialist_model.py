@@ -34,6 +34,7 @@ from smolcrew.agents.calculation import (
     is_calculation,
 )
 from smolcrew.agents.dispatch import (
+    EARLIER_RESULT,
     DirectCall,
     Embedder,
     asks_for_output,
@@ -95,6 +96,13 @@ def _added(usage: TokenUsage, more: TokenUsage | None) -> TokenUsage:
 
 def _code(reply: str) -> str:
     return reply.split(_CODE, 1)[-1].split("</code>", 1)[0].strip()
+
+
+def _read_off(own: str, output: Any) -> str | None:
+    """An answer read off the tool's output, or off the earlier result the request points at ("and the cheapest
+    thing on it?": the receipt's lines, whatever the tool made of them); None when neither has it."""
+    asked, _, material = own.partition(EARLIER_RESULT)
+    return priced_answer(asked, output) or priced_answer(asked, material) or counted_answer(asked, output)
 
 
 class SpecialistModel(Model):
@@ -254,7 +262,7 @@ class SpecialistModel(Model):
             return calculation
         elif key is not None and (asks_for_output(own) or key == "answer_text"):
             code = f"final_answer(result[{key!r}])"
-        elif (read_off := priced_answer(own, output) or counted_answer(own, output)) is not None:
+        elif (read_off := _read_off(own, output)) is not None:
             code = f"final_answer({read_off!r})"
         else:
             answers = []

@@ -48,6 +48,9 @@ def test_the_cheapest_or_dearest_item_of_a_price_list_is_worked_out() -> None:
     assert priced_answer("what did the soup cost?", menu) == "Tomato soup: 6.00"
     assert priced_answer("how much was the coffee?", menu) is None  # not listed
     assert priced_answer("how much is a burger and a pie?", menu) is None  # two items: the model answers
+    joined = '"CORNER CAFE Latte 3.80 Bagel 2.50 Club sandwich 7.90 TOTAL 14.20"'  # lines run together
+    assert priced_answer("and the cheapest thing on it?", joined) == "Bagel (2.50), the lowest price listed"
+    assert priced_answer("how much was the club sandwich?", joined) == "Club sandwich: 7.90"
 
 
 def test_a_how_many_question_takes_the_count_of_that_name() -> None:
