@@ -27,7 +27,15 @@ from smolcrew.tools.text import TEXT_FILE
 if TYPE_CHECKING:
     from smolcrew.agents.router import Embedder, Router
 
-__all__ = ["ReplyDetector", "acknowledgement", "language_named", "load_reply_examples", "only_thanks", "said_back"]
+__all__ = [
+    "LISTED",
+    "ReplyDetector",
+    "acknowledgement",
+    "language_named",
+    "load_reply_examples",
+    "only_thanks",
+    "said_back",
+]
 
 _QUOTED = ('"', "“", "«")
 _ABOUT_THE_USER = re.compile(
@@ -131,6 +139,8 @@ class ReplyDetector:
             return False  # "how do I say 'where is the station' in Spanish?", "how many words are in: '...'"
         if acknowledgement(message) is not None or _CAPABILITY.match(message) or only_thanks(message):
             return True
+        if edits_a_list(message, stated):
+            return True
         if asks_calculation(message, stated=stated):
             return False  # the calculator works it out, from the facts of the conversation too
         if _ABOUT_THE_USER.search(message) or asks_about_stated(message, stated):
@@ -184,8 +194,44 @@ _NOTICE = re.compile(
 )
 _TYPED_IM = re.compile(r"\b([Ii])m\b")
 """'im Ravi': "I'm" as people type it in a chat."""
+LISTED = re.compile(r"^(?P<head>[^:]*?\blist\b[^:]*?)(?:\s*:|\s+is\b)\s*(?P<items>\S.*)$", re.I)
+"""A list the user states ("shopping list: apples, rice, coffee"): a fact to keep, as its edits later are."""
 ACKNOWLEDGED = "Got it: "
 """How an acknowledgement starts (a conversation's context leaves these answers out: a small model copies them)."""
+
+
+_ADDS = re.compile(r"^\W*(?:(?:oh|and|also|ok(?:ay)?|please)\W+)*(?:add|put|plus)\s+(?P<items>[^.;!?]+)", re.I)
+_REMOVES = re.compile(
+    r"\b(?:take|cross|strike)\s+(?P<items>[^,.;!?]+?)\s+off\b|\b(?:remove|delete|drop)\s+(?P<other>[^,.;!?]+)", re.I
+)
+_TO_THE_LIST = re.compile(r"\s+(?:to|from|on|off)\s+(?:the|my|our)\s+\w*\s*list\b.*$|\s+too$|\s+as well$", re.I)
+
+
+def edits_a_list(message: str, facts: Sequence[str]) -> bool:
+    """Whether `message` adds to or takes from a list the user stated ("oh and add tomatoes"): a fact, not a task."""
+    listed = next((fact for fact in reversed(facts) if LISTED.match(fact)), None)
+    return listed is not None and edited_list(listed, message) is not None
+
+
+def _items(text: str) -> list[str]:
+    parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", _TO_THE_LIST.sub("", text.strip(" .!")))
+    return [re.sub(r"^(?:the|some|a|an)\s+", "", part.strip(), flags=re.I) for part in parts if part.strip()]
+
+
+def edited_list(listing: str, message: str) -> str | None:
+    """`listing` ("shopping list: apples, rice") after `message` adds to it or takes from it ("oh and add
+    tomatoes", "take the rice off"); None when `message` does neither."""
+    found = LISTED.match(listing)
+    added, removed = _ADDS.search(message), _REMOVES.search(message)
+    if found is None or (added is None and removed is None):
+        return None
+    items = _items(found["items"])
+    if removed is not None:
+        gone = {item.lower().removesuffix("s") for item in _items(removed["items"] or removed["other"])}
+        items = [item for item in items if item.lower().removesuffix("s") not in gone]
+    if added is not None:
+        items += [item for item in _items(added["items"]) if item.lower() not in {i.lower() for i in items}]
+    return f"{found['head'].strip()}: {', '.join(items)}"
 
 
 def acknowledgement(message: str) -> str | None:
@@ -207,6 +253,9 @@ def acknowledgement(message: str) -> str | None:
             continue  # "remember that for me": the request to remember, not a fact
         figure_or_name = re.search(rf"\d|\s[A-Z]|\b(?:{_NUMBER_WORDS})\b", fact) is not None
         specific = figure_or_name or len(fact.split()) >= 4  # "I love it" notes nothing
+        if LISTED.match(fact):
+            facts.append(_second_person(fact))
+            continue
         if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and figure_or_name))):
             return None  # a sentence that says nothing of the user, or an order ("remind me of it")
         facts.append(_second_person(fact))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
-from smolcrew.agents.replies import ACKNOWLEDGED, language_named
+from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list, language_named
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
@@ -129,8 +129,8 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
     said = [_said(message) for message, result in turns if result.mode == "reply"]
     facts: list[str] = []
     for fact in (in_digits(text, threshold=3) for text in said if not text.endswith("?")):
-        listed = next((i for i in reversed(range(len(facts))) if _LIST.match(facts[i])), None)
-        if listed is not None and (edited := _edited_list(facts[listed], fact)) is not None:
+        listed = next((i for i in reversed(range(len(facts))) if LISTED.match(facts[i])), None)
+        if listed is not None and (edited := edited_list(facts[listed], fact)) is not None:
             facts[listed] = edited  # "add tomatoes", "take the rice off": the list as it is now, not its edits
             continue
         new = re.findall(_NUMBER, fact)
@@ -141,35 +141,6 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
                 facts[numbered[-1]] = facts[numbered[-1]].replace(old[0], new[0])
         facts.append(fact)
     return facts
-
-
-_LIST = re.compile(r"^(?P<head>[^:]*?\blist\b[^:]*?)(?:\s*:|\s+is\b)\s*(?P<items>\S.*)$", re.I)
-_ADDS = re.compile(r"^\W*(?:(?:oh|and|also|ok(?:ay)?|please)\W+)*(?:add|put|plus)\s+(?P<items>[^.;!?]+)", re.I)
-_REMOVES = re.compile(
-    r"\b(?:take|cross|strike)\s+(?P<items>[^,.;!?]+?)\s+off\b|\b(?:remove|delete|drop)\s+(?P<other>[^,.;!?]+)", re.I
-)
-_TO_THE_LIST = re.compile(r"\s+(?:to|from|on|off)\s+(?:the|my|our)\s+\w*\s*list\b.*$|\s+too$|\s+as well$", re.I)
-
-
-def _items(text: str) -> list[str]:
-    parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", _TO_THE_LIST.sub("", text.strip(" .!")))
-    return [re.sub(r"^(?:the|some|a|an)\s+", "", part.strip(), flags=re.I) for part in parts if part.strip()]
-
-
-def _edited_list(listing: str, message: str) -> str | None:
-    """`listing` ("shopping list: apples, rice") after `message` adds to it or takes from it ("oh and add
-    tomatoes", "take the rice off"); None when `message` does neither."""
-    found = _LIST.match(listing)
-    added, removed = _ADDS.search(message), _REMOVES.search(message)
-    if found is None or (added is None and removed is None):
-        return None
-    items = _items(found["items"])
-    if removed is not None:
-        gone = {item.lower().removesuffix("s") for item in _items(removed["items"] or removed["other"])}
-        items = [item for item in items if item.lower().removesuffix("s") not in gone]
-    if added is not None:
-        items += [item for item in _items(added["items"]) if item.lower() not in {i.lower() for i in items}]
-    return f"{found['head'].strip()}: {', '.join(items)}"
 
 
 def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> list[str]:
