@@ -81,6 +81,10 @@ _EXAMPLES = (
 """Few-shot turns (question, facts, expression): a small model copies the form of what it was shown."""
 
 
+def _words(text: str) -> set[str]:
+    return {word.removesuffix("s") for word in re.findall(r"[a-z]{4,}", text.lower())}
+
+
 def _question(question: str, facts: str | None) -> str:
     return f"Question: {question.strip()}" + (f"\nFacts: {facts.strip()}" if facts and facts.strip() else "")
 
@@ -137,8 +141,10 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     # plus that tip"), needs no other earlier answer: the 0.5B added every number it was shown
     own_numbers = _DIGIT.search(_request(question)) or referenced.strip()
     answers = [] if own_numbers else _answers_with_numbers(task)[::-1][:2]
-    # "and my share over a whole year?": goes on from the last answer (625 a month), which the 0.5B must see first
-    found = [*answers[:1], *said[::-1]] if _FOLLOW_UP.match(question) else [*said[::-1], *answers]
+    found = [*said[::-1], *answers]
+    if _FOLLOW_UP.match(question) and answers:  # "and my share over a whole year?": on from the last answer (625 a
+        # month); the 0.5B, shown the rent and the split too, worked the month out again: only facts it names stay
+        found = [answers[0], *(fact for fact in said[::-1] if _words(fact) & _words(question))]
     known = "\n".join(part.strip().strip('"') for part in (referenced, *found, facts, previous) if part)
     own = question
 

@@ -90,7 +90,9 @@ def test_a_follow_up_goes_on_from_the_last_answer() -> None:
         "The last turns:\nUser: how much is my share of the rent each month?\nAssistant: 1250 / 2 = 625"
     )
     last = calculation_messages(f"{context}{NOW}and my share over a whole year?")[-1]["content"][0]["text"]
-    assert last.endswith("Facts: The answer was 625.\nwe split it evenly\nour monthly rent is 1,250 dollars")
+    assert last.endswith("Facts: The answer was 625.")  # the split, shown, was worked out again
+    named = calculation_messages(f"{context}{NOW}and the rent over a year?")[-1]["content"][0]["text"]
+    assert named.endswith("Facts: The answer was 625.\nour monthly rent is 1,250 dollars")  # a fact it names stays
     again = calculation_messages(f"{context}{NOW}what is my share over a year?")[-1]["content"][0]["text"]
     assert again.endswith("Facts: we split it evenly\nour monthly rent is 1,250 dollars\nThe answer was 625.")
 
