@@ -209,8 +209,7 @@ _TO_THE_LIST = re.compile(r"\s+(?:to|from|on|off)\s+(?:the|my|our)\s+\w*\s*list\
 
 def edits_a_list(message: str, facts: Sequence[str]) -> bool:
     """Whether `message` adds to or takes from a list the user stated ("oh and add tomatoes"): a fact, not a task."""
-    listed = next((fact for fact in reversed(facts) if LISTED.match(fact)), None)
-    return listed is not None and edited_list(listed, message) is not None
+    return list_acknowledged(message, facts) is not None
 
 
 def _items(text: str) -> list[str]:
@@ -232,6 +231,14 @@ def edited_list(listing: str, message: str) -> str | None:
     if added is not None:
         items += [item for item in _items(added["items"]) if item.lower() not in {i.lower() for i in items}]
     return f"{found['head'].strip()}: {', '.join(items)}"
+
+
+def list_acknowledged(message: str, facts: Sequence[str]) -> str | None:
+    """ "Got it: shopping list: apples, coffee, tomatoes." for an edit of the list the user stated last (a small
+    model, asked, replied anything, and copied that reply later); None when `message` edits no list."""
+    listed = next((fact for fact in reversed(facts) if LISTED.match(fact)), None)
+    edited = edited_list(listed, message) if listed is not None else None
+    return f"{ACKNOWLEDGED}{edited}." if edited is not None else None
 
 
 def acknowledgement(message: str) -> str | None:

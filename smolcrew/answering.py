@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.agents.dispatch import PREVIOUS_RESULT, asks_question, with_context
-from smolcrew.agents.replies import acknowledgement, only_thanks, said_back
+from smolcrew.agents.replies import acknowledgement, list_acknowledged, only_thanks, said_back
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": f"{REPLY_SYSTEM}\n\n{before}"}]),
             ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}]),
         ]
-        known = acknowledgement(message)
+        facts = [line[2:] for line in relevant.splitlines() if line.startswith("- ")]
+        known = acknowledgement(message) or list_acknowledged(message, facts)
         if known is None and _WHAT_YOU_DO.match(message):
             known = CAPABILITIES.replace("you can", "I can", 1)
         if known is not None:
@@ -119,7 +120,6 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             answer = _unrepeated(output.content if isinstance(output.content, str) else str(output.content or ""))
             usage = output.token_usage
             if relevant and asks_question(message) and _NO_ANSWER.search(answer):
-                facts = [line[2:] for line in relevant.splitlines() if line.startswith("- ")]
                 answer = said_back(message, facts) or answer
             elif not asks_question(message) and _NO_ANSWER.search(answer):  # "thx for listening" -> "You don't know."
                 answer = _WELCOME if only_thanks(message) else _LISTENING

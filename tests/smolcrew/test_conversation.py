@@ -187,12 +187,18 @@ def test_a_list_stated_earlier_is_kept_as_it_is_after_its_edits() -> None:
 
 
 def test_a_stated_list_and_its_edits_are_replies(scripted_crew: Callable[..., Crew]) -> None:
-    chat = scripted_crew(["Added.", "Done."], memory={"sinks": []}).chat()
+    chat = scripted_crew(["You don't know."], memory={"sinks": []}).chat()
     first = chat.send("shopping list: apples, rice, coffee and dish soap")
     assert first.mode == "reply" and first.answer == "Got it: shopping list: apples, rice, coffee and dish soap."
-    assert chat.send("oh and add tomatoes").mode == "reply"
-    assert chat.send("also take the rice off, we've still got some").mode == "reply"
+    added = chat.send("oh and add tomatoes")
+    assert added.mode == "reply" and added.answer == "Got it: shopping list: apples, rice, coffee, dish soap, tomatoes."
+    removed = chat.send("also take the rice off, we've still got some")
+    assert (
+        removed.answer == "Got it: shopping list: apples, coffee, dish soap, tomatoes."
+    )  # said here, not by the model
     assert stated(chat.turns) == ["shopping list: apples, coffee, dish soap, tomatoes"]
+    asked = chat.send("ok whats on my list now?")  # the model knows nothing: the list is said back
+    assert asked.answer == "You told me shopping list: apples, coffee, dish soap, tomatoes."
 
 
 def test_what_about_asks_the_last_request_again_only_with_a_value_to_swap() -> None:
