@@ -130,6 +130,28 @@ def asks_calculation(task: str, *, after_output: bool = False, stated: Sequence[
     return has_numbers and bool(_OPERATION.search(request) or cues.search(request))
 
 
+_NOT_NAMES = frozenset({
+    "what", "which", "when", "where", "much", "many", "does", "will", "would", "could", "should", "have", "that",
+    "this", "with", "from", "into", "over", "then", "your", "their", "there", "paid", "cost", "costs", "make",
+    "need", "left", "each", "give", "tell", "show", "work", "full", "whole",
+})  # fmt: skip
+
+
+def _named_figures(question: str, texts: Sequence[str]) -> list[str]:
+    """ "total: 11.45" for each thing the question names ("a 10% tip on the total", "how much rent is that for a
+    year?") that one of `texts` gives a figure for (its last mention, first text first): among a receipt's or a
+    lease's many figures, the 0.5B took the wrong ones."""
+    named = []
+    for word in dict.fromkeys(re.findall(r"[a-z]{4,}", question.lower())):
+        if word in _NOT_NAMES:
+            continue
+        figure = rf"\b{word}s?\b[^\d.!?\n]{{0,20}}[.!?\n]?[^\d\n]{{0,15}}?([$€£]?\d[\d,]*(?:\.\d+)?)"
+        found = next((hits[-1] for text in texts if (hits := re.findall(figure, text, re.I))), None)
+        if found is not None:
+            named.append(f"{word}: {found}")
+    return named
+
+
 def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, Any]]:
     """The short prompt a model writes the expression from: the step's request and what is known so far (what
     the user stated earlier in the conversation, the earlier result the request points at, `facts`, what the
@@ -145,7 +167,9 @@ def calculation_messages(task: str, facts: str | None = None) -> list[dict[str, 
     if _FOLLOW_UP.match(question) and answers:  # "and my share over a whole year?": on from the last answer (625 a
         # month); the 0.5B, shown the rent and the split too, worked the month out again: only facts it names stay
         found = [answers[0], *(fact for fact in said[::-1] if _words(fact) & _words(question))]
-    known = "\n".join(part.strip().strip('"') for part in (referenced, *found, facts, previous) if part)
+    named = _named_figures(question, [referenced, previous or "", task.rpartition(NOW)[0]])
+    referenced = "" if named else referenced  # the figures it names stand for the text they came from
+    known = "\n".join(part.strip().strip('"') for part in (*named, referenced, *found, facts, previous) if part)
     own = question
 
     def turn(role: str, text: str) -> dict[str, Any]:

@@ -92,9 +92,19 @@ def test_a_follow_up_goes_on_from_the_last_answer() -> None:
     last = calculation_messages(f"{context}{NOW}and my share over a whole year?")[-1]["content"][0]["text"]
     assert last.endswith("Facts: The answer was 625.")  # the split, shown, was worked out again
     named = calculation_messages(f"{context}{NOW}and the rent over a year?")[-1]["content"][0]["text"]
-    assert named.endswith("Facts: The answer was 625.\nour monthly rent is 1,250 dollars")  # a fact it names stays
+    assert named.endswith("Facts: rent: 1,250\nThe answer was 625.\nour monthly rent is 1,250 dollars")  # named first
     again = calculation_messages(f"{context}{NOW}what is my share over a year?")[-1]["content"][0]["text"]
     assert again.endswith("Facts: we split it evenly\nour monthly rent is 1,250 dollars\nThe answer was 625.")
+
+
+def test_the_figures_a_question_names_come_first_and_stand_for_their_text() -> None:
+    receipt = f'{NOW}and with a 10% tip on the total, what do I pay?{EARLIER_RESULT} "Soup 5.40 Bagel 3.25 TOTAL 8.65"'
+    assert calculation_messages(receipt)[-1]["content"][0]["text"].endswith("Facts: total: 8.65")
+    lease = (
+        "The last turns:\nUser: how much is the monthly rent?\nAssistant: The monthly rent is 950 euros.\n"
+        f"User: and the deposit?\nAssistant: 1900 euros, returned within 30 days.{NOW}so how much rent is that a year?"
+    )
+    assert "Facts: rent: 950\n" in calculation_messages(lease)[-1]["content"][0]["text"]
 
 
 def _agent(model: GrammarScripted, *tools: object) -> tuple[CodeAgent, SpecialistModel]:
