@@ -215,21 +215,22 @@ class SpecialistModel(Model):
     def _on_each_file(self, task: str) -> str | None:
         """ "can you read a.png and b.png": the one call each file of the same kind would get alone, every file's
         output kept under its name (the 0.5B read the first file and answered); None when that is not it."""
-        own = split_previous(task)[0]
-        paths = list(dict.fromkeys(path for path, _ in step_files(task)))
-        if len(paths) < 2 or len({kind for _, kind in step_files(task)}) != 1 or not asks_for_output(own):
+        own, named = split_previous(task)[0], step_files(task)
+        paths = list(dict.fromkeys(path for path, _ in named))
+        if len(paths) < 2 or len({kind for _, kind in named}) != 1 or not asks_for_output(own) or self.embed is None:
             return None
         calls: list[DirectCall] = []
+        any_file = re.compile("|".join(re.escape(path) for path in paths))
         for path in paths:
-            alone = task
-            for other in paths:
-                alone = alone.replace(other, path) if other != path else alone
-            call = plan_direct_call(alone, self.tools, self.embed) if self.embed is not None else None
+            alone = any_file.sub(path.replace("\\", "\\\\"), task)  # the task as if it named this file only
+            call = plan_direct_call(alone, self.tools, self.embed)
             if call is None or (calls and call.tool != calls[0].tool):
                 return None
             calls.append(call)
-        each = ", ".join(f"{path.rsplit('/', 1)[-1]!r}: {call.code().splitlines()[0][9:]}" for path, call in zip(
-            paths, calls, strict=True))  # fmt: skip
+        each = ", ".join(
+            f"{path.rsplit('/', 1)[-1]!r}: {call.code().splitlines()[0].removeprefix('result = ')}"
+            for path, call in zip(paths, calls, strict=True)
+        )
         return f"Thought: I call {calls[0].tool} on each file.\n{_CODE}\nresult = {{{each}}}\nresult\n</code>"
 
     def _names_its_input(self, task: str) -> bool:
