@@ -80,13 +80,17 @@ _OUTPUT_ITSELF = re.compile(
 )
 _WHAT_IT_SAYS = re.compile(
     r"\bwhat(?:'s| is| does| do| did)?\s+(?:it|this|that|the [\w -]{1,30}?|[\w-]+)\s+"
-    r"(?:say|says|said|read|reads)\s*[?.!]*\s*$|^\W*how (?:do|would|can|could|should) (?:i|you|we) say\b",
+    r"(?:say|says|said|read|reads)\s*[?.!]*\s*$|^\W*how (?:do|would|can|could|should) (?:i|you|we) say\b|"
+    r"\bwhat(?:'s| is) (?:written|on (?:this|the|that|my) (?:receipt|sign|menu|note|label|page|screen|board|"
+    r"invoice|ticket|form|card|flyer|poster|list))\b",
     re.I,
 )  # "how do I say 'thank you' in Polish?" asks for the translation itself
 _POLITE = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+)?(?=\w)", re.I)
 _QUESTION = re.compile(
-    r"\?|\b(?:what|which|who|when|where|how|why|is there|are there|tell me|answer (?:it|that|this|them))\b", re.I
-)
+    r"\?|\b(?:what|which|who|when|where|how|why|whats|wheres|whos|hows|whens|is there|are there|tell me|"
+    r"answer (?:it|that|this|them))\b",
+    re.I,
+)  # "whats my dogs name again lol": typed without the apostrophe
 
 
 def _kind(path: str) -> str | None:
@@ -146,6 +150,12 @@ _SAY_IN = re.compile(  # a translation: "how do you say coffee in Italian" (the 
     rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b|\bmean in (?:{_LANGUAGES})\b", re.I
 )
 _TRANSLATE = re.compile(r"\btranslat(?:e|ed|ing|ion)\b", re.I)
+_MEANS = re.compile(r"\bwhat (?:does|do|did)\b[^?\n]{1,80}?\bmean\b(?! in\b)", re.I)  # "what does 'à bientôt' mean"
+_INTO_LANGUAGE = re.compile(
+    rf"^(?!.*\b(?:what|which) language\b|.*\b(?:is|are) (?:it|this|that|they) (?:in|written)\b)"
+    rf".*\b(?:in|into)\s+(?:{_LANGUAGES})\b",
+    re.I | re.S,
+)  # "what you just read, you can make it in Italian?" asks for a translation; "is it in Italian?" does not
 _ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)
 """A step asked to answer what the previous step found ("listen to q.wav and answer it using t.csv")."""
 _OPTIONAL_FILLS = ("scale", "max_sentences")
@@ -216,7 +226,7 @@ def _fill(task: str, name: str, spec: Mapping[str, Any]) -> Any:
         return sentences_asked(split_previous(task)[0])
     if name == "target_language":
         target = _TARGET.search(split_previous(task)[0])  # the request's, not the conversation's before it
-        return target.group(1).capitalize() if target else None
+        return target.group(1).capitalize() if target else "English" if _MEANS.search(task) else None
     return None
 
 
@@ -282,7 +292,8 @@ def plan_direct_call(
         candidates = _fitting_calls(task, tools, None, None)
     if kind == "image" and _WHAT_IT_SAYS.search(own):  # "what does the second one say?": its text, not its class
         candidates = [c for c in candidates if getattr(c[2], "task", "") == "image-to-text"] or candidates
-    if _SAY_IN.search(own) or _TRANSLATE.search(own):  # "how do you say coffee in Italian": a translation
+    asked = own.split(EARLIER_RESULT)[0]  # "how do you say coffee in Italian", "now that in French": translations
+    if any(pattern.search(asked) for pattern in (_SAY_IN, _TRANSLATE, _MEANS, _INTO_LANGUAGE)):
         candidates = [c for c in candidates if "target_language" in c[1].arguments] or candidates
     if asks_question(own) and not asks_for_output(own):
         candidates = [c for c in candidates if not getattr(c[2], "makes_file", False)]  # a new file answers nothing
@@ -356,13 +367,15 @@ def _scores(subject: str, candidates: Sequence[tuple[str, Any]], embed: Embedder
 
 
 def _as_request(task: str) -> str:
-    """A polite request without its question form ("can you transcribe x.wav?" asks for the transcript, not
-    whether it can be done); any other task as it is."""
-    polite = _POLITE.match(task)
-    if polite is None:
-        return task
-    rest = task[polite.end() :].strip().rstrip("?").strip()
-    return task if _QUESTION.search(rest) else rest
+    """A polite request without its question form, in each sentence ("I have two recordings. Could you
+    transcribe the first one, please?" asks for the transcript, not whether it can be done)."""
+
+    def unasked(sentence: str) -> str:
+        polite = _POLITE.match(sentence)
+        rest = sentence[polite.end() :].strip().rstrip("?").strip() if polite else sentence
+        return sentence if _QUESTION.search(rest) else rest
+
+    return " ".join(unasked(sentence) for sentence in re.split(r"(?<=[.!?])\s+", task))
 
 
 def asks_question(task: str) -> bool:
@@ -380,6 +393,6 @@ def asks_for_output(task: str) -> bool:
         clauses = re.split(r"(?<=[.!?;,:])\s+|\n+", request)  # "here are two files. transcribe the first one"
         if any(_OUTPUT_ITSELF.match(c) for c in clauses) and not _QUESTION.search(_QUOTED.sub(" ", request)):
             return True
-        if _WHAT_IT_SAYS.search(request):
+        if _WHAT_IT_SAYS.search(request) or _INTO_LANGUAGE.search(request):  # "could you put that into Polish?"
             return True
     return False

@@ -34,8 +34,8 @@ quoted-arith ::= "\"" arith "\""
 thought ::= [^\n<]{1,200}
 """
 
-FILE_NAME = re.compile(r"\b[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,3}\b(?![.\w])")
-"""A file name with an extension, e.g. `meeting.wav` or `docs/report.pdf`."""
+FILE_NAME = re.compile(r"\b[\w./-]+\.[A-Za-z][A-Za-z0-9]{1,3}\b(?!\w|\.\w)")
+"""A file name with an extension, e.g. `meeting.wav` or `docs/report.pdf`, also at a sentence's end ("of q3.xlsx.")."""
 
 _TYPE_RULES = {
     "string": "string",

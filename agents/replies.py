@@ -22,6 +22,7 @@ import numpy as np
 
 from smolcrew.agents.calculation import asks_calculation
 from smolcrew.agents.dispatch import asks_question, files_named, quoted_passage
+from smolcrew.tools.arithmetic import conversion_in
 from smolcrew.tools.text import TEXT_FILE
 
 if TYPE_CHECKING:
@@ -45,6 +46,13 @@ _ABOUT_THE_USER = re.compile(
 )
 """A question about what the user said ("where did I park?", "what's my name?"), with nothing of an earlier
 result in it ("what's 15% of it?" wants the calculator)."""
+_TOOL_VERB = re.compile(r"\b(?:translat|transcri|summari[sz]|convert|synthesi[sz])\w*", re.I)
+_A_TOOLS_OBJECT = re.compile(
+    r"\b(?:the|that|this) (?:doc|document|report|pdf|receipt|spreadsheet|recording|audio|transcript|voicemail|"
+    r"memo|lease|contract|invoice|menu|notes)\b",
+    re.I,
+)  # "does the doc say anything about pets? I have a cat.": asked of what a tool read
+_OUR_TALK = re.compile(r"\b(?:(?:our|this) (?:conversation|chat)|what we (?:said|talked about|discussed))\b", re.I)
 _CAPABILITY = re.compile(
     r"^\W*(?:\w+[.!,]\s*)?(?:(?:can|could) you|are you able to|do you)\s+(?:also\s+|even\s+|still\s+)?\w+\s+"
     r"(?:(?:any|other|more)\s+)?(?:pdfs|images|photos|pictures|audio|recordings|videos|spreadsheets|tables|"
@@ -143,15 +151,21 @@ class ReplyDetector:
             return True
         if asks_calculation(message, stated=stated):
             return False  # the calculator works it out, from the facts of the conversation too
-        if _ABOUT_THE_USER.search(message) or asks_about_stated(message, stated):
+        if (_TOOL_VERB.search(message) or (_A_TOOLS_OBJECT.search(message) and asks_question(message))) and not (
+            _OUR_TALK.search(message)
+        ):
+            return False  # "ugh my laptop restarted. can you translate the audio into German?": a task on a result
+        if (_ABOUT_THE_USER.search(message) and not _names_language(message)) or asks_about_stated(message, stated):
             return True
         reply, task = self.score(message)
         return reply > task + self.margin
 
 
 _OPENER = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?:\s+there)?|ok(?:ay)?|so|well|oh|also|btw|"
-    r"actually|and|oh and|update|by the way|fyi|just so you know|for the record|scratch that|correction)\b[\s,.!:;-]*",
+    r"^\s*(?:(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?:\s+there)?|ok(?:ay)?|so|well|oh|also|btw|"
+    r"alright|all right|y'all|guys|folks|everyone|"
+    r"actually|and|oh and|update|by the way|fyi|just so you know|for the record|scratch that|correction|background|"
+    r"context(?: for (?:this|the) (?:thread|chat|conversation))?)\b[\s,.!:;-]*)+",
     re.IGNORECASE,
 )
 _REMEMBER = re.compile(
@@ -169,6 +183,9 @@ _ASKS = re.compile(
 voice-over that says: ...")."""
 _SPEAKER = re.compile(r"(?:i|i'm|i've|i'd|i'll|my|we|we're|we've|we'll|we'd|our)\b", re.IGNORECASE)
 _THING = re.compile(r"(?:the|this|that|it|it's|there|these|those)\b", re.IGNORECASE)
+_COPULA = re.compile(r"(?:[\w'-]+\s+){1,3}(?:is|are|was|were)\s", re.IGNORECASE)
+"""A fact stated of a thing ("client is Halvorsen Logistics, main contact Priya Nair")."""
+_INTRODUCES = re.compile(r"[A-Z][\w'-]+(?: [A-Z][\w'-]+)? here$")
 _SWAPS = {
     "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
     "i'll": "you'll", "i'd": "you'd", "we": "you", "us": "you", "our": "your", "ours": "yours",
@@ -248,7 +265,9 @@ def acknowledgement(message: str) -> str | None:
     Tomasz, a baker"). None when the message asks anything or has a sentence that states no fact (neither about
     the speaker nor with a figure or a name in it): the model replies to that."""
     text = _OPENER.sub("", _TYPED_IM.sub(r"\1'm", message.replace("\u2019", "'").strip()), count=1)
-    facts = []
+    if conversion_in(text) is not None:
+        return None  # "a half marathon is 13.1 miles, so in metres": a conversion asked
+    facts: list[str] = []
     for sentence in re.split(r"(?<=[.!;])\s+|\n+", text):
         if _NOTICE.fullmatch(sentence.strip().rstrip(".!; ")):
             continue  # "just so you know for later": says why, states nothing
@@ -263,7 +282,9 @@ def acknowledgement(message: str) -> str | None:
         if LISTED.match(fact):
             facts.append(_second_person(fact))
             continue
-        if not (specific and (_SPEAKER.match(fact) or (_THING.match(fact) and figure_or_name))):
+        introduced = _INTRODUCES.match(fact) is not None  # "Tomasz here."
+        named_thing = figure_or_name and (_THING.match(fact) or _COPULA.match(fact) or bool(facts))
+        if not (introduced or (specific and (_SPEAKER.match(fact) or named_thing))):
             return None  # a sentence that says nothing of the user, or an order ("remind me of it")
         facts.append(_second_person(fact))
     return f"{ACKNOWLEDGED}{'; '.join(facts)}." if facts else None
@@ -320,13 +341,18 @@ def asks_about_stated(question: str, facts: Sequence[str]) -> bool:
     return any(len(asked & _content_words(fact)) >= max(2, 2 * len(asked) / 3) for fact in facts)
 
 
-def said_back(question: str, facts: list[str]) -> str | None:
+def said_back(question: str, facts: list[str], *, closest: bool = True) -> str | None:
     """The stated fact that shares most words with `question`, said back ("what day is my flight?" + "my flight
     to Lisbon is on the 12th of March" -> "You told me your flight to Lisbon is on the 12th of March."); None
     when no fact shares a word. What a reply falls back on when the model, given that fact, says it does not
-    know or answers as itself."""
+    know or answers as itself. `closest` False: the first fact, shared words or not ("what do I do for work?"
+    after "Tomasz here. Nurse, night shifts"), for a question about the user: a reply is given the facts that bear
+    on it, latest first."""
 
     asked = _content_words(question)
     shared = [(len(asked & _content_words(fact)), -number) for number, fact in enumerate(facts)]
     best = max(shared, default=(0, 0))
+    told = [number for number, fact in enumerate(facts) if not _ASKS.search(fact)]  # not "tell me a joke"
+    if not closest and told and re.search(r"\b(?:i|my|me|mine|we|our|us)\b", question, re.I):
+        best = (1, -told[0])
     return f"You told me {_second_person(facts[-best[1]].rstrip('.!; '))}." if best[0] else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from smolcrew.agents.grammar import FILE_NAME
 
-__all__ = ["FIRST", "Segment", "request_segments", "split_steps", "step_text"]
+__all__ = ["FIRST", "Segment", "request_segments", "self_corrected", "split_steps", "step_text"]
 
 _SEQUENCE_WORDS = (
     r"and then|then|after that|afterwards|after this|once (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|"
@@ -69,3 +69,32 @@ def step_text(request: str, start: int, end: int) -> str:
 def split_steps(request: str) -> list[str]:
     """Split a request at its sequencing words and sentences, leaving quoted text whole."""
     return [step_text(request, segment.start, segment.end) for segment in request_segments(request)]
+
+
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_TAKEN_BACK = re.compile(
+    rf"(?<![\w.])(?P<old>{_NUMBER})(?P<between>[^\d]{{0,40}}?)[\s,;.]+(?:no wait|wait no|no|sorry|i mean|er+|um+|"
+    rf"actually|scratch that)[\s,;.]+(?:(?:no|wait|actually)[\s,;.]+)*(?:make (?:that|it)|i mean|it'?s|rather)?\s*"
+    rf"(?P<new>{_NUMBER})(?![\w.])",
+    re.I,
+)
+
+
+_UNIT_TAKEN_BACK = re.compile(
+    r"\b(?:in|to|into) [\w ]{1,20}?,\s*(?:er+|um+|no|sorry|actually|wait)\b.*?\b(?P<new>(?:in|to|into) \w+)\W*$", re.I
+)
+
+
+def self_corrected(message: str) -> str:
+    """`message` with a figure the user took back in the same breath replaced ("how many km is 5 miles, no
+    wait, make that 6 miles" -> "how many km is 6 miles"): the small model worked on the first figure."""
+    unit = _UNIT_TAKEN_BACK.search(message)  # "13.1 miles in km, er, actually give me that in metres"
+    if unit is not None:
+        message = f"{message[: unit.start()]}{unit['new']}"
+    found = _TAKEN_BACK.search(message)
+    if found is None:
+        return message
+    rest, unit = message[found.end() :], found["between"].rstrip()
+    if unit.strip() and rest.lower().startswith(unit.lower()):
+        rest = rest[len(unit) :]  # "5 miles, no wait, 6 miles": the unit once
+    return f"{message[: found.start()]}{found['new']}{found['between'].rstrip()}{rest}"

@@ -45,7 +45,7 @@ __all__ = [
 TASKS = Path(__file__).resolve().parent / "data" / "tasks.jsonl"
 SPECIALISTS = ("vision", "audio", "generation", "language", "research")
 SPLITS = ("dev", "blind")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_-]+\.[A-Za-z0-9]+)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_ -]+\.[A-Za-z0-9]+)\}")  # a name may have spaces, as people's files do
 _PATH = re.compile(r"(/[^\s'\"(),;:*?<>|]+\.[A-Za-z0-9]{2,5})\b")
 
 

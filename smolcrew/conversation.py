@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
 from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list, language_named
+from smolcrew.agents.steps import self_corrected
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ _REFERS = re.compile(
     re.IGNORECASE,
 )
 _ON_THE_RESULT = re.compile(
-    r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)", re.I
+    r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)|"
+    r"\b(?:of|about) (?:those|these|them)\b",
+    re.I,
 )  # a pronoun, not a determiner: "in that message" names its object, which the conversation may hold
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
@@ -60,11 +63,16 @@ _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
     r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|"
-    r"\b(?:shorter|longer|simpler|more formal|less formal)\b|\d\s*%?\s+(?:not|rather than)\s+\d",
+    r"\b(?:shorter|longer|simpler|more formal|less formal)\b|\d\s*%?\s+(?:not|rather than)\s+\d|"
+    r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b|,\s*not (?:the |an? )?[\w-]+\W*$",
     re.IGNORECASE,
 )
 """A message that corrects the last request: "no, the second file", "in German instead", "use 15% not 10%"."""
-_VARIES = re.compile(r"^\W*(?:hmm+\W+)?(?:and\s+|ok(?:ay)?\W+)?(?:what|how) about\b", re.I)
+_VARIES = re.compile(
+    r"^\W*(?:hmm+\W+)?(?:and\s+|ok(?:ay)?\W+)?(?:what|how) about\b|"
+    r"^\W*(?:(?:ok(?:ay)?|perfect|great|thanks)[\s,.!]+)?(?:and|or|now|also)\s+[A-Za-z]+\s*(?:[?,.!]|$)",
+    re.I,
+)
 """A message that asks the last request again with another value: "and what about Italian?" ("how about a
 joke?" swaps nothing, and is a request of its own)."""
 
@@ -182,11 +190,13 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         fix, _, request = previous.partition(EARLIER_REQUEST)
         corrected = f"{request.strip()[1:-1]}; then: {_said(fix)}" if request else _said(previous)
         rewritten = substituted(message, corrected)
-        return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
-    if not _REFERS.search(message):  # "according to the report": a file named turns ago, by a word of its name
+        if rewritten is not None or language_asked(message) is None or language_asked(corrected) is not None:
+            return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
+        # else "in French instead" after a summary, which names no language to swap: the summary, in French
+    elif not _REFERS.search(message):  # "according to the report": a file named turns ago, by a word of its name
         path = _file_meant(message, turns)
         return message if path is None else f"{message} ({path})"
-    if _THE_FILE.search(message):  # "the average score in that file": the file, not the last answer
+    elif _THE_FILE.search(message):  # "the average score in that file": the file, not the last answer
         named = next((files for m, _ in reversed(turns) if (files := _documents(_said(m)))), [])
         if len(named) == 1:
             return f"{message} ({named[0]})"
@@ -262,8 +272,26 @@ _SWAP_NUMBER = re.compile(
 )
 _NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
 _NEW_LANGUAGE = re.compile(
-    r"\b(?:in|into|to|what about|how about|i meant)\s+([A-Za-z]+)\b|\b([A-Za-z]+)\s+instead\b", re.I
+    r"\b(?:in|into|to|what about|how about|i meant)\s+([A-Za-z]+)\b|\b([A-Za-z]+)\s+instead\b|"
+    r"^\W*(?:and|or|now|also|ok(?:ay)?|perfect|great|thanks)[\s,.!]+(?:(?:and|now|also)\s+)?(?!what\b|how\b)([A-Za-z]+)\b",
+    re.I,
 )
+
+
+_ORDINAL = re.compile(r"(?<![\w/.-])(first|second|third|fourth|last)(?![\w/.-])", re.I)  # not in a file name
+_NOT_THE = re.compile(r"\bnot\s+(?:the\s+)?$", re.I)
+_NOT_BUT = re.compile(
+    r"\bnot (?:the |an? )?(?P<old>[\w-]+),? (?:but )?(?:the |an? )?(?P<new>[\w-]+)\W*$|"
+    r"^\W*(?:no\W+)?(?:the |an? )?(?P<now>[\w-]+),? not (?:the |an? )?(?P<was>[\w-]+)\W*$",
+    re.I,
+)
+_NARROWS = re.compile(r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b", re.I)
+
+
+def language_asked(message: str) -> str | None:
+    """The language `message` asks for ("in French instead", "and German?"), or None."""
+    languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
+    return next((language for language in languages if language), None)
 
 
 def substituted(message: str, request: str) -> str | None:
@@ -279,8 +307,18 @@ def substituted(message: str, request: str) -> str | None:
     if new is not None and old is not None and new != old:  # "sorry, I meant 10 miles in km": not a new number
         places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
-    languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
-    wanted = next((language for language in languages if language), None)
+    for found in _NOT_BUT.finditer(message):  # "no wait not avg, the total": the word swapped
+        old_word, new_word = found.group("old") or found.group("was"), found.group("new") or found.group("now")
+        where = re.findall(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", request, re.I)
+        if len(where) == 1 and old_word.lower() != new_word.lower() and not _ORDINAL.fullmatch(new_word):
+            return re.sub(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", new_word, request, flags=re.I)
+    if _NARROWS.match(message):  # "just the groceries ones": the same request, narrowed
+        return f"{request.rstrip(' ?.!')}, {message.strip(' .!')}"
+    places = [m for m in _ORDINAL.finditer(message) if not _NOT_THE.search(message[: m.start()])]
+    given = _ORDINAL.findall(request)
+    if places and len(given) == 1 and places[0].group(1).lower() != given[0].lower():  # "I meant the second one"
+        return _ORDINAL.sub(places[0].group(1).lower(), request)
+    wanted = language_asked(message)
     named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and language_named(m.group(1))]
     if wanted is None or len(named) != 1:
         return None
@@ -306,6 +344,7 @@ class ChatSession:
 
     def send(self, message: str, **kwargs: Any) -> RunResult:
         """Run one turn; the result joins the conversation."""
+        message = self_corrected(message)  # "5 miles, no wait, make that 6 miles"
         context = conversation_context(self.turns, self.keep)
         facts = stated(self.turns)  # "how much is my share of the rent?" works on the figures said earlier
         if (

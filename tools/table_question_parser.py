@@ -56,7 +56,7 @@ unsupported: minus plus divided multiplied
 stop: a an the of in on at to for by with and or is are was were be been do does did what which who whom whose how
 stop: many much it its this that these those there their they them we our us i me my you your from as per each all
 stop: any have has had than not no s t please tell show list give find get can could would should will here if then
-stop: so up out about into one ones where when name named
+stop: so up out about into one ones where when name named just only wait ok okay
 known: table file data dataset sheet spreadsheet csv tsv xlsx excel value number result answer everything everyone
 known: anyone sold sell earn different distinct unique more less dollar euro pound count
 known: reading measurement figure observation entry record

@@ -95,6 +95,18 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "translate_text",
             {"text": "thank you very much", "target_language": "Portuguese"},
         ),
+        (
+            "language",
+            "what does 'à bientôt' mean",
+            "translate_text",
+            {"text": "à bientôt", "target_language": "English"},
+        ),
+        (  # a language asked of an earlier summary: that summary, translated
+            "language",
+            f'Fine. In French instead.{EARLIER_RESULT} "The council approved new bike lanes."',
+            "translate_text",
+            {"text": "The council approved new bike lanes.", "target_language": "French"},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(
@@ -223,6 +235,11 @@ def test_required_inputs_come_from_the_task_or_the_tool_is_skipped(embed: Embedd
         ("can u read a.png and b.png for me", True),
         ('now put that into german pls\n\nThe earlier result this refers to: "What time is it?"', True),
         ("great, now translate it", True),
+        ("I have two recordings, a.wav and b.wav. Could you transcribe the first one, please?", True),
+        ('Could you translate "see you next week" into Spanish? I\'m emailing my host.', True),
+        ("Sorry to be a bother, could you put that into Portuguese?", True),
+        ("Fine. In French instead.", True),
+        ("is it in Italian?", False),
     ],
 )
 def test_asks_for_output(task: str, wanted: bool) -> None:
@@ -248,6 +265,8 @@ def test_a_step_works_on_the_file_the_previous_step_saved(plan: Callable[[str, s
         ("transcribe memo.wav please", True),
         ("whats my gate?? boarding.png", False),
         ("what did she say about the budget in memo.wav?", False),
+        ("Good evening. Please, what is written on this picture? menu.jpg", True),
+        ("What's on this receipt, and did they charge me for bread? scan.png", True),
     ],
 )
 def test_asking_what_something_says_wants_the_text_itself(task: str, wants_the_text: bool) -> None:

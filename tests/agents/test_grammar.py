@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from smolcrew.agents.grammar import tool_call_grammar
+from smolcrew.agents.grammar import FILE_NAME, tool_call_grammar
 from smolcrew.agents.specialists import SPECIALISTS
 from tests.agents.grammar_matcher import accepts
 
@@ -65,6 +65,11 @@ def test_invented_functions_positional_extras_and_unknown_keywords_are_refused(n
     assert not accepts(grammar, _code(f'result = {tool.name}(no_such_argument="x")\nresult'))
     assert not accepts(grammar, _code("import os\nfinal_answer(os.getcwd())"))
     assert not accepts(grammar, "final_answer(42)")  # no thought, no code block
+
+
+def test_a_file_name_ends_a_sentence_too() -> None:
+    assert FILE_NAME.findall("Pull the total of /data/q3_sales.xlsx.") == ["data/q3_sales.xlsx"]
+    assert FILE_NAME.findall("e.g. this, version 1.2.3") == []
 
 
 def test_an_expression_can_only_be_arithmetic() -> None:

@@ -11,6 +11,7 @@ import pytest
 from smolcrew.agents.dispatch import EARLIER_RESULT
 from smolcrew.agents.router import Router, split_steps
 from smolcrew.agents.specialists import SPECIALISTS, load_examples
+from smolcrew.agents.steps import self_corrected
 
 DESCRIPTIONS = {name: spec.description for name, spec in SPECIALISTS.items()}
 
@@ -91,6 +92,21 @@ def test_a_question_on_an_earlier_text_never_goes_to_a_specialist_that_only_read
     assert counted.specialists != ["vision"]  # a quoted passage: text to work on
     drawn = f'{EARLIER_RESULT} "/runs/a/artifacts/image-1.png"'
     assert router.route(f"describe it{drawn}").specialists == ["vision"]  # an image it can look at
+
+
+@pytest.mark.parametrize(
+    ("message", "meant"),
+    [
+        ("how many kilometres is 5 miles, no wait, make that 6 miles", "how many kilometres is 6 miles"),
+        ("split 120 between 3, sorry 4 people", "split 120 between 4 people"),
+        ("13.1 miles in km, er, actually give me that one in metres", "13.1 miles in metres"),
+        ("translate it into French, no wait, into German", "translate it into German"),
+        ("rent is 950, and the deposit is 1900", "rent is 950, and the deposit is 1900"),  # nothing taken back
+        ("what is 5 + 3", "what is 5 + 3"),
+    ],
+)
+def test_a_figure_taken_back_in_the_same_message_is_replaced(message: str, meant: str) -> None:
+    assert self_corrected(message) == meant
 
 
 def test_unsure_steps_go_to_the_tie_breaker_with_close_candidates_only(embed) -> None:  # type: ignore[no-untyped-def]

@@ -133,6 +133,15 @@ def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> N
         ("and what about Italian?", "translate 'the shop closes' into German",
          "translate 'the shop closes' into Italian"),
         ("sorry, I meant 10 miles in km", "how many miles is 10 km?", None),  # the same number: the request is new
+        ("Oh no, sorry, I meant the second one, not the first.", "I have a.wav and b.wav. transcribe the first one",
+         "I have a.wav and b.wav. transcribe the second one"),
+        ("no wait not avg, the total", "whats the avg amount in x.csv", "whats the total amount in x.csv"),
+        ("the total, not the average", "what's the average amount in x.csv?", "what's the total amount in x.csv?"),
+        ("just the groceries ones", "what's the total amount in x.csv?",
+         "what's the total amount in x.csv, just the groceries ones"),
+        ("Perfect. And German, for my colleague?", "translate 'the meeting is off' into French",
+         "translate 'the meeting is off' into German"),
+        ("now spanish", "translate 'the meeting is off' into French", "translate 'the meeting is off' into Spanish"),
     ],
 )  # fmt: skip
 def test_a_correction_that_swaps_a_value_rewrites_the_request(
@@ -142,6 +151,14 @@ def test_a_correction_that_swaps_a_value_rewrites_the_request(
     if rewritten is not None:  # and a turn that corrects the previous one runs the rewritten request
         assert resolve_references(correction, [_turn(corrected, "an answer")]) == rewritten
         assert resolve_references(correction, [_turn(corrected, "an answer", mode="reply")]) == rewritten
+
+
+def test_a_language_asked_after_a_request_that_names_none_is_the_result_translated() -> None:
+    summary = _turn("Summarize news.txt", "The council approved new bike lanes.", tools=("summarize_text",))
+    asked = resolve_references("Fine. In French instead.", [summary])
+    assert asked == f'Fine. In French instead.{EARLIER_RESULT} "The council approved new bike lanes."'
+    translated = _turn("translate 'hi' into Spanish", "hola", tools=("translate_text",))
+    assert resolve_references("Fine. In French instead.", [translated]) == "translate 'hi' into French"
 
 
 def test_that_file_is_the_document_an_earlier_turn_named_not_its_answer() -> None:
@@ -159,6 +176,7 @@ def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
     assert not asks_of_result("what's my name again?", [receipt])
     assert not asks_of_result("how much was the bagel on it?", [_turn("my name is Ada", "Got it", mode="reply")])
     assert not asks_of_result("ok, I'll rely on it", [receipt])  # asks nothing
+    assert asks_of_result("How many of those left?", [receipt])
     assert not asks_of_result("what was the password for the gate in that message?", [receipt])  # names its object
 
 
@@ -252,6 +270,8 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
         ("do you also handle spreadsheets?", True),  # about what the assistant can do
         ("can you draw a cat?", False),  # a task, asked politely
         ("what's 15% of my budget?", False),  # the calculator's, with the facts in the context
+        ("ugh my laptop restarted. can you translate the audio into German?", False),  # a task, not about the user
+        ("whats my dogs name again lol", True),
     ],
 )
 def test_the_reply_detector(scripted_crew: Callable[..., Crew], message: str, reply: bool) -> None:
@@ -297,8 +317,17 @@ def test_a_question_in_the_words_of_a_stated_fact_is_a_reply(
         ("I need a short voice-over that says: doors open at seven", None),  # a need is a request
         ("we'd like a poster for the school fair", None),
         ("if we spend 1,200, how much of our budget is left?", None),
+        ("Hi. Tomasz here. Nurse, night shifts, live in Gdansk.",
+         "Got it: Tomasz here; Nurse, night shifts, live in Gdansk."),
+        ("Context for this thread: client is Halvorsen Logistics, contract value 48,000 USD.",
+         "Got it: client is Halvorsen Logistics, contract value 48,000 USD."),
+        ("oh and my sister's wedding is october 12", "Got it: your sister's wedding is october 12."),
+        ("alright y'all, the budget is 1,800 dollars", "Got it: the budget is 1,800 dollars."),
+        ("Shorter. One sentence.", None),  # an order
+        ("Fine. In French instead.", None),
+        ("The file is broken.", None),  # nothing specific
     ],
-)
+)  # fmt: skip
 def test_a_statement_is_said_back_not_embellished(message: str, said_back: str | None) -> None:
     assert acknowledgement(message) == said_back
 
@@ -354,6 +383,16 @@ def test_a_reply_that_knows_nothing_of_a_stated_fact_says_the_fact_back(scripted
     assert result.answer == "You told me your flight to Lisbon is on the 12th of March."
     assert result.verdicts and all(v["outcome"] != "fail" for v in result.verdicts)  # it rests on the conversation
     assert chat.send("how are you?").answer == "You're smolcrew, a friendly assistant."  # no fact bears on it
+
+
+def test_a_question_about_the_user_sharing_no_word_with_the_facts_gets_the_latest_said_back(
+    scripted_crew: Callable[..., Crew],
+) -> None:
+    crew = scripted_crew(["You don't know.", "I'm here whenever you need me."], memory={"sinks": []})
+    chat = crew.chat()
+    chat.send("Hi. Tomasz here. Nurse, night shifts, live in Gdansk.")  # said back without the model
+    assert "Nurse" in chat.send("You still remember what I do for work?").answer
+    assert "Nurse" in chat.send("and what do I do, again?").answer  # the model copied a canned reply: no answer
 
 
 def test_a_message_that_asks_nothing_gets_a_reply_that_says_something(scripted_crew: Callable[..., Crew]) -> None:

@@ -118,6 +118,7 @@ ANSWERS = [
     ("weather", "What was the temperature in Oslo on 2024-01-02?", -5, "lookup"),
     # per group, and the columns
     ("sales", "Total revenue by region", {"East": 2300, "North": 3450, "South": 1200}, "sum"),
+    ("sales", "what's the total revenue, just the north ones", 3450, "sum"),  # a narrowed request (a chat's)
     ("inventory", "What columns does the sheet have?", ["item", "category", "in_stock", "unit_price"], "columns"),
 ]
 
