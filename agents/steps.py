@@ -94,7 +94,7 @@ def self_corrected(message: str) -> str:
     found = _TAKEN_BACK.search(message)
     if found is None:
         return message
-    rest, unit = message[found.end() :], found["between"].rstrip()
-    if unit.strip() and rest.lower().startswith(unit.lower()):
-        rest = rest[len(unit) :]  # "5 miles, no wait, 6 miles": the unit once
+    rest, between = message[found.end() :], found["between"].rstrip()
+    if between.strip() and rest.lower().startswith(between.lower()):
+        rest = rest[len(between) :]  # "5 miles, no wait, 6 miles": the unit once
     return f"{message[: found.start()]}{found['new']}{found['between'].rstrip()}{rest}"

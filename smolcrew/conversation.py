@@ -309,8 +309,8 @@ def substituted(message: str, request: str) -> str | None:
         return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
     for found in _NOT_BUT.finditer(message):  # "no wait not avg, the total": the word swapped
         old_word, new_word = found.group("old") or found.group("was"), found.group("new") or found.group("now")
-        where = re.findall(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", request, re.I)
-        if len(where) == 1 and old_word.lower() != new_word.lower() and not _ORDINAL.fullmatch(new_word):
+        spots = re.findall(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", request, re.I)
+        if len(spots) == 1 and old_word.lower() != new_word.lower() and not _ORDINAL.fullmatch(new_word):
             return re.sub(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", new_word, request, flags=re.I)
     if _NARROWS.match(message):  # "just the groceries ones": the same request, narrowed
         return f"{request.rstrip(' ?.!')}, {message.strip(' .!')}"
