@@ -143,9 +143,9 @@ def _named_figures(question: str, texts: Sequence[str]) -> list[str]:
     lease's many figures, the 0.5B took the wrong ones."""
     named = []
     for word in dict.fromkeys(re.findall(r"[a-z]{4,}", question.lower())):
-        if word in _NOT_NAMES:
-            continue
         figure = rf"\b{word}s?\b[^\d.!?\n]{{0,20}}[.!?\n]?[^\d\n]{{0,15}}?([$€£]?\d[\d,]*(?:\.\d+)?)"
+        if word in _NOT_NAMES or re.search(figure, question, re.I):
+            continue  # "split 240 between 3": the question gives its own figure
         found = next((hits[-1] for text in texts if (hits := re.findall(figure, text, re.I))), None)
         if found is not None:
             named.append(f"{word}: {found}")

@@ -48,10 +48,7 @@ _WHAT_YOU_DO = re.compile(
 )
 """A question about what the assistant can do: answered from `CAPABILITIES` (the 0.5B, asked, tells the user
 what *they* can do: "You can ask questions, provide information...")."""
-_NO_ANSWER = re.compile(
-    r"\b(?:don'?t|do not|doesn'?t) know\b|\bsmolcrew\b|\bassistant\b|^\W*you\W*$|^I'm here whenever|^You're welcome!",
-    re.I,
-)
+_NO_ANSWER = re.compile(r"\b(?:don'?t|do not|doesn'?t) know\b|\bsmolcrew\b|\bassistant\b|^\W*you\W*$", re.I)
 """A reply to a question on stated facts that answers nothing: the 0.5B, given the fact, says "You don't know." or
 answers as itself ("You're smolcrew, a friendly assistant."); the fact that bears on the question is said back."""
 _WELCOME = "You're welcome! Anything else I can do for you?"
@@ -122,7 +119,7 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
             answer = _unrepeated(output.content if isinstance(output.content, str) else str(output.content or ""))
             usage = output.token_usage
-            if relevant and asks_question(message) and _NO_ANSWER.search(answer):
+            if relevant and asks_question(message) and (_NO_ANSWER.search(answer) or answer == _LISTENING):
                 answer = said_back(message, facts) or said_back(message, facts, closest=False) or answer
             elif not asks_question(message) and _NO_ANSWER.search(answer):  # "thx for listening" -> "You don't know."
                 answer = _WELCOME if only_thanks(message) else _LISTENING

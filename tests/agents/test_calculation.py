@@ -97,6 +97,12 @@ def test_a_follow_up_goes_on_from_the_last_answer() -> None:
     assert again.endswith("Facts: we split it evenly\nour monthly rent is 1,250 dollars\nThe answer was 625.")
 
 
+def test_a_question_that_gives_its_own_figure_is_not_shown_the_earlier_one() -> None:
+    context = "The last turns:\nUser: split 240 between 5 people, how much each?\nAssistant: 240 / 5 = 48"
+    asked = calculation_messages(f"{context}{NOW}split 240 between 3 people, how much each?")[-1]["content"][0]
+    assert asked["text"] == "Question: split 240 between 3 people, how much each?"  # not "between: 5"
+
+
 def test_the_figures_a_question_names_come_first_and_stand_for_their_text() -> None:
     receipt = f'{NOW}and with a 10% tip on the total, what do I pay?{EARLIER_RESULT} "Soup 5.40 Bagel 3.25 TOTAL 8.65"'
     assert calculation_messages(receipt)[-1]["content"][0]["text"].endswith("Facts: total: 8.65")
