@@ -75,7 +75,7 @@ _OUTPUT_ITSELF = re.compile(
     r"^\s*(?:(?:now|ok(?:ay)?|great|cool|thanks|then|and|so|alright|please|pls)[\s,!.]+)*"
     r"(?:can you\s+|could you\s+)?(?:transcribe|listen to|write down|read (?:out|aloud)|read\b(?!.*\?)|"
     r"ocr|extract the text|translate|summari[sz]e|say|speak|synthesi[sz]e|convert|turn|put|generate|draw|make|"
-    r"create)",
+    r"create|(?:i need|i want|give me|send me) the (?:words|text|transcript))",
     re.I,
 )
 _WHAT_IT_SAYS = re.compile(
@@ -320,7 +320,8 @@ def plan_direct_call(
         return None  # working on the previous step's answer, but no tool is what this step asks for
     if len(candidates) == 1 or scores[order[0]] - scores[order[1]] >= margin:
         return candidates[order[0]][1]
-    return None
+    readers = [candidates[i][1] for i in order if "question" in candidates[i][2].inputs]  # the reader beats the model
+    return readers[0] if kind in ("table", "pdf") and readers else None
 
 
 def _stem(path: str) -> str:

@@ -50,6 +50,9 @@ _EXTENSIONS: dict[str, dict[str, float]] = {
 }
 _FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
 _FOLDERS = re.compile(r"(?<![\w./~-])[~.]?/?(?:[\w.-]+/)+(?=[\w-]+\.\w{2,5}\b)")
+_INTO_A_LANGUAGE = re.compile(
+    r"\binto (?:english|french|german|spanish|italian|portuguese|dutch|polish|swedish|turkish|chinese|japanese)\b", re.I
+)
 _QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
 _DIRECTIVE = re.compile(
     r"\s*\b(?:please\s+)?(?:use|ask|call|try|consult|with)\s+(?:the\s+)?(\w+)\s+(?:specialist|agent|expert)\b"
@@ -252,6 +255,8 @@ class Router:
                         if name in self.names:
                             prior[self.names.index(name)] = max(prior[self.names.index(name)], value)
         if not _FILE.search(text) and _QUOTED.search(text) and "language" in self.names:
+            prior[self.names.index("language")] += 0.05
+        if _INTO_A_LANGUAGE.search(text) and "language" in self.names:  # "can you translate the audio into German?"
             prior[self.names.index("language")] += 0.05
         if _MEMORY.search(text) and "research" in self.names:
             prior[self.names.index("research")] += 0.05

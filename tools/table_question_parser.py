@@ -171,8 +171,12 @@ class Question:
         )
 
 
+_LARGEST_SHARE = re.compile(r"\b(largest|biggest|smallest|highest|lowest|greatest) share of\b", re.I)
+"""ranks groups: "which branch contributes the largest share of the total" is the largest total"""
+
+
 def _scan(question: str) -> list[Token]:
-    text, toks = _PATH.sub(" ", question), []
+    text, toks = _LARGEST_SHARE.sub(r"\1", _PATH.sub(" ", question)), []
     for match in _TOKEN.finditer(text):
         raw, before = match.group().lower(), text[: match.start()].rstrip()
         number = None

@@ -107,6 +107,12 @@ def plan(embed: Embedder) -> Callable[[str, str], DirectCall | None]:
             "translate_text",
             {"text": "The council approved new bike lanes.", "target_language": "French"},
         ),
+        (  # no tool leads for a table: the one that reads the question, not the model's guess at a query
+            "research",
+            "Pull total revenue across all rows of q3_sales.xlsx.",
+            "answer_table_question",
+            {"path": "q3_sales.xlsx", "question": "Pull total revenue across all rows of q3_sales.xlsx."},
+        ),
     ],
 )
 def test_a_task_naming_one_file_that_one_tool_fits_is_dispatched(

@@ -119,6 +119,7 @@ ANSWERS = [
     # per group, and the columns
     ("sales", "Total revenue by region", {"East": 2300, "North": 3450, "South": 1200}, "sum"),
     ("sales", "what's the total revenue, just the north ones", 3450, "sum"),  # a narrowed request (a chat's)
+    ("sales", "Which region contributes the largest share of the revenue?", "North", "max"),
     ("inventory", "What columns does the sheet have?", ["item", "category", "in_stock", "unit_price"], "columns"),
 ]
 
