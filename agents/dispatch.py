@@ -320,8 +320,8 @@ def plan_direct_call(
         return None  # working on the previous step's answer, but no tool is what this step asks for
     if len(candidates) == 1 or scores[order[0]] - scores[order[1]] >= margin:
         return candidates[order[0]][1]
-    readers = [candidates[i][1] for i in order if "question" in candidates[i][2].inputs]  # the reader beats the model
-    return readers[0] if kind in ("table", "pdf") and readers else None
+    reading = [candidates[i][1] for i in order if "question" in candidates[i][2].inputs]  # the reader beats the model
+    return reading[0] if kind in ("table", "pdf") and reading else None
 
 
 def _stem(path: str) -> str:
