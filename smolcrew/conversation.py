@@ -60,11 +60,13 @@ _ON_THE_RESULT = re.compile(
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
+_WHICH = re.compile(r"^\W*(?:(?:and|so|ok(?:ay)?)\W+)?(?:which|who|whose)\b", re.I)
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
     r"^\W*(?:no\b|nope\b|not\b|actually\b|sorry\b|i meant\b|instead\b)|\binstead\b|\bi meant\b|"
     r"\b(?:shorter|longer|simpler|more formal|less formal)\b|\d\s*%?\s+(?:not|rather than)\s+\d|"
-    r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b|,\s*not (?:the |an? )?[\w-]+\W*$",
+    r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b|,\s*not (?:the |an? )?[\w-]+\W*$|"
+    r"^\W*(?:the )?same(?: thing| again| question)?\W+but\b",
     re.IGNORECASE,
 )
 """A message that corrects the last request: "no, the second file", "in German instead", "use 15% not 10%"."""
@@ -206,7 +208,13 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
     if earlier is None:
         return message
     documents = _documents(_said(earlier[0]))
-    if len(documents) == 1 and asks_question(message) and _ASKS_CONTENT.search(message):  # the report, not its summary
+    table = len(documents) == 1 and documents[0].lower().endswith((".csv", ".xlsx", ".xls", ".tsv"))
+    if (
+        len(documents) == 1
+        and asks_question(message)
+        and (_ASKS_CONTENT.search(message) or (table and _WHICH.match(message)))
+    ):
+        # the report, not its summary; "which branch ... of that total?" after a table's total: the table again
         return f"{message} ({documents[0]})"
     return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
 
@@ -285,6 +293,14 @@ _NOT_BUT = re.compile(
     r"^\W*(?:no\W+)?(?:the |an? )?(?P<now>[\w-]+),? not (?:the |an? )?(?P<was>[\w-]+)\W*$",
     re.I,
 )
+_SAME_BUT = re.compile(
+    r"^\W*(?:the )?same(?: thing| again| question)?\W+(?:but|for|with)\s+(?:the\s+)?(?P<new>\w+)", re.I
+)
+_RANKS = re.compile(
+    r"\b(?:largest|biggest|smallest|highest|lowest|cheapest|priciest|most|least|fewest|best|worst|oldest|youngest|"
+    r"longest|shortest)\b",
+    re.I,
+)
 _NARROWS = re.compile(r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b", re.I)
 
 
@@ -312,6 +328,10 @@ def substituted(message: str, request: str) -> str | None:
         spots = re.findall(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", request, re.I)
         if len(spots) == 1 and old_word.lower() != new_word.lower() and not _ORDINAL.fullmatch(new_word):
             return re.sub(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", new_word, request, flags=re.I)
+    same = _SAME_BUT.match(message)
+    ranked = _RANKS.findall(request)
+    if same and len(ranked) == 1 and _RANKS.fullmatch(same["new"]):  # "same thing but smallest"
+        return _RANKS.sub(same["new"].lower(), request)
     if _NARROWS.match(message):  # "just the groceries ones": the same request, narrowed
         return f"{request.rstrip(' ?.!')}, {message.strip(' .!')}"
     places = [m for m in _ORDINAL.finditer(message) if not _NOT_THE.search(message[: m.start()])]

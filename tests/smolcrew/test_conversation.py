@@ -142,6 +142,8 @@ def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> N
         ("Perfect. And German, for my colleague?", "translate 'the meeting is off' into French",
          "translate 'the meeting is off' into German"),
         ("now spanish", "translate 'the meeting is off' into French", "translate 'the meeting is off' into Spanish"),
+        ("Same thing but smallest.", "Which branch has the largest total in q3.xlsx?",
+         "Which branch has the smallest total in q3.xlsx?"),
     ],
 )  # fmt: skip
 def test_a_correction_that_swaps_a_value_rewrites_the_request(
@@ -159,6 +161,14 @@ def test_a_language_asked_after_a_request_that_names_none_is_the_result_translat
     assert asked == f'Fine. In French instead.{EARLIER_RESULT} "The council approved new bike lanes."'
     translated = _turn("translate 'hi' into Spanish", "hola", tools=("translate_text",))
     assert resolve_references("Fine. In French instead.", [translated]) == "translate 'hi' into French"
+
+
+def test_which_after_a_tables_answer_asks_the_table_again() -> None:
+    total = _turn("Pull total revenue of q3.xlsx.", "138800 (sum of revenue)", tools=("answer_table_question",))
+    asked = "Which branch contributes the largest share of that total?"
+    assert resolve_references(asked, [total]) == f"{asked} (q3.xlsx)"
+    summary = _turn("summarize notes.txt", "The launch moved.", tools=("summarize_text",))
+    assert resolve_references("which month is that?", [summary]).startswith(f"which month is that?{EARLIER_RESULT}")
 
 
 def test_that_file_is_the_document_an_earlier_turn_named_not_its_answer() -> None:
