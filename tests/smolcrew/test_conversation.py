@@ -163,6 +163,12 @@ def test_a_language_asked_after_a_request_that_names_none_is_the_result_translat
     assert resolve_references("Fine. In French instead.", [translated]) == "translate 'hi' into French"
 
 
+def test_what_you_just_did_and_your_summary_point_at_the_earlier_result() -> None:
+    heard = _turn("I need the words from clip.wav", "I go to the library.", tools=("transcribe_speech",))
+    for asked in ("Boil what you just transcribed down to one sentence.", "put your summary from before in german"):
+        assert resolve_references(asked, [heard]) == f'{asked}{EARLIER_RESULT} "I go to the library."'
+
+
 def test_which_after_a_tables_answer_asks_the_table_again() -> None:
     total = _turn("Pull total revenue of q3.xlsx.", "138800 (sum of revenue)", tools=("answer_table_question",))
     asked = "Which branch contributes the largest share of that total?"
