@@ -90,6 +90,10 @@ def computed(question: str, output: Any) -> bool:
     """Whether a tool already worked out what `question` asks ("the average English score": the table tool's
     mean), so no calculation follows: only the words of its own operation ask for one."""
     operation = output.get("operation") if isinstance(output, dict) and "answer_text" in output else None
+    if operation in ("max", "min", "top", "list", "lookup") and re.match(
+        r"^\W*(?:and\s+)?(?:which|who)\b", question, re.I
+    ):
+        return True  # "which branch contributes the largest share?": the table named it, nothing to work out
     words = _OPERATIONS.get(str(operation))
     if words is None:
         return False

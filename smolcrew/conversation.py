@@ -47,7 +47,8 @@ TOOL_CHARS = 600
 FACTS_KEPT = 30
 
 _REFERS = re.compile(
-    r"\b(?:that|it|this|them|those|these|the (?:transcript(?:ion)?|text|result|answer|summary|translation|"
+    r"\b(?:(?:that|this)(?!\s+(?:week|month|year|morning|afternoon|evening|weekend|time|way)\b)|it|them|those|"
+    r"these|the (?:transcript(?:ion)?|text|result|answer|summary|translation|"
     r"caption|description|list|number|total|sum|output|recording|audio|image|picture|photo|file|document)|"
     r"the (?:first|second|third|last) one|what you (?:just )?(?:\w+ed|read|wrote|found|said|gave me)|"
     r"your (?:summary|translation|transcript(?:ion)?|answer|reply|result))\b",

@@ -84,3 +84,6 @@ def test_a_calculation_the_table_tool_already_did_is_not_done_again() -> None:
     assert not computed("what is 10% of the average score?", mean)  # more than the mean
     assert not computed("what's the total?", mean)  # another operation
     assert not computed("what's the average?", {"text": "84.25"})  # no table answer
+    ranked = {"answer": "Riverside", "answer_text": "Riverside (sum of revenue 45000, the highest)", "operation": "max"}
+    assert computed("Which branch contributes the largest share of that total?", ranked)  # named: nothing to work out
+    assert not computed("what share of the total is the largest branch?", ranked)

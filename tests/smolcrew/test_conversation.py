@@ -169,6 +169,12 @@ def test_what_you_just_did_and_your_summary_point_at_the_earlier_result() -> Non
         assert resolve_references(asked, [heard]) == f'{asked}{EARLIER_RESULT} "I go to the library."'
 
 
+def test_this_week_is_no_reference_to_an_earlier_result() -> None:
+    counted = _turn("how many words are in 'we meet at the bridge'", "5 words", tools=("count_words",))
+    asked = "I've already spent 62 euros this week. how much of the grocery budget is left?"
+    assert resolve_references(asked, [counted]) == asked
+
+
 def test_which_after_a_tables_answer_asks_the_table_again() -> None:
     total = _turn("Pull total revenue of q3.xlsx.", "138800 (sum of revenue)", tools=("answer_table_question",))
     asked = "Which branch contributes the largest share of that total?"
