@@ -71,6 +71,11 @@ _LABELLED = re.compile(
 agent's format leaking into the chat model's reply)."""
 
 
+def heading(sentence: str) -> bool:
+    """A label rather than a sentence ("Team meeting, 4 March.", "Attendees: Rosa, Kwame, Lin."): never the lead."""
+    return ":" in sentence[:40] or (len(sentence.split()) <= 6 and "," in sentence)
+
+
 def summarize(text: str, mode: Any, max_sentences: Any, min_new_tokens: Any, max_new_tokens: Any) -> dict[str, Any]:
     """What `summarize_text` returns, with the models of the current tool context."""
     pool = current_pool()
@@ -83,7 +88,9 @@ def summarize(text: str, mode: Any, max_sentences: Any, min_new_tokens: Any, max
         scores = vectors @ (centroid / max(float((centroid**2).sum()) ** 0.5, 1e-12))
         # The lead: a text says what it is about first (a greeting aside). Centrality alone picked a detail ("All
         # shipments must leave before noon.", "Coffee will be provided.") in 4 of our 6 one-line summaries.
-        lead = next((i for i, sentence in enumerate(sentences) if len(sentence.split()) >= 4), 0)
+        lead = next(
+            (i for i, sentence in enumerate(sentences) if len(sentence.split()) >= 4 and not heading(sentence)), 0
+        )
         ranked = sorted(range(len(sentences)), key=lambda i: (i != lead, -float(scores[i])))
         kept = sorted(ranked[:keep])
         return {

@@ -200,6 +200,8 @@ def test_a_one_line_summary_is_the_lead_past_a_greeting(pool: PipelinePool) -> N
     assert SummarizeText()(text=memo, max_sentences=1)["summary"] == memo.split(". ")[0] + "."
     greeted = "Hi all! The budget review moves to Thursday. Coffee will be provided."
     assert SummarizeText()(text=greeted, max_sentences=1)["summary"] == "The budget review moves to Thursday."
+    notes = "Team meeting, 4 March. Attendees: Rosa, Kwame, Lin. The launch moves from September to October."
+    assert SummarizeText()(text=notes, max_sentences=1)["summary"] == "The launch moves from September to October."
 
 
 def test_summarize_text_abstractive(pool: PipelinePool, folders: dict[str, str]) -> None:
