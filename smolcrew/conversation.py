@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from smolcrew.agents.corrections import language_asked, substituted
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
-from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list, language_named
+from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list
 from smolcrew.agents.steps import self_corrected
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 
@@ -62,6 +63,8 @@ _ON_THE_RESULT = re.compile(
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
+_YOUR, _MADE_BY = re.compile(r"\byour (summary|translation|transcript)", re.I), {"summary": "summarize",
+    "translation": "translate", "transcript": "transcribe"}  # fmt: skip
 _WHICH = re.compile(r"^\W*(?:(?:and|so|ok(?:ay)?)\W+)?(?:which|who|whose)\b", re.I)
 _ANSWER_QUOTE = re.compile(r"\"([^\"]{2,})\"|\u201c([^\u201d]{2,})\u201d")
 _CORRECTS = re.compile(
@@ -205,8 +208,10 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         if len(named) == 1:
             return f"{message} ({named[0]})"
     done = [(m, r) for m, r in reversed(turns) if r.state == "success" and r.answer]
-    # "that invoice" points at what a tool gave, not at the "you're welcome" after it
-    earlier = next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None)
+    # "that invoice" points at what a tool gave, not at the "you're welcome" after it; "your summary" at a summary
+    yours = _YOUR.search(message)
+    made = [(m, r) for m, r in done if yours and any(t.startswith(_MADE_BY[yours[1].lower()]) for t in r.tools)]
+    earlier = next(iter(made), next(((m, r) for m, r in done if r.mode != "reply"), done[0] if done else None))
     if earlier is None:
         return message
     documents = _documents(_said(earlier[0]))
@@ -277,75 +282,6 @@ _UPDATES = re.compile(
     r"increased|decreased|instead|misremembered|no wait|now)\b",
     re.I,
 )
-_SWAP_NUMBER = re.compile(
-    rf"(?<![\w.])({_NUMBER})\s*%?\s+(?:instead of|not|rather than)\s+({_NUMBER})\s*%?(?![\w.])", re.I
-)
-_NEW_NUMBER = re.compile(rf"\b(?:i meant|make it|use|try|change it to|should be)\s+({_NUMBER})(?![\w.])", re.I)
-_NEW_LANGUAGE = re.compile(
-    r"\b(?:in|into|to|what about|how about|i meant)\s+([A-Za-z]+)\b|\b([A-Za-z]+)\s+instead\b|"
-    r"^\W*(?:and|or|now|also|ok(?:ay)?|perfect|great|thanks)[\s,.!]+(?:(?:and|now|also)\s+)?(?!what\b|how\b)([A-Za-z]+)\b",
-    re.I,
-)
-
-
-_ORDINAL = re.compile(r"(?<![\w/.-])(first|second|third|fourth|last)(?![\w/.-])", re.I)  # not in a file name
-_NOT_THE = re.compile(r"\bnot\s+(?:the\s+)?$", re.I)
-_NOT_BUT = re.compile(
-    r"\bnot (?:the |an? )?(?P<old>[\w-]+),? (?:but )?(?:the |an? )?(?P<new>[\w-]+)\W*$|"
-    r"^\W*(?:no\W+)?(?:the |an? )?(?P<now>[\w-]+),? not (?:the |an? )?(?P<was>[\w-]+)\W*$",
-    re.I,
-)
-_SAME_BUT = re.compile(
-    r"^\W*(?:the )?same(?: thing| again| question)?\W+(?:but|for|with)\s+(?:the\s+)?(?P<new>\w+)", re.I
-)
-_RANKS = re.compile(
-    r"\b(?:largest|biggest|smallest|highest|lowest|cheapest|priciest|most|least|fewest|best|worst|oldest|youngest|"
-    r"longest|shortest)\b",
-    re.I,
-)
-_NARROWS = re.compile(r"^\W*(?:and\s+|but\s+|now\s+)?(?:just|only)\s+(?:the|for|those|in)\b", re.I)
-
-
-def language_asked(message: str) -> str | None:
-    """The language `message` asks for ("in French instead", "and German?"), or None."""
-    languages = (language_named(word) for m in _NEW_LANGUAGE.finditer(message) for word in m.groups() if word)
-    return next((language for language in languages if language), None)
-
-
-def substituted(message: str, request: str) -> str | None:
-    """`request` with the value `message` swaps in ("make it 3 instead of 5", "sorry, I meant 50", "in French
-    instead"), or None when the correction swaps no value the request holds once."""
-    swap = _SWAP_NUMBER.search(message)
-    if swap is not None:
-        new, old = swap.groups()
-    else:
-        numbers = re.findall(rf"(?<![\w.]){_NUMBER}(?![\w.])", request)
-        found = _NEW_NUMBER.search(message)
-        new, old = (found.group(1), numbers[0]) if found and len(numbers) == 1 else (None, None)
-    if new is not None and old is not None and new != old:  # "sorry, I meant 10 miles in km": not a new number
-        places = re.findall(rf"(?<![\w.]){re.escape(old)}(?![\w.])", request)
-        return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, request) if len(places) == 1 else None
-    for found in _NOT_BUT.finditer(message):  # "no wait not avg, the total": the word swapped
-        old_word, new_word = found.group("old") or found.group("was"), found.group("new") or found.group("now")
-        spots = re.findall(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", request, re.I)
-        if len(spots) == 1 and old_word.lower() != new_word.lower() and not _ORDINAL.fullmatch(new_word):
-            return re.sub(rf"(?<![\w-]){re.escape(old_word)}(?![\w-])", new_word, request, flags=re.I)
-    same = _SAME_BUT.match(message)
-    ranked = _RANKS.findall(request)
-    if same and len(ranked) == 1 and _RANKS.fullmatch(same["new"]):  # "same thing but smallest"
-        return _RANKS.sub(same["new"].lower(), request)
-    if _NARROWS.match(message):  # "just the groceries ones": the same request, narrowed
-        return f"{request.rstrip(' ?.!')}, {message.strip(' .!')}"
-    places = [m for m in _ORDINAL.finditer(message) if not _NOT_THE.search(message[: m.start()])]
-    given = _ORDINAL.findall(request)
-    if places and len(given) == 1 and places[0].group(1).lower() != given[0].lower():  # "I meant the second one"
-        return _ORDINAL.sub(places[0].group(1).lower(), request)
-    wanted = language_asked(message)
-    named = [m for m in _NEW_LANGUAGE.finditer(request) if m.group(1) and language_named(m.group(1))]
-    if wanted is None or len(named) != 1:
-        return None
-    where = named[0].span(1)
-    return f"{request[: where[0]]}{wanted}{request[where[1] :]}"
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from smolcrew.agents.corrections import substituted
 from smolcrew.agents.replies import acknowledgement
 from smolcrew.answering import CAPABILITIES, RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import (
@@ -19,7 +20,6 @@ from smolcrew.conversation import (
     corrects,
     resolve_references,
     stated,
-    substituted,
 )
 from smolcrew.crew import Crew
 from smolcrew.memory.records import StepRecord
@@ -173,6 +173,13 @@ def test_this_week_is_no_reference_to_an_earlier_result() -> None:
     counted = _turn("how many words are in 'we meet at the bridge'", "5 words", tools=("count_words",))
     asked = "I've already spent 62 euros this week. how much of the grocery budget is left?"
     assert resolve_references(asked, [counted]) == asked
+
+
+def test_your_summary_is_the_last_summary_not_the_last_result() -> None:
+    summary = _turn("summarize notes.txt", "The launch moves to October.", tools=("summarize_text",))
+    count = _turn("how many words were in the notes", "50 words", tools=("count_words",))
+    asked = "ok put your summary from before in german"
+    assert resolve_references(asked, [summary, count]) == f'{asked}{EARLIER_RESULT} "The launch moves to October."'
 
 
 def test_which_after_a_tables_answer_asks_the_table_again() -> None:
