@@ -52,7 +52,7 @@ def request_segments(request: str) -> list[Segment]:
     kept = [segment for segment in segments if len(request[segment.start : segment.end].split()) >= 2]
     merged: list[Segment] = []
     for segment in kept:  # "I have two files, a.txt and b.txt. Summarize the first one": one step, with its files
-        if merged and _only_names_files(request[merged[-1].start : merged[-1].end]):
+        if merged and not segment.strong and _only_names_files(request[merged[-1].start : merged[-1].end]):
             segment = Segment(merged.pop().start, segment.end, segment.strong)
         merged.append(segment)
     return merged or [Segment(0, len(request), True)]

@@ -34,6 +34,8 @@ def router(embed) -> Router:  # type: ignore[no-untyped-def]
             ["I have two files, a.txt and b.txt. Summarize the first one"],
         ),
         ("Read a.png. Then translate it", ["Read a.png", "translate it"]),
+        # a step a sequencing word opens is its own, whatever the step before it names
+        ("upscale label.png 3x and then read the text on it", ["upscale label.png 3x", "read the text on it"]),
     ],
 )
 def test_split_steps(request_text: str, steps: list[str]) -> None:
