@@ -34,6 +34,7 @@ __all__ = [
     "acknowledgement",
     "language_named",
     "load_reply_examples",
+    "missed_fact",
     "only_thanks",
     "said_back",
 ]
@@ -356,3 +357,33 @@ def said_back(question: str, facts: list[str], *, closest: bool = True) -> str |
     if not closest and told and re.search(r"\b(?:i|my|me|mine|we|our|us)\b", question, re.I):
         best = (1, -told[0])
     return f"You told me {_second_person(facts[-best[1]].rstrip('.!; '))}." if best[0] else None
+
+
+_CLAUSE = re.compile(r"[,;.!?:]|\b(?:and|but)\b", re.I)
+_DIGITS = re.compile(r"\d[\d,.]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_FILLER_WORDS = (
+    "not too much so if all ever must very just really be been it its is that this there have has had would could "
+    "should can will kind bother sorry thank thanks please hope still know again remember some any also as than then "
+    "up out no yes ok okay mind keep trouble"
+)
+_FILLER = frozenset(_FILLER_WORDS.split())
+"""Words a polite question and a fact's asides share ("not too much to keep in mind") that say nothing."""
+
+
+def missed_fact(question: str, answer: str, facts: list[str]) -> str | None:
+    """The stated fact said back when a reply to `question` leaves out what that fact says: the clauses of `facts`
+    that share most words with the question ("Contract value?" + "..., main contact Priya Nair, contract value
+    48,000 USD") have words the question lacks ("48,000 USD"), and the reply has none of them ("You are Priya
+    Nair."). None when the reply has them, or states a figure no fact or the question holds (it worked one out:
+    "how old will I be next year?" + "I'm 34" -> "You'll be 35.")."""
+    asked, said = _content_words(question) - _FILLER, _content_words(answer)
+    clauses = [(len(asked & _content_words(part)), sentence, _content_words(part) - asked - _FILLER)
+               for fact in facts for sentence in _SENTENCE.split(fact) for part in _CLAUSE.split(sentence)]  # fmt: skip
+    most = max((shared for shared, _, _ in clauses), default=0)
+    closest = [(sentence, news) for shared, sentence, news in clauses if shared == most and news]
+    told = "".join(facts) + question
+    worked_out = any(figure.rstrip(".,") not in told for figure in _DIGITS.findall(answer))
+    if not most or not closest or any(said & news for _, news in closest) or worked_out:
+        return None
+    return f"You told me {_second_person(closest[0][0].rstrip('.!; '))}."

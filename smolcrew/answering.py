@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smolcrew.agents.dispatch import PREVIOUS_RESULT, asks_question, with_context
-from smolcrew.agents.replies import acknowledgement, list_acknowledged, only_thanks, said_back
+from smolcrew.agents.replies import acknowledgement, list_acknowledged, missed_fact, only_thanks, said_back
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -48,18 +48,25 @@ _WHAT_YOU_DO = re.compile(
 )
 """A question about what the assistant can do: answered from `CAPABILITIES` (the 0.5B, asked, tells the user
 what *they* can do: "You can ask questions, provide information...")."""
-_NO_ANSWER = re.compile(r"\b(?:don'?t|do not|doesn'?t) know\b|\bsmolcrew\b|\bassistant\b|^\W*you\W*$", re.I)
+_NO_ANSWER = re.compile(
+    r"\b(?:don'?t|do not|doesn'?t|can'?t|cannot) know\b|^\W*you know\W*$|\bsmolcrew\b|\bassistant\b|^\W*you\W*$", re.I
+)
 """A reply to a question on stated facts that answers nothing: the 0.5B, given the fact, says "You don't know." or
 answers as itself ("You're smolcrew, a friendly assistant."); the fact that bears on the question is said back."""
 _WELCOME = "You're welcome! Anything else I can do for you?"
 _LISTENING = "I'm here whenever you need me."
 """What a message that asks nothing gets when the 0.5B's reply answers nothing (see `_NO_ANSWER`)."""
+_FRIENDLY = "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences."
 REPLY_SYSTEM = (
-    "You are smolcrew, a friendly assistant. Reply to the user's last message in one to three short sentences. "
-    "When they ask about something said earlier, answer from the conversation below with the user's own words "
-    "(their names, numbers, places, job), speaking to them as 'you', and never guess: if it is not there, say "
-    f"you don't know. {CAPABILITIES} When asked what you can do, say so."
+    f"{_FRIENDLY} When they ask about something said earlier, answer from the conversation below with the user's "
+    "own words (their names, numbers, places, job), speaking to them as 'you', and never guess: if it is not "
+    f"there, say you don't know. {CAPABILITIES} When asked what you can do, say so."
 )
+_MADE_UP = re.compile(
+    r"\b(?:jokes?|poems?|story|stories|riddles?|puns?|limericks?|haikus?|fun facts?|one more|another one)\b", re.I
+)
+"""A message asking for something made up ("you know some joke?", "one more, but about cats"): the reply is
+written without the rule to say "you don't know", which the 0.5B, given it, applies to the joke."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,10 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
         before, _, relevant = earlier.partition(f"\n\n{RELEVANT}\n")
         # The message goes as the user's (answered, not echoed), with what bears on it right before it.
         asked = f"{RELEVANT}\n{relevant}\n\n{message}" if relevant else message
+        made_up = bool(_MADE_UP.search(message))
+        system = _FRIENDLY if made_up else REPLY_SYSTEM
         messages = [
-            ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": f"{REPLY_SYSTEM}\n\n{before}"}]),
+            ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": f"{system}\n\n{before}"}]),
             ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": asked}]),
         ]
         facts = [line[2:] for line in relevant.splitlines() if line.startswith("- ")]
@@ -119,10 +128,7 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
             output = team.manager.model.generate(messages, max_tokens=REPLY_MAX_TOKENS)
             answer = _unrepeated(output.content if isinstance(output.content, str) else str(output.content or ""))
             usage = output.token_usage
-            if relevant and asks_question(message) and (_NO_ANSWER.search(answer) or answer == _LISTENING):
-                answer = said_back(message, facts) or said_back(message, facts, closest=False) or answer
-            elif not asks_question(message) and _NO_ANSWER.search(answer):  # "thx for listening" -> "You don't know."
-                answer = _WELCOME if only_thanks(message) else _LISTENING
+            answer = answer if made_up else _grounded(message, answer, facts)
         recorder.step(
             "action",  # the audit trail shows the recall, as it shows every tool call
             {
@@ -135,6 +141,17 @@ def reply(team: Team, message: str, conversation: str | None, recorder: RunRecor
         )
         recorder.step("final_answer", {"output": answer})
     return (answer, "success") if answer else (None, "error")
+
+
+def _grounded(message: str, answer: str, facts: list[str]) -> str:
+    """The reply, or what stands in for a reply that answers nothing or answers from another fact."""
+    if facts and asks_question(message) and (_NO_ANSWER.search(answer) or answer == _LISTENING):
+        return said_back(message, facts) or said_back(message, facts, closest=False) or answer
+    if facts and asks_question(message):  # answered, but from another fact ("Contract value?" -> "Priya Nair.")
+        return missed_fact(message, answer, facts) or answer
+    if not asks_question(message) and _NO_ANSWER.search(answer):  # "thx for listening" -> "You don't know."
+        return _WELCOME if only_thanks(message) else _LISTENING
+    return answer
 
 
 def dispatch(

@@ -46,6 +46,7 @@ __all__ = [
 ANSWER_CHARS = 400
 TOOL_CHARS = 600
 FACTS_KEPT = 30
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 
 _REFERS = re.compile(
     r"\b(?:(?:that|this)(?!\s+(?:week|month|year|morning|afternoon|evening|weekend|time|way)\b)|it|them|those|"
@@ -143,7 +144,8 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
 
     said = [_said(message) for message, result in turns if result.mode == "reply"]
     facts: list[str] = []
-    for fact in (in_digits(text, threshold=3) for text in said if not text.endswith("?")):
+    told = (" ".join(s for s in _SENTENCES.split(text) if not s.rstrip().endswith("?")) for text in said)
+    for fact in (in_digits(text, threshold=3) for text in told if text):
         listed = next((i for i in reversed(range(len(facts))) if LISTED.match(facts[i])), None)
         if listed is not None and (edited := edited_list(facts[listed], fact)) is not None:
             facts[listed] = edited  # "add tomatoes", "take the rice off": the list as it is now, not its edits

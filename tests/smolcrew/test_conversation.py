@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smolcrew.agents.corrections import substituted
-from smolcrew.agents.replies import acknowledgement
+from smolcrew.agents.replies import acknowledgement, missed_fact
 from smolcrew.answering import CAPABILITIES, RELEVANT, REPLY_SYSTEM
 from smolcrew.conversation import (
     EARLIER_REQUEST,
@@ -412,6 +412,54 @@ def test_a_reply_that_knows_nothing_of_a_stated_fact_says_the_fact_back(scripted
     assert result.answer == "You told me your flight to Lisbon is on the 12th of March."
     assert result.verdicts and all(v["outcome"] != "fail" for v in result.verdicts)  # it rests on the conversation
     assert chat.send("how are you?").answer == "You're smolcrew, a friendly assistant."  # no fact bears on it
+
+
+def test_a_joke_is_asked_without_the_rule_to_say_you_dont_know_and_a_question_is_no_fact(
+    scripted_crew: Callable[..., Crew],
+) -> None:
+    systems: list[str] = []
+
+    def model(messages: list[dict]) -> str:
+        systems.append(str(messages[0]["content"]))
+        return "Why did the cat sit on the computer? To keep an eye on the mouse!"
+
+    chat = scripted_crew(model, memory={"sinks": []}).chat()
+    result = chat.send("Hello friend, you know some joke? I need to laugh, is very hard week for me.")
+    assert result.mode == "reply" and "mouse" in result.answer
+    assert systems and "don't know" not in systems[-1]
+    assert stated(chat.turns) == ["I need to laugh, is very hard week for me."]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "said"),
+    [
+        ("Contract value?", "You are Priya Nair.", "contract value 48,000 USD"),
+        ("Contract value?", "The contract value is 48,000 USD.", None),
+        ("Who is our contact at the client?", "Priya Nair.", None),  # a clause tied with another holds it
+        ("and the deadline, when was it?", "It is 48,000 USD.", "the deadline is the 14th of June"),
+        ("how much will the contract be worth next year at 5% more?", "It will be 50,400 USD.", None),  # worked out
+        ("what's the weather like?", "Sunny!", None),  # no fact bears on it
+        ("Sorry to bother you, if it's not too much, what was the deadline?", "Keep it in mind!", "14th of June"),
+    ],
+)
+def test_a_reply_that_answers_from_another_fact_gets_the_fact_said_back(
+    question: str, answer: str, said: str | None
+) -> None:
+    facts = ["Client is Halvorsen Logistics, main contact Priya Nair, contract value 48,000 USD.", "Oh and the"
+             " deadline is the 14th of June. Please keep it in mind."]  # fmt: skip
+    found = missed_fact(question, answer, facts)
+    assert found == said if said is None else found is not None and said in found and "keep it" not in found
+
+
+def test_a_reply_from_the_wrong_fact_is_replaced_in_a_conversation(scripted_crew: Callable[..., Crew]) -> None:
+    crew = scripted_crew(["You are Priya Nair.", "You know."], memory={"sinks": []})
+    chat = crew.chat()
+    chat.send(
+        "Context for this thread: client is Halvorsen Logistics, main contact Priya Nair, contract value 48,000 USD."
+    )
+    assert "48,000 USD" in chat.send("Contract value?").answer
+    chat.send("My name is Yuki and I am allergic to peanuts.")
+    assert "Yuki" in chat.send("And my name, you still know it?").answer
 
 
 def test_a_question_about_the_user_sharing_no_word_with_the_facts_gets_the_latest_said_back(
