@@ -28,6 +28,7 @@ from smolcrew.validators.verdict import EARLIER_RESULT
 __all__ = [
     "EARLIER_REQUEST",
     "EARLIER_RESULT",
+    "LANGUAGES",
     "NOW",
     "PREVIOUS_RESULT",
     "DirectCall",
@@ -66,11 +67,11 @@ _INPUTS_FOR_KIND: dict[str, tuple[str, ...]] = {
 }
 _FILE = re.compile(r"(?<![\w/.-])([\w./-]+\.(" + "|".join(e for exts in _KINDS.values() for e in exts) + r"))\b", re.I)
 _QUOTED = re.compile(r"\"([^\"]{2,})\"|“([^”]{2,})”|(?<!\w)'([^']{4,})'(?!\w)")
-_LANGUAGES = (
+LANGUAGES = (  # a translation's targets, as a regex alternation
     "english|french|german|spanish|italian|portuguese|dutch|polish|russian|chinese|japanese|korean|arabic|"
     "turkish|swedish|danish|norwegian|finnish|greek|czech|hindi"
 )
-_TARGET = re.compile(r"\b(?:to|into|in)\s+(" + _LANGUAGES + r")\b", re.I)
+_TARGET = re.compile(r"\b(?:to|into|in)\s+(" + LANGUAGES + r")\b", re.I)
 _OUTPUT_ITSELF = re.compile(
     r"^\s*(?:(?:now|ok(?:ay)?|great|cool|thanks|then|and|so|alright|please|pls)[\s,!.]+)*"
     r"(?:can you\s+|could you\s+)?(?:transcribe|listen to|write down|read (?:out|aloud)|read\b(?!.*\?)|"
@@ -147,13 +148,13 @@ PREVIOUS_RESULT = "Result of the previous step"
 _PREVIOUS = re.compile(r"\n\n" + PREVIOUS_RESULT + r" \([\w-]+\): ", re.S)
 _AFTER_COLON = re.compile(r":\s+([^:\n]{8,}?)\s*$")
 _SAY_IN = re.compile(  # a translation: "how do you say coffee in Italian" (the words), "what does it mean in English"
-    rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{_LANGUAGES})\b|\bmean in (?:{_LANGUAGES})\b", re.I
+    rf"\bhow \w+ \w+ say\s+(.{{2,60}}?)\s+in\s+(?:{LANGUAGES})\b|\bmean in (?:{LANGUAGES})\b", re.I
 )
 _TRANSLATE = re.compile(r"\btranslat(?:e|ed|ing|ion)\b", re.I)
 _MEANS = re.compile(r"\bwhat (?:does|do|did)\b[^?\n]{1,80}?\bmean\b(?! in\b)", re.I)  # "what does 'à bientôt' mean"
 _INTO_LANGUAGE = re.compile(
     rf"^(?!.*\b(?:what|which) language\b|.*\b(?:is|are) (?:it|this|that|they) (?:in|written)\b)"
-    rf".*\b(?:in|into)\s+(?:{_LANGUAGES})\b",
+    rf".*\b(?:in|into)\s+(?:{LANGUAGES})\b",
     re.I | re.S,
 )  # "what you just read, you can make it in Italian?" asks for a translation; "is it in Italian?" does not
 _ANSWER_IT = re.compile(r"\banswer (?:it|that|this|them|the question|those questions)\b", re.I)

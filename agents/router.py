@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from smolcrew.agents.dispatch import EARLIER_RESULT, file_kinds, files_named, quoted_passage
+from smolcrew.agents.dispatch import EARLIER_RESULT, LANGUAGES, file_kinds, files_named, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME
 from smolcrew.agents.steps import FIRST, request_segments, split_steps, step_text
 
@@ -50,9 +50,7 @@ _EXTENSIONS: dict[str, dict[str, float]] = {
 }
 _FILE = re.compile(r"\b[\w\-./]+\.(" + "|".join(_EXTENSIONS) + r")\b", re.IGNORECASE)
 _FOLDERS = re.compile(r"(?<![\w./~-])[~.]?/?(?:[\w.-]+/)+(?=[\w-]+\.\w{2,5}\b)")
-_INTO_A_LANGUAGE = re.compile(
-    r"\binto (?:english|french|german|spanish|italian|portuguese|dutch|polish|swedish|turkish|chinese|japanese)\b", re.I
-)
+_INTO_A_LANGUAGE = re.compile(rf"\b(?:into|(?:put|say|write|give|have)\b[^.?!]{{0,40}}\bin) (?:{LANGUAGES})\b", re.I)
 _QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|'[^']{12,}'|:\s*\S.{20,}$")
 _DIRECTIVE = re.compile(
     r"\s*\b(?:please\s+)?(?:use|ask|call|try|consult|with)\s+(?:the\s+)?(\w+)\s+(?:specialist|agent|expert)\b"
@@ -256,7 +254,7 @@ class Router:
                             prior[self.names.index(name)] = max(prior[self.names.index(name)], value)
         if not _FILE.search(text) and _QUOTED.search(text) and "language" in self.names:
             prior[self.names.index("language")] += 0.05
-        if _INTO_A_LANGUAGE.search(text) and "language" in self.names:  # "can you translate the audio into German?"
+        if _INTO_A_LANGUAGE.search(text) and "language" in self.names:  # "into German", "put your summary in German"
             prior[self.names.index("language")] += 0.05
         if _MEMORY.search(text) and "research" in self.names:
             prior[self.names.index("research")] += 0.05

@@ -173,7 +173,9 @@ def bearing(message: str, facts: list[str], crew: Talker, latest: int = 2) -> li
 def corrects(message: str, turns: list[tuple[str, RunResult]]) -> bool:
     """Whether `message` corrects the last turn's request ("no, the second file", "in French instead")."""
     if turns and _VARIES.search(message):
-        return substituted(message, _said(turns[-1][0])) is not None
+        request, result = _said(turns[-1][0]), turns[-1][1]
+        new_language = language_asked(message) is not None and language_asked(request) is None  # "now spanish"
+        return substituted(message, request) is not None or (new_language and result.mode != "reply")
     if not turns or not _CORRECTS.search(message):
         return False  # a reply's request is corrected only by a swapped value: "no, I'm Bob" is a new fact
     return turns[-1][1].mode != "reply" or substituted(message, _said(turns[-1][0])) is not None

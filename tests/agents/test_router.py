@@ -53,6 +53,11 @@ def test_split_steps(request_text: str, steps: list[str]) -> None:
         ("Transcribe standup.wav, then summarize it", ["audio", "language"]),
         ("Draw a red fox. After that, describe what is in the picture you made.", ["generation", "vision"]),
         ("can you summarise team_update.txt for me", ["language"]),  # the verb after "can you" leans too
+        (
+            'ok put your summary from before in german\n\nThe earlier result this refers to: "The product launch'
+            ' is moved from September to October because the battery supplier is six weeks late."',
+            ["language"],
+        ),
     ],
 )
 def test_routes_clear_requests(router: Router, request_text: str, expected: list[str]) -> None:

@@ -161,6 +161,8 @@ def test_a_language_asked_after_a_request_that_names_none_is_the_result_translat
     assert asked == f'Fine. In French instead.{EARLIER_RESULT} "The council approved new bike lanes."'
     translated = _turn("translate 'hi' into Spanish", "hola", tools=("translate_text",))
     assert resolve_references("Fine. In French instead.", [translated]) == "translate 'hi' into French"
+    heard = _turn("transcribe voicemail.wav. quick.", "Your car is ready.", tools=("transcribe_speech",))
+    assert resolve_references("now spanish", [heard]) == f'now spanish{EARLIER_RESULT} "Your car is ready."'
 
 
 def test_what_you_just_did_and_your_summary_point_at_the_earlier_result() -> None:
