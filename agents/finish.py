@@ -22,6 +22,7 @@ __all__ = [
     "answer_messages",
     "computed",
     "counted_answer",
+    "echoes",
     "output_text",
     "per_file_text",
     "priced_answer",
@@ -198,6 +199,16 @@ def sub_questions(question: str) -> list[str]:
         return [question]
     rest = found["rest"].strip() or "is it"
     return [found["first"].strip() + "?", f"{found['wh']} {rest}?"]
+
+
+def echoes(answer: str, question: str) -> bool:
+    """Whether `answer` says the question back instead of answering it (the 0.5B, given a request it cannot
+    read as a question, copies it, with the earlier result it points at)."""
+    asked = " ".join(_WORD.findall(question.lower()))
+    return bool(asked) and len(asked) >= 12 and asked in " ".join(_WORD.findall(answer.lower()))
+
+
+_WORD = re.compile(r"[^\W_]+")
 
 
 def answer_messages(question: str, output: Any, previous: str | None = None) -> list[dict[str, Any]]:

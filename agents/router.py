@@ -29,7 +29,7 @@ import numpy as np
 
 from smolcrew.agents.dispatch import EARLIER_RESULT, LANGUAGES, file_kinds, files_named, quoted_passage
 from smolcrew.agents.grammar import FILE_NAME
-from smolcrew.agents.steps import FIRST, request_segments, split_steps, step_text
+from smolcrew.agents.steps import FIRST, remark, request_segments, split_steps, step_text
 
 if TYPE_CHECKING:
     from smolcrew.agents.planner import ToolPlanner
@@ -297,10 +297,12 @@ class Router:
         rows = self.scores([step_text(stripped, s.start, s.end) for s in segments]) + bonus
         # A segment joins the one before on the same specialist, or opened by a new sentence or "and <verb>" unsure
         groups: list[tuple[int, int, int]] = []  # (start, end, top specialist index)
-        for segment, row in zip(segments, rows, strict=True):
+        for number, (segment, row) in enumerate(zip(segments, rows, strict=True)):
             top = int(np.argmax(row))
             if groups and (top == groups[-1][2] or (not segment.strong and not self._sure(row))):
                 groups[-1] = (groups[-1][0], segment.end, groups[-1][2])
+            elif number == 1 and not segment.strong and remark(stripped[: segments[0].end]) and not self._sure(rows[0]):
+                groups[-1] = (groups[-1][0], segment.end, top)  # "Oops, I pasted the wrong one. I meant this: '...'"
             else:
                 groups.append((segment.start, segment.end, top))
         tasks = [step_text(stripped, start, end) or stripped for start, end, _ in groups]

@@ -52,6 +52,7 @@ from smolcrew.agents.finish import (
     answer_messages,
     computed,
     counted_answer,
+    echoes,
     output_text,
     per_file_text,
     priced_answer,
@@ -274,7 +275,10 @@ class SpecialistModel(Model):
                 usage = _added(usage, reply.token_usage)
                 answers.append(re.sub(r"^\s*(?:answer\s*:\s*)", "", str(reply.content or ""), flags=re.I).strip())
             answer = "; ".join(part for part in answers if part)
-            code = f"final_answer({(answer or output_text(output)[:500])!r})"
+            if key is not None and echoes(answer, own):  # "Boil it down to one sentence." said back, not done
+                code = f"final_answer(result[{key!r}])"
+            else:
+                code = f"final_answer({(answer or output_text(output)[:500])!r})"
         return ChatMessage(
             role=MessageRole.ASSISTANT,
             content=f"Thought: I answer from the tool's output.\n{_CODE}\n{code}\n</code>",

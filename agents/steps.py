@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from smolcrew.agents.grammar import FILE_NAME
 
-__all__ = ["FIRST", "Segment", "request_segments", "self_corrected", "split_steps", "step_text"]
+__all__ = ["FIRST", "Segment", "remark", "request_segments", "self_corrected", "split_steps", "step_text"]
 
 _SEQUENCE_WORDS = (
     r"and then|then|after that|afterwards|after this|once (?:that(?:'s| is)|it(?:'s| is)|you(?:'re| are)) done|"
@@ -60,6 +60,11 @@ def request_segments(request: str) -> list[Segment]:
 
 def _only_names_files(text: str) -> bool:  # names files, asks nothing of them: the next step says what to do
     return bool(FILE_NAME.search(text)) and not _ACTION.search(FILE_NAME.sub(" ", text)) and "?" not in text
+
+
+def remark(text: str) -> bool:
+    """Whether `text` asks nothing and names nothing to work on ("Oops, I pasted the wrong one"): said by the way."""
+    return not _ACTION.search(text) and "?" not in text and not FILE_NAME.search(text) and not _QUOTES.search(text)
 
 
 def step_text(request: str, start: int, end: int) -> str:

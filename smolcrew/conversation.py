@@ -58,9 +58,10 @@ _REFERS = re.compile(
 )
 _ON_THE_RESULT = re.compile(
     r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)|"
-    r"\b(?:of|about) (?:those|these|them)\b",
+    r"\b(?:of|about) (?:those|these|them)\b|\b(?:did|does|do|was|is|will|would|has|had)\s+(?:he|she)\b",
     re.I,
-)  # a pronoun, not a determiner: "in that message" names its object, which the conversation may hold
+)  # a pronoun, not a determiner: "in that message" names its object, which the conversation may hold; "by when
+# did he want it?" after a memo was read: the one in it
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""

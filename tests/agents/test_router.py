@@ -54,6 +54,10 @@ def test_split_steps(request_text: str, steps: list[str]) -> None:
         ("Draw a red fox. After that, describe what is in the picture you made.", ["generation", "vision"]),
         ("can you summarise team_update.txt for me", ["language"]),  # the verb after "can you" leans too
         (
+            "OOPS I PASTED THE WRONG ONE. I MEANT THIS: 'JAG SKULLE VILJA HA EN KOPP KAFFE OCH EN KANELBULLE, TACK.'",
+            ["language"],
+        ),  # a remark before the request is no step of its own
+        (
             'ok put your summary from before in german\n\nThe earlier result this refers to: "The product launch'
             ' is moved from September to October because the battery supplier is six weeks late."',
             ["language"],

@@ -98,6 +98,17 @@ def test_the_same_request_of_several_files_calls_the_tool_on_each(tmp_path: Path
     assert steered._on_each_file(f"what is the room number in {a} or {b}?") is None  # a question: the model's
 
 
+def test_an_answer_that_says_the_request_back_is_replaced_by_the_output(tmp_path: Path) -> None:
+    note = tmp_path / "note.png"
+    note.write_text("Meeting moved to room 204")
+    request = f"Boil {note} down to one line for me."
+    model = GrammarScripted([request])  # the 0.5B copies a request it cannot read as a question
+    tool = ReadNote()
+    steered = specialist_model(model, [tool], embed=lambda texts: pytest.fail("one tool fits: nothing to rank"))
+    agent = CodeAgent(tools=[tool], model=steered, max_steps=4, verbosity_level=0)
+    assert agent.run(request) == "Meeting moved to room 204"
+
+
 def test_without_a_file_the_model_writes_the_step_under_the_grammar(tmp_path: Path) -> None:
     model = GrammarScripted([_code("final_answer(17*23+5)")])
     agent, steered = _agent(model)

@@ -209,6 +209,9 @@ def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
     assert not asks_of_result("ok, I'll rely on it", [receipt])  # asks nothing
     assert asks_of_result("How many of those left?", [receipt])
     assert not asks_of_result("what was the password for the gate in that message?", [receipt])  # names its object
+    memo = _turn("transcribe memo.wav", "Send me the budget by Wednesday. Tom", tools=("transcribe_speech",))
+    assert asks_of_result("By when did he want it again?", [memo])  # the one in the memo
+    assert not asks_of_result("when did I say my flight was?", [memo])
 
 
 def test_the_second_one_is_the_second_files_result() -> None:
