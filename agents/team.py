@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from smolagents import CodeAgent
+from smolagents import CodeAgent, Tool
 from smolagents.local_python_executor import PythonExecutor
 from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
-from smolcrew.agents.dispatch import Embedder
+from smolcrew.agents.dispatch import Embedder, nearest_tools
 from smolcrew.agents.sandbox import SandboxedExecutor
 from smolcrew.agents.specialist_model import specialist_model
 from smolcrew.agents.specialists import SPECIALISTS, Specialist
@@ -78,6 +78,18 @@ class SpecialistAgent(FreshCodeAgent):
     max-steps fallback as an answer."""
 
     slot: RecorderSlot | None = None
+    missing: tuple[type[Tool], ...] = ()
+    """Its tools whose models cannot load here (not offered to the model)."""
+    embed: Embedder | None = None
+
+    def lacking(self, task: str) -> type[Tool] | None:
+        """The missing tool nearest `task`, when it is nearer than every tool offered ("generate an image of a
+        bicycle" with no text-to-image model): the run says so rather than have the model answer without it."""
+        if not self.missing or self.embed is None:
+            return None
+        offered = [tool for name, tool in self.tools.items() if name != "final_answer"]
+        nearest = nearest_tools(task, [*offered, *self.missing], self.embed, k=1)
+        return nearest[0] if nearest and nearest[0] in self.missing else None
 
     def __call__(self, task: str, **kwargs: Any) -> str:
         recorder = self.slot.current if self.slot else None
@@ -162,6 +174,9 @@ def _specialist(
         executor=executor() if executor else None,
     )
     agent.slot = slot
+    offered = {tool.name for tool in tools}
+    agent.missing = tuple(factory for factory in spec.tool_factories if factory.name not in offered)
+    agent.embed = _embedder(pool)
     return agent
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from smolcrew.agents.dispatch import PREVIOUS_RESULT, asks_question, with_context
 from smolcrew.agents.replies import acknowledgement, list_acknowledged, missed_fact, only_thanks, said_back
+from smolcrew.agents.specialists import tool_roles
+from smolcrew.errors import ModelUnavailableError
 from smolcrew.result import RunState
 
 if TYPE_CHECKING:
@@ -170,6 +172,14 @@ def dispatch(
                 answers.append(done[number])
                 continue
             agent = team.specialists[step.specialist]
+            if (lacking := agent.lacking(step.task)) is not None:
+                raise ModelUnavailableError(
+                    f"the {step.specialist} specialist cannot do this here: {lacking.name} would, but its model "
+                    f"({', '.join(tool_roles(lacking)) or 'none'}) cannot load",
+                    backend=lacking.name,
+                    fix="point that role at local weights in the config's [models] (`smolcrew models` lists the "
+                    "roles, `smolcrew doctor` what loads)",
+                )
             task = with_context(context, step.task)
             for source in step.depends_on:  # results travel along the plan's edges
                 task += f"\n\n{PREVIOUS_RESULT} ({plan.steps[source].specialist}): {answers[source]}"

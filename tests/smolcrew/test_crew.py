@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,18 @@ def test_router_mode_hands_the_request_to_the_specialist_which_calls_a_tool(
     assert result.tools == ("compare_sentences",)
     assert isinstance(result.answer, float) and 0.2 < result.answer <= 1.0
     assert result.delegations[0][:2] == ("router", "language")
+
+
+def test_a_request_for_a_tool_whose_model_cannot_load_says_so_instead_of_answering(
+    scripted_crew: Callable[..., Crew], tmp_path: Path
+) -> None:
+    crew = scripted_crew([code("final_answer(1000)")], models={"image_generator": str(tmp_path / "no-weights")})
+    assert "generate_image" not in crew.team.specialists["generation"].tools  # what the 0.5B wrote, offered none
+    result = crew.run("generate an image of a red bicycle leaning on a wall by the sea")
+    assert result.mode == "router" and result.state == "error" and result.answer is None
+    assert "the generation specialist cannot do this here: generate_image would, but its model (image_generator) cannot load" in str(result.error)
+    assert "[models]" in str(result.error)  # and what to do about it
+    assert crew.team.specialists["generation"].lacking("make logo.png twice as big") is None  # upscale_image does
 
 
 def test_multi_step_request_runs_specialists_in_order_passing_results(scripted_crew: Callable[..., Crew]) -> None:
