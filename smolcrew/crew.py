@@ -1,8 +1,7 @@
 """The Crew: one object that routes a request, runs the agents and returns a structured result.
 
-This module is the facade: building the crew's parts on first use (model, pool, team, router, memory, audit log,
-approval queue), the public methods and `ChatSession`. A run's lifecycle (dispatch, the final gate, sealing,
-resuming) is in smolcrew/run.py.
+The facade: the crew's parts, built on first use (model, pool, team, router, memory, audit log, approval queue),
+and its public methods. A run's lifecycle (dispatch, the final gate, sealing, resuming) is in smolcrew/run.py.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from smolcrew.conversation import ChatSession
 from smolcrew.errors import CrewClosedError, ModelUnavailableError
 from smolcrew.result import RunResult
 from smolcrew.run import resume_run, run_result, start_run
+from smolcrew.tools.spaced_names import without_spaces
 
 if TYPE_CHECKING:
     from smolagents.models import Model
@@ -345,7 +345,7 @@ class Crew:
             self._use_roots(file_roots)
             return start_run(
                 self,
-                task.strip(),
+                without_spaces(task.strip(), self._roots, self.settings.home / "runs" / "links"),
                 images=images,
                 max_steps=max_steps,
                 on_step=on_step,

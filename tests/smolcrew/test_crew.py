@@ -74,7 +74,9 @@ def test_a_request_for_a_tool_whose_model_cannot_load_says_so_instead_of_answeri
     assert "generate_image" not in crew.team.specialists["generation"].tools  # what the 0.5B wrote, offered none
     result = crew.run("generate an image of a red bicycle leaning on a wall by the sea")
     assert result.mode == "router" and result.state == "error" and result.answer is None
-    assert "the generation specialist cannot do this here: generate_image would, but its model (image_generator) cannot load" in str(result.error)
+    assert "generation specialist cannot do this here: generate_image would, but its model (image_generator)" in str(
+        result.error
+    )
     assert "[models]" in str(result.error)  # and what to do about it
     assert crew.team.specialists["generation"].lacking("make logo.png twice as big") is None  # upscale_image does
 
