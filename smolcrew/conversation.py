@@ -28,6 +28,7 @@ from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_quest
 from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list
 from smolcrew.agents.steps import self_corrected
 from smolcrew.answering import RELEVANT, REPLY_AGENT
+from smolcrew.tools.arithmetic import conversion_in
 
 if TYPE_CHECKING:
     from smolcrew.memory.records import StepRecord
@@ -197,6 +198,8 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
 
     if not turns or files_named(message) or '"' in message or quoted_passage(message) is not None:
         return message  # "what language is this: 'Het regent...'": "this" is its own quote
+    if conversion_in(message) is not None:
+        return message  # "do that again for 10.5 km, but to miles": all it needs is in it
     if corrects(message, turns):
         previous = turns[-1][0]  # itself a correction ("shorter", then "even shorter"): the same request again
         fix, _, request = previous.partition(EARLIER_REQUEST)

@@ -25,7 +25,7 @@ _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 _NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
 _UNIT = r"([a-zA-Z°µ][a-zA-Z°µ/²³.]*(?:\s+[a-zA-Z]+)?)"
 _CONVERSIONS = (
-    re.compile(rf"{_NUMBER}\s*{_UNIT},?\s+(?:(?:so|then|now)\s+)?(?:to|in|into|as|in terms of)\s+{_UNIT}", re.I),
+    re.compile(rf"{_NUMBER}\s*{_UNIT},?\s+(?:(?:so|then|now|but)\s+)?(?:to|in|into|as|in terms of)\s+{_UNIT}", re.I),
     re.compile(rf"how many\s+{_UNIT}\s+(?:is|are|in|is in|are in|make|makes)\s+{_NUMBER}\s*{_UNIT}", re.I),
 )
 

@@ -177,6 +177,13 @@ def test_this_week_is_no_reference_to_an_earlier_result() -> None:
     assert resolve_references(asked, [counted]) == asked
 
 
+def test_a_conversion_the_message_states_whole_needs_no_earlier_result() -> None:
+    converted = _turn("13.1 miles in metres", "13.1 miles = 21082.41 metres", tools=("convert_units",))
+    asked = "do that again for 10.5 km, but to miles this time"
+    assert resolve_references(asked, [converted]) == asked
+    assert resolve_references("convert that to km", [converted]).startswith(f"convert that to km{EARLIER_RESULT}")
+
+
 def test_your_summary_is_the_last_summary_not_the_last_result() -> None:
     summary = _turn("summarize notes.txt", "The launch moves to October.", tools=("summarize_text",))
     count = _turn("how many words were in the notes", "50 words", tools=("count_words",))

@@ -58,6 +58,7 @@ def test_count_words_counts_words_characters_and_sentences() -> None:
         ("sorry, how many km is 1,200 miles?", (1200.0, "miles", "km")),
         ("what is 20 °C in °F", (20.0, "°C", "°F")),
         ("5 kg in lbs please", (5.0, "kg", "lbs")),
+        ("do that again for 10.5 km, but to miles this time", (10.5, "km", "miles")),
         ("convert 100 euros to dollars", None),  # a currency needs a rate: calculate's job
         ("I spent 3 days in Rome", None),
         ("translate 2 sentences to French", None),
