@@ -123,8 +123,9 @@ def output_text(output: Any) -> str:
         passages = output.get("passages") or output.get("sources")
         if isinstance(passages, list):
             parts += [str(p.get("chunk", p)) if isinstance(p, dict) else str(p) for p in passages]
-        if "answer" in output and not any(str(output["answer"]) in part for part in parts):
-            parts.insert(0, f"answer: {output['answer']}")
+        found = output.get("answer")  # None: the tool found no answer, only passages ("answer: None" was copied)
+        if found not in (None, "") and not any(str(found) in part for part in parts):
+            parts.insert(0, f"answer: {found}")
         text = "\n".join(parts) if parts else repr(output)
     else:
         text = output if isinstance(output, str) else repr(output)
