@@ -35,6 +35,7 @@ __all__ = [
     "language_named",
     "load_reply_examples",
     "missed_fact",
+    "new_words",
     "only_thanks",
     "said_back",
 ]
@@ -387,3 +388,9 @@ def missed_fact(question: str, answer: str, facts: list[str]) -> str | None:
     if not most or not closest or any(said & news for _, news in closest) or worked_out:
         return None
     return f"You told me {_second_person(closest[0][0].rstrip('.!; '))}."
+
+
+def new_words(question: str, text: str) -> set[str]:
+    """The words of `question` that say something and that `text` lacks ("water damage isn't covered either, is
+    it?" after "24 months from the date of purchase": water, damage, covered)."""
+    return _content_words(question) - _FILLER - _content_words(text)

@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from smolcrew.agents.calculation import asks_calculation
 from smolcrew.agents.corrections import language_asked, substituted
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
-from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list
+from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list, new_words
 from smolcrew.agents.steps import self_corrected
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 from smolcrew.tools.arithmetic import conversion_in
@@ -224,12 +225,14 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         return message
     documents = _documents(_said(earlier[0]))
     table = len(documents) == 1 and documents[0].lower().endswith((".csv", ".xlsx", ".xls", ".tsv"))
+    beyond = len(new_words(message, str(earlier[1].answer))) >= 2 and not asks_calculation(message)
     if (
         len(documents) == 1
         and asks_question(message)
-        and (_ASKS_CONTENT.search(message) or (table and _WHICH.match(message)))
+        and (_ASKS_CONTENT.search(message) or (table and _WHICH.match(message)) or beyond)
     ):
-        # the report, not its summary; "which branch ... of that total?" after a table's total: the table again
+        # the report, not its summary; "which branch ... of that total?" after a table's total: the table again;
+        # "and water damage isn't covered either, is it?" after the warranty's length: the terms again
         return f"{message} ({documents[0]})"
     return f'{message}{EARLIER_RESULT} "{_cut(_referred(message, *earlier), 2000)}"'
 

@@ -100,6 +100,10 @@ def test_a_question_on_what_it_says_after_a_document_is_asked_of_the_document() 
     assert resolve_references(asked, turns) == f"{asked} (/data/report.pdf)"
     assert resolve_references("what's 15% of it?", turns).endswith('"A cooperative\'s annual report."')  # its result
     assert resolve_references("translate it into French", turns).startswith(f"translate it into French{EARLIER_RESULT}")
+    terms = [_turn("How long is the warranty, according to /data/terms.pdf?", "24 months from the date of purchase.")]
+    asked = "And I bet water damage isn't covered either, is it?"  # of the terms, not of their answer
+    assert resolve_references(asked, terms) == f"{asked} (/data/terms.pdf)"
+    assert resolve_references("is it 24 months from the date of purchase?", terms).endswith('purchase."')
 
 
 def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> None:
