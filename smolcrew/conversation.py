@@ -128,10 +128,10 @@ def conversation_context(turns: list[tuple[str, RunResult]], keep: int = 4) -> s
         lines += ["What the user told you in this conversation:", *(f"- {_cut(fact, ANSWER_CHARS)}" for fact in facts)]
     lines.append("The last turns:")
     for message, result in turns[-keep:]:
-        answer = result.answer if result.state == "success" else f"(no answer: {result.state})"
+        answer = str(result.answer) if result.state == "success" else ""
         lines.append(f"User: {_cut(_said(message), ANSWER_CHARS)}")
-        if not str(answer).startswith(ACKNOWLEDGED):  # the user's words said back: a small model copies them
-            lines.append(f"Assistant: {_cut(answer, ANSWER_CHARS)}")
+        if answer and not answer.startswith(ACKNOWLEDGED):  # the user's words said back, or a failed turn's "(no
+            lines.append(f"Assistant: {_cut(answer, ANSWER_CHARS)}")  # answer: rejected)": a small model copies them
         for output in _tool_outputs(result)[-2:]:
             lines.append(f"  (a tool returned: {_cut(output, TOOL_CHARS)})")
         lines += [f"  (file written: {path})" for path in result.artifacts]

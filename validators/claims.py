@@ -90,7 +90,7 @@ _STARTERS = _words(
     "like based answer summary sure unfortunately overall note please sorry certainly indeed sources "
     "source total altogether approximately about around nearly roughly only just "
     "you're you've you'll you'd we're we've we'll they're they've i'm i've i'll i'd he's she's let's "
-    "hello hi hey dear welcome thanks thank glad oh ah well got noted"
+    "hello hi hey dear welcome thanks thank glad oh ah well got noted what's where's who's how's when's why's"
 )
 _ALIASES = {
     "france": "french", "netherlands": "dutch", "holland": "dutch", "britain": "british", "england": "english",

@@ -276,6 +276,9 @@ def test_an_acknowledgement_stays_out_of_the_context_and_the_latest_facts_go_nex
     turns = [_turn("the budget is 4,000", "Got it: the budget is 4,000.", mode="reply")]
     context = conversation_context(turns)
     assert context is not None and "Got it" not in context and "the budget is 4,000" in context
+    failed = ("tell me a joke", RunResult(None, "r", "rejected", "reply", (), (), (), (), 0, 0, 0.0))  # type: ignore[arg-type]
+    shown = conversation_context([*turns, failed])
+    assert shown is not None and "User: tell me a joke" in shown and "no answer" not in shown  # the 0.5B copied it
 
     class Nearest:  # what Crew.recall answers: the facts nearest in meaning
         def recall(self, message: str, said: list[str], k: int = 2) -> list[str]:

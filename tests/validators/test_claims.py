@@ -70,6 +70,7 @@ def test_an_answer_splits_into_claims_without_citations_or_markup() -> None:
         "She was born on 7 Nov 1867.",  # an abbreviated month
         "Her second prize came 8 years after the first.",  # computed, and the claim says so ("after")
         "It's Curie who won the 1911 prize.",  # a contraction that starts a sentence is no name
+        "What's her best-known prize? The 1911 one.",  # so is a question word's
         "1. Reading her notes took years.",  # a list item's first word starts a sentence
         "- Winning twice was rare.",
     ],
