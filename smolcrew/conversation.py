@@ -59,11 +59,13 @@ _REFERS = re.compile(
     re.IGNORECASE,
 )
 _ON_THE_RESULT = re.compile(
-    r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)|"
+    r"\b(?:on|in|from|inside|according to)\s+(?:it|that|them|this|those)\s*(?:[?.!,]|$)|\b(?:on|in) it\b|"
     r"\b(?:of|about) (?:those|these|them)\b|\b(?:did|does|do|was|is|will|would|has|had)\s+(?:he|she)\b",
     re.I,
 )  # a pronoun, not a determiner: "in that message" names its object, which the conversation may hold; "by when
 # did he want it?" after a memo was read: the one in it
+_OF_THE_ANSWER = re.compile(r"\b(?:is|was|are|were|does|did)\s+(?:that|it|this)\b(?!\W*$)", re.I)
+"""The answer as the question's subject ("how much rent is that for a full year?"), not a tag ("…, is it?")."""
 _THE_FILE = re.compile(r"\b(?:that|the|this|same) (?:file|document|table|spreadsheet|sheet|pdf|csv)\b", re.I)
 _ASKS_CONTENT = re.compile(r"\b(?:say|says|said|mention\w*|about|according|state\w*|write|wrote)\b", re.I)
 """A question on what a document holds ("what does it say about expansion plans?"), asked of the document."""
@@ -208,6 +210,7 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         rewritten = substituted(message, corrected)
         if rewritten is not None or language_asked(message) is None or language_asked(corrected) is not None:
             return rewritten or f'{message}{EARLIER_REQUEST} "{corrected}"'
+        message = f"{message.rstrip()} (translate it into {language_asked(message)})"  # "now spanish" says no verb
         # else "in French instead" after a summary, which names no language to swap: the summary, in French
     elif not _REFERS.search(message):  # "according to the report": a file named turns ago, by a word of its name
         path = _file_meant(message, turns)
@@ -225,7 +228,11 @@ def resolve_references(message: str, turns: list[tuple[str, RunResult]]) -> str:
         return message
     documents = _documents(_said(earlier[0]))
     table = len(documents) == 1 and documents[0].lower().endswith((".csv", ".xlsx", ".xls", ".tsv"))
-    beyond = len(new_words(message, str(earlier[1].answer))) >= 2 and not asks_calculation(message)
+    beyond = (
+        len(new_words(message, str(earlier[1].answer))) >= 2
+        and not asks_calculation(message)
+        and not _OF_THE_ANSWER.search(message)
+    )
     if (
         len(documents) == 1
         and asks_question(message)

@@ -104,6 +104,8 @@ def test_a_question_on_what_it_says_after_a_document_is_asked_of_the_document() 
     asked = "And I bet water damage isn't covered either, is it?"  # of the terms, not of their answer
     assert resolve_references(asked, terms) == f"{asked} (/data/terms.pdf)"
     assert resolve_references("is it 24 months from the date of purchase?", terms).endswith('purchase."')
+    lease = [_turn("What is the monthly rent in /data/lease.pdf?", "The monthly rent is 950 euros.")]
+    assert resolve_references("so how much rent is that for a full year?", lease).endswith('950 euros."')  # of it
 
 
 def test_it_is_the_text_a_label_was_about_or_the_passage_an_answer_quotes() -> None:
@@ -162,11 +164,17 @@ def test_a_correction_that_swaps_a_value_rewrites_the_request(
 def test_a_language_asked_after_a_request_that_names_none_is_the_result_translated() -> None:
     summary = _turn("Summarize news.txt", "The council approved new bike lanes.", tools=("summarize_text",))
     asked = resolve_references("Fine. In French instead.", [summary])
-    assert asked == f'Fine. In French instead.{EARLIER_RESULT} "The council approved new bike lanes."'
+    assert (
+        asked
+        == f'Fine. In French instead. (translate it into French){EARLIER_RESULT} "The council approved new bike lanes."'
+    )
     translated = _turn("translate 'hi' into Spanish", "hola", tools=("translate_text",))
     assert resolve_references("Fine. In French instead.", [translated]) == "translate 'hi' into French"
     heard = _turn("transcribe voicemail.wav. quick.", "Your car is ready.", tools=("transcribe_speech",))
-    assert resolve_references("now spanish", [heard]) == f'now spanish{EARLIER_RESULT} "Your car is ready."'
+    assert (
+        resolve_references("now spanish", [heard])
+        == f'now spanish (translate it into Spanish){EARLIER_RESULT} "Your car is ready."'
+    )
 
 
 def test_what_you_just_did_and_your_summary_point_at_the_earlier_result() -> None:
@@ -219,6 +227,7 @@ def test_a_question_on_an_earlier_result_goes_to_the_tools() -> None:
     assert not asks_of_result("how much was the bagel on it?", [_turn("my name is Ada", "Got it", mode="reply")])
     assert not asks_of_result("ok, I'll rely on it", [receipt])  # asks nothing
     assert asks_of_result("How many of those left?", [receipt])
+    assert asks_of_result("Which item on it was the priciest, and how much was it?", [receipt])
     assert not asks_of_result("what was the password for the gate in that message?", [receipt])  # names its object
     memo = _turn("transcribe memo.wav", "Send me the budget by Wednesday. Tom", tools=("transcribe_speech",))
     assert asks_of_result("By when did he want it again?", [memo])  # the one in the memo
