@@ -23,6 +23,7 @@ __all__ = [
     "computed",
     "counted_answer",
     "echoes",
+    "language_answer",
     "output_text",
     "per_file_text",
     "priced_answer",
@@ -200,6 +201,16 @@ def sub_questions(question: str) -> list[str]:
         return [question]
     rest = found["rest"].strip() or "is it"
     return [found["first"].strip() + "?", f"{found['wh']} {rest}?"]
+
+
+def language_answer(question: str, output: Any) -> str | None:
+    """The language a detector named, said plainly, when the request asks which language it is or asks nothing
+    ("I meant this: 'Jag skulle vilja...'"); None for any other question on it, or any other output."""
+    if not isinstance(output, dict) or not {"language", "name", "candidates"} <= output.keys():
+        return None
+    if "?" in question and not re.search(r"\blanguage\b", question, re.I):
+        return None
+    return f"It is {output['name']} ({output['language']})."
 
 
 def echoes(answer: str, question: str) -> bool:

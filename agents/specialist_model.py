@@ -53,6 +53,7 @@ from smolcrew.agents.finish import (
     computed,
     counted_answer,
     echoes,
+    language_answer,
     output_text,
     per_file_text,
     priced_answer,
@@ -103,7 +104,8 @@ def _read_off(own: str, output: Any) -> str | None:
     """An answer read off the tool's output, or off the earlier result the request points at ("and the cheapest
     thing on it?": the receipt's lines, whatever the tool made of them); None when neither has it."""
     asked, _, material = own.partition(EARLIER_RESULT)
-    return priced_answer(asked, output) or priced_answer(asked, material) or counted_answer(asked, output)
+    found = priced_answer(asked, output) or priced_answer(asked, material) or counted_answer(asked, output)
+    return found or language_answer(asked, output)
 
 
 class SpecialistModel(Model):

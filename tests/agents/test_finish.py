@@ -5,6 +5,7 @@ from __future__ import annotations
 from smolcrew.agents.finish import (
     computed,
     counted_answer,
+    language_answer,
     output_text,
     per_file_text,
     priced_answer,
@@ -87,3 +88,14 @@ def test_a_calculation_the_table_tool_already_did_is_not_done_again() -> None:
     ranked = {"answer": "Riverside", "answer_text": "Riverside (sum of revenue 45000, the highest)", "operation": "max"}
     assert computed("Which branch contributes the largest share of that total?", ranked)  # named: nothing to work out
     assert not computed("what share of the total is the largest branch?", ranked)
+
+
+def test_the_language_a_detector_named_is_said_plainly_when_that_is_what_is_asked() -> None:
+    found = {"language": "sv", "name": "Swedish", "confidence": 0.99, "candidates": [], "model": "lingua"}
+    assert (
+        language_answer("OOPS, I MEANT THIS: 'JAG SKULLE VILJA HA EN KOPP KAFFE, TACK.'", found)
+        == "It is Swedish (sv)."
+    )
+    assert language_answer("which language is 'tack så mycket'?", found) == "It is Swedish (sv)."
+    assert language_answer("how sure is it?", found) is None  # another question on the output: the model's
+    assert language_answer("I meant this one", {"text": "hej"}) is None
