@@ -17,7 +17,7 @@ from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.models import Model
 from smolagents.monitoring import LogLevel
 
-from smolcrew.agents.dispatch import Embedder, nearest_tools
+from smolcrew.agents.dispatch import Embedder, file_kinds, files_named, nearest_tools
 from smolcrew.agents.sandbox import SandboxedExecutor
 from smolcrew.agents.specialist_model import specialist_model
 from smolcrew.agents.specialists import SPECIALISTS, Specialist
@@ -83,11 +83,14 @@ class SpecialistAgent(FreshCodeAgent):
     embed: Embedder | None = None
 
     def lacking(self, task: str) -> type[Tool] | None:
-        """The missing tool nearest `task`, when it is nearer than every tool offered ("generate an image of a
-        bicycle" with no text-to-image model): the run says so rather than have the model answer without it."""
+        """The missing tool nearest `task`, when it is nearer than every tool offered and the task names no file
+        an offered tool takes ("generate an image of a bicycle" with no text-to-image model): the run says so
+        rather than have the model answer without it."""
         if not self.missing or self.embed is None:
             return None
         offered = [tool for name, tool in self.tools.items() if name != "final_answer"]
+        if {kind for _, kind in files_named(task)} & file_kinds(offered):
+            return None  # "make logo.png twice as big": a tool here takes the file it names
         nearest = nearest_tools(task, [*offered, *self.missing], self.embed, k=1)
         return nearest[0] if nearest and nearest[0] in self.missing else None
 

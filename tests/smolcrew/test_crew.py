@@ -78,7 +78,9 @@ def test_a_request_for_a_tool_whose_model_cannot_load_says_so_instead_of_answeri
         result.error
     )
     assert "[models]" in str(result.error)  # and what to do about it
-    assert crew.team.specialists["generation"].lacking("make logo.png twice as big") is None  # upscale_image does
+    generation = crew.team.specialists["generation"]
+    assert generation.lacking("make logo.png twice as big") is None  # upscale_image takes the file
+    assert generation.lacking("paint logo.png as a watercolour") is None  # upscale_image takes it: the model picks
 
 
 def test_multi_step_request_runs_specialists_in_order_passing_results(scripted_crew: Callable[..., Crew]) -> None:
