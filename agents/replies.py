@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LISTED",
+    "SENTENCE_BREAK",
     "ReplyDetector",
     "acknowledgement",
     "language_named",
@@ -362,7 +363,8 @@ def said_back(question: str, facts: list[str], *, closest: bool = True) -> str |
 
 _CLAUSE = re.compile(r"[,;.!?:]|\b(?:and|but)\b", re.I)
 _DIGITS = re.compile(r"\d[\d,.]*")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+"""Where a sentence ends and the next begins."""
 _FILLER_WORDS = (
     "not too much so if all ever must very just really be been it its is that this there have has had would could "
     "should can will kind bother sorry thank thanks please hope still know again remember some any also as than then "
@@ -379,8 +381,9 @@ def missed_fact(question: str, answer: str, facts: list[str]) -> str | None:
     Nair."). None when the reply has them, or states a figure no fact or the question holds (it worked one out:
     "how old will I be next year?" + "I'm 34" -> "You'll be 35.")."""
     asked, said = _content_words(question) - _FILLER, _content_words(answer)
+    sentences = [sentence for fact in facts for sentence in SENTENCE_BREAK.split(fact)]
     clauses = [(len(asked & _content_words(part)), sentence, _content_words(part) - asked - _FILLER)
-               for fact in facts for sentence in _SENTENCE.split(fact) for part in _CLAUSE.split(sentence)]  # fmt: skip
+               for sentence in sentences for part in _CLAUSE.split(sentence)]  # fmt: skip
     most = max((shared for shared, _, _ in clauses), default=0)
     closest = [(sentence, news) for shared, sentence, news in clauses if shared == most and news]
     told = "".join(facts) + question

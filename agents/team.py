@@ -133,11 +133,23 @@ class Team:
                     tool.context = dataclasses.replace(tool.context, roots=roots)
 
 
-def _embedder(pool: PipelinePool) -> Embedder:
-    """The pool's sentence embedder, loaded on the first direct-dispatch decision, not at team building."""
+def _embedder(pool: PipelinePool, keep: int = 4096) -> Embedder:
+    """The pool's sentence embedder, loaded on the first direct-dispatch decision, not at team building. It keeps
+    the vectors of the first `keep` texts it meets: the tools' descriptions and examples, ranked against every
+    step, are embedded once, not on each step."""
+    import numpy as np
+
+    seen: dict[str, Any] = {}
 
     def embed(texts: list[str]) -> Any:
-        return pool.get("embeddings").encode(texts, normalize_embeddings=True)
+        if not texts:
+            return pool.get("embeddings").encode([], normalize_embeddings=True)
+        new = list(dict.fromkeys(text for text in texts if text not in seen))
+        vectors = pool.get("embeddings").encode(new, normalize_embeddings=True) if new else []
+        if len(seen) < keep:
+            seen.update(zip(new, vectors, strict=True))
+        fresh = dict(zip(new, vectors, strict=True))
+        return np.stack([seen[text] if text in seen else fresh[text] for text in texts])
 
     return embed
 
@@ -163,9 +175,10 @@ def _specialist(
     for tool in tools:
         if isinstance(tool, CheckedTool):
             tool.around_call = slot.around_tool_call  # every call recorded (audit, replay)
+    embed = _embedder(pool)
     agent = SpecialistAgent(
         tools=tools,
-        model=specialist_model(model, tools, _embedder(pool)),
+        model=specialist_model(model, tools, embed),
         prompt_templates=compact_prompts(),
         name=spec.name,
         description=spec.description,
@@ -179,7 +192,7 @@ def _specialist(
     agent.slot = slot
     offered = {tool.name for tool in tools}
     agent.missing = tuple(factory for factory in spec.tool_factories if factory.name not in offered)
-    agent.embed = _embedder(pool)
+    agent.embed = embed
     return agent
 
 

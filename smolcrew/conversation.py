@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from smolcrew.agents.calculation import asks_calculation
 from smolcrew.agents.corrections import language_asked, substituted
 from smolcrew.agents.dispatch import EARLIER_REQUEST, EARLIER_RESULT, asks_question
-from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, edited_list, new_words
+from smolcrew.agents.replies import ACKNOWLEDGED, LISTED, SENTENCE_BREAK, edited_list, new_words
 from smolcrew.agents.steps import self_corrected
 from smolcrew.answering import RELEVANT, REPLY_AGENT
 from smolcrew.tools.arithmetic import conversion_in
@@ -48,7 +48,6 @@ __all__ = [
 ANSWER_CHARS = 400
 TOOL_CHARS = 600
 FACTS_KEPT = 30
-_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 
 _REFERS = re.compile(
     r"\b(?:(?:that|this)(?!\s+(?:week|month|year|morning|afternoon|evening|weekend|time|way)\b)|it|them|those|"
@@ -149,7 +148,7 @@ def stated(turns: list[tuple[str, RunResult]]) -> list[str]:
 
     said = [_said(message) for message, result in turns if result.mode == "reply"]
     facts: list[str] = []
-    told = (" ".join(s for s in _SENTENCES.split(text) if not s.rstrip().endswith("?")) for text in said)
+    told = (" ".join(s for s in SENTENCE_BREAK.split(text) if not s.rstrip().endswith("?")) for text in said)
     for fact in (in_digits(text, threshold=3) for text in told if text):
         listed = next((i for i in reversed(range(len(facts))) if LISTED.match(facts[i])), None)
         if listed is not None and (edited := edited_list(facts[listed], fact)) is not None:

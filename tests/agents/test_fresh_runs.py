@@ -18,3 +18,28 @@ def test_a_new_run_cannot_read_the_last_runs_variables() -> None:
     second = agent.run("second", return_full_result=True)
     assert second.output != "the first user"
     assert "secret" in str(agent.memory.steps[1].error)  # the name is simply not defined
+
+
+def test_the_team_embedder_embeds_each_text_once() -> None:
+    import numpy as np
+
+    from smolcrew.agents.team import _embedder
+
+    encoded: list[list[str]] = []
+
+    class Encoder:
+        def encode(self, texts: list[str], normalize_embeddings: bool) -> np.ndarray:
+            encoded.append(list(texts))
+            return np.array([[float(len(text)), 1.0] for text in texts])
+
+    class Pool:
+        def get(self, role: str) -> Encoder:
+            return Encoder()
+
+    embed = _embedder(Pool(), keep=3)  # type: ignore[arg-type]
+    first = embed(["a tool", "an example", "a step"])
+    again = embed(["a tool", "another step", "a tool"])
+    assert encoded == [["a tool", "an example", "a step"], ["another step"]]  # the tool's text is not encoded again
+    assert np.array_equal(again, np.array([[6.0, 1.0], [12.0, 1.0], [6.0, 1.0]])) and first.shape == (3, 2)
+    embed(["another step"])
+    assert encoded[-1] == ["another step"]  # past `keep` texts nothing more is kept
